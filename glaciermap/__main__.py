@@ -1,0 +1,5 @@
+import sys
+
+from glaciermap.cli import main
+
+sys.exit(main())

@@ -1,0 +1,119 @@
+"""Load and validate the workflow configuration.
+
+The JSON schema (``schemas/config.schema.yaml``) is the single description of
+every key; the Snakefile validates with ``snakemake.utils.validate`` and the
+command line with :func:`load_config`. :func:`check_config` adds the checks a
+schema cannot express (files exist, labels refer to each other).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from glaciermap.errors import ConfigError
+
+BANDS = ("blue", "green", "red", "nir")
+
+
+def schema_path() -> Path:
+    """Path of the config JSON schema shipped with the package."""
+    return Path(str(resources.files("glaciermap") / "schemas" / "config.schema.yaml"))
+
+
+def load_schema() -> dict[str, Any]:
+    return yaml.safe_load(schema_path().read_text())
+
+
+def _validator_with_defaults() -> type:
+    """A Draft 2020-12 validator that fills in ``default`` values while validating."""
+    base = jsonschema.Draft202012Validator
+    validate_properties = base.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):  # noqa: ANN001
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if isinstance(sub, Mapping) and "default" in sub:
+                    instance.setdefault(name, copy.deepcopy(sub["default"]))
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(base, {"properties": set_defaults})
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    parts = [str(p) for p in error.absolute_path]
+    return ".".join(parts) if parts else "<top level>"
+
+
+def validate_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Validate ``config`` in place against the schema, fill defaults, and return it."""
+    validator = _validator_with_defaults()(load_schema())
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        best = jsonschema.exceptions.best_match(errors)
+        raise ConfigError(f"config key '{_key_path(best)}': {best.message}")
+    return config
+
+
+def check_config(config: Mapping[str, Any], base_dir: str | Path = ".") -> None:
+    """Checks beyond the schema: referenced files exist and labels are consistent."""
+    base = Path(base_dir)
+    data = config["data"]
+    scenes = data["scenes"]
+    for date, scene in scenes.items():
+        for band in BANDS:
+            source = scene["bands"][band]
+            key = f"data.scenes.{date}.bands.{band}"
+            if isinstance(source, int):
+                if "file" not in scene:
+                    raise ConfigError(
+                        f"config key '{key}': a band index needs 'data.scenes.{date}.file'"
+                    )
+                continue
+            file = source if isinstance(source, str) else source["file"]
+            _require_file(base / file, key)
+        if "file" in scene:
+            _require_file(base / scene["file"], f"data.scenes.{date}.file")
+    ref = data.get("reference_date")
+    if ref is not None and ref not in scenes:
+        raise ConfigError(
+            f"config key 'data.reference_date': '{ref}' is not a scene label ({', '.join(scenes)})"
+        )
+    _require_file(base / data["outlines"]["file"], "data.outlines.file")
+    tiles = data.get("tiles", {})
+    if tiles.get("stride", 1) > tiles.get("size", 128):
+        raise ConfigError("config key 'data.tiles.stride': larger than data.tiles.size")
+    selection = config.get("model_selection", {})
+    winner = selection.get("winner")
+    if winner is not None and winner not in selection.get("models", [winner]):
+        raise ConfigError(
+            f"config key 'model_selection.winner': '{winner}' is not in model_selection.models"
+        )
+    weights = config.get("training", {}).get("encoder_weights")
+    if weights:
+        _require_file(base / weights, "training.encoder_weights")
+
+
+def _require_file(path: Path, key: str) -> None:
+    if not path.is_file():
+        raise ConfigError(f"config key '{key}': file not found: {path}")
+
+
+def load_config(path: str | Path, base_dir: str | Path | None = None) -> dict[str, Any]:
+    """Read a YAML config, validate it, fill defaults and check its files."""
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    if not isinstance(config, dict):
+        raise ConfigError(f"config file {path} does not hold a mapping")
+    validate_config(config)
+    check_config(config, base_dir if base_dir is not None else ".")
+    return config

@@ -1,0 +1,13 @@
+"""Errors that users see: each names the file or config key at fault."""
+
+
+class GlacierMapError(Exception):
+    """Base class of errors caused by bad input (not by bugs)."""
+
+
+class ConfigError(GlacierMapError):
+    """The configuration is invalid; the message names the key."""
+
+
+class InputDataError(GlacierMapError):
+    """A raster or vector input cannot be used; the message names the file."""

@@ -1,0 +1,1 @@
+"""Segmentation models: the nine study architectures behind one registry."""
