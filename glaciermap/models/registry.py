@@ -1,0 +1,130 @@
+"""Build any of the nine study architectures from a :class:`ModelSpec`.
+
+Every model follows the forward contract of ``docs/architecture.md``:
+``forward(x) -> (mask_logits (N, C, H, W), aux_logits (N, 1) or None)`` with
+``C = spec.hparams.out_channels``. Weights start random (``encoder_weights=None``
+for smp; nothing is downloaded); ``spec.encoder_weights`` may name a local file
+loaded by :func:`glaciermap.models.encoder_weights.load_encoder_weights`.
+"""
+
+from __future__ import annotations
+
+import segmentation_models_pytorch as smp
+import torch
+from torch import nn
+
+from glaciermap.errors import ConfigError
+from glaciermap.models.aux_head import smp_aux_params
+from glaciermap.models.encoder_weights import load_encoder_weights
+from glaciermap.models.spec import ModelSpec
+
+# The seven architectures taken from segmentation-models-pytorch.
+SMP_ARCHITECTURES: dict[str, type[nn.Module]] = {
+    "unetplusplus": smp.UnetPlusPlus,
+    "manet": smp.MAnet,
+    "linknet": smp.Linknet,
+    "fpn": smp.FPN,
+    "pspnet": smp.PSPNet,
+    "pan": smp.PAN,
+    "deeplabv3plus": smp.DeepLabV3Plus,
+}
+
+
+# PAN's feature pyramid attention max-pools the stride-16 features three times,
+# so it needs inputs of at least 128 px (8 px at stride 16).
+MIN_INPUT_SIZE = {"pan": 128}
+
+
+def reflect_pad_to(x: torch.Tensor, min_size: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reflect-pad H and W of ``x`` symmetrically up to ``min_size``; return the crop offsets."""
+    top = left = 0
+    # torch's reflect padding must be smaller than the padded dimension: repeat as needed.
+    while x.shape[-2] < min_size or x.shape[-1] < min_size:
+        pad_h = min(max(0, min_size - x.shape[-2]), x.shape[-2] - 1)
+        pad_w = min(max(0, min_size - x.shape[-1]), x.shape[-1] - 1)
+        top, left = top + pad_h // 2, left + pad_w // 2
+        x = nn.functional.pad(
+            x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2), mode="reflect"
+        )
+    return x, (top, left)
+
+
+class SmpSegmenter(nn.Module):
+    """A segmentation-models-pytorch model behind the project's forward contract.
+
+    smp returns ``masks`` alone without ``aux_params`` and ``(masks, labels)``
+    with them; this wrapper always returns the pair (``None`` for no head).
+    Inputs smaller than ``min_size`` are reflect-padded and the logits cropped
+    back, so that every model accepts any multiple of 32 (the aux head then
+    also sees the padded border).
+    """
+
+    def __init__(self, net: nn.Module, min_size: int = 0) -> None:
+        super().__init__()
+        self.net = net
+        self.min_size = min_size
+
+    @property
+    def encoder(self) -> nn.Module:
+        return self.net.encoder
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        height, width = x.shape[-2:]
+        top = left = 0
+        if height < self.min_size or width < self.min_size:
+            x, (top, left) = reflect_pad_to(x, self.min_size)
+        out = self.net(x)
+        masks, aux = (out[0], out[1]) if isinstance(out, tuple) else (out, None)
+        return masks[..., top : top + height, left : left + width], aux
+
+
+def _build_smp(spec: ModelSpec) -> nn.Module:
+    architecture = SMP_ARCHITECTURES[spec.name]
+    try:
+        net = architecture(
+            encoder_name=spec.encoder,
+            encoder_weights=None,
+            in_channels=spec.in_channels,
+            classes=spec.hparams.out_channels,
+            aux_params=smp_aux_params(spec),
+            **spec.extra,
+        )
+    except KeyError as exc:  # smp's message for an unknown encoder
+        raise ConfigError(f"config key 'training.encoder': {exc.args[0]}") from exc
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"model {spec.name!r} with extra options {spec.extra}: {exc}") from exc
+    return SmpSegmenter(net, MIN_INPUT_SIZE.get(spec.name, 0))
+
+
+def _build_architecture(spec: ModelSpec) -> nn.Module:
+    if spec.name in SMP_ARCHITECTURES:
+        return _build_smp(spec)
+    if spec.name == "maresunet":
+        from glaciermap.models.maresunet import build_maresunet
+
+        return build_maresunet(spec)
+    from glaciermap.models.wavemix import build_wavemix
+
+    return build_wavemix(spec)
+
+
+def build_model(spec: ModelSpec) -> nn.Module:
+    """A freshly initialised model for ``spec`` (random weights unless a local file is given).
+
+    The module has ``forward(x) -> (mask_logits, aux_logits | None)`` and, for the
+    models with an encoder, an ``encoder`` attribute.
+    """
+    model = _build_architecture(spec)
+    if spec.encoder_weights:
+        encoder = getattr(model, "encoder", None)
+        if encoder is None:
+            raise ConfigError(
+                f"config key 'training.encoder_weights': {spec.name} has no encoder to load into"
+            )
+        load_encoder_weights(encoder, spec.encoder_weights, spec.in_channels)
+    return model
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    """Number of (trainable) parameters of ``model``."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
