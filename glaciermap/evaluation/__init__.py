@@ -1,0 +1,1 @@
+"""Evaluation: pixel metrics of predicted masks and the threshold baseline."""

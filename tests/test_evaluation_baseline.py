@@ -1,0 +1,93 @@
+"""Threshold baseline: learns to separate bright ice from dark rock, maps a scene."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+from glaciermap.errors import InputDataError
+from glaciermap.evaluation.baseline import (
+    FORMAT,
+    Rule,
+    band_features,
+    fit_rules,
+    load_rules,
+    predict_baseline,
+)
+
+
+def synthetic_scene(size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(4, S, S) blue, green, red, nir: bright ice in the left half, dark rock elsewhere."""
+    rng = np.random.default_rng(seed)
+    ice = np.zeros((size, size), dtype=bool)
+    ice[:, : size // 2] = True
+    bands = np.where(ice, 0.7, 0.15) + rng.normal(0, 0.05, (4, size, size))
+    bands[3] = np.where(ice, 0.5, 0.2) + rng.normal(0, 0.05, (size, size))  # nir
+    return bands.astype(np.float32), ice
+
+
+def test_fit_rules_separates_ice_from_rock():
+    bands, ice = synthetic_scene()
+    features = {k: v.ravel() for k, v in band_features(bands).items()}
+    rules, f1 = fit_rules(features, ice.ravel())
+    assert f1 > 0.95
+    threshold = rules[0].threshold
+    if rules[0].feature in ("blue", "green", "red"):
+        assert rules[0].direction == ">=" and 0.2 < threshold < 0.65
+    # the rules generalise to a second draw of the same scene
+    other, other_ice = synthetic_scene(seed=1)
+    predicted = np.ones(other_ice.shape, dtype=bool)
+    for rule in rules:
+        predicted &= rule.apply(band_features(other))
+    assert (predicted == other_ice).mean() > 0.95
+
+
+def test_fit_rules_refuses_no_glacier():
+    bands, _ = synthetic_scene()
+    features = {k: v.ravel() for k, v in band_features(bands).items()}
+    with pytest.raises(ValueError, match="no glacier"):
+        fit_rules(features, np.zeros(bands[0].size, dtype=bool))
+
+
+def test_predict_baseline_writes_georeferenced_mask(tmp_path):
+    bands, ice = synthetic_scene()
+    bands[:, 0, :4] = np.nan
+    transform = from_origin(480000, 3100000, 30, 30)
+    scene = tmp_path / "scenes" / "oct2000.tif"
+    scene.parent.mkdir()
+    profile = dict(
+        driver="GTiff",
+        width=64,
+        height=64,
+        count=4,
+        dtype="float32",
+        crs="EPSG:32645",
+        transform=transform,
+        nodata=float("nan"),
+    )
+    with rasterio.open(scene, "w", **profile) as dst:
+        dst.write(bands)
+        dst.descriptions = ("blue", "green", "red", "nir")
+    model = tmp_path / "baseline.json"
+    rule = {"feature": "red", "direction": ">=", "threshold": 0.42}
+    model.write_text(json.dumps({"format": FORMAT, "rules": [rule]}))
+    out = tmp_path / "maps" / "baseline" / "mask.tif"
+    predict_baseline(model, scene, out, block_rows=10)
+    with rasterio.open(out) as src:
+        assert src.transform == transform and src.crs.to_epsg() == 32645
+        mask = src.read(1)
+    assert (mask[0, :4] == 255).all()
+    expected = (bands[2] >= 0.42).astype(np.uint8)
+    assert (mask[1:] == expected[1:]).all()
+    assert load_rules(model) == [Rule(**rule)]
+
+
+def test_load_rules_names_bad_file(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"format": "other", "rules": []}))
+    with pytest.raises(InputDataError, match="bad.json"):
+        load_rules(bad)

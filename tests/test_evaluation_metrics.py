@@ -1,0 +1,89 @@
+"""Pixel metrics: hand-computed F1, nodata ignored, region restriction."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+from glaciermap.errors import InputDataError
+from glaciermap.evaluation.metrics import (
+    ConfusionCounts,
+    confusion_counts,
+    evaluate_prediction,
+)
+
+PRED = np.array([[1, 1, 0, 0], [1, 0, 0, 255], [0, 1, 1, 0]], dtype=np.uint8)
+REF = np.array([[1, 0, 0, 1], [1, 1, 0, 1], [255, 1, 0, 0]], dtype=np.uint8)
+
+
+def test_counts_by_hand_ignore_nodata():
+    counts = confusion_counts(PRED, REF)
+    # valid pixels: all but (1,3) (pred nodata) and (2,0) (ref nodata)
+    assert (counts.tp, counts.fp, counts.fn, counts.tn) == (3, 2, 2, 3)
+    scores = counts.scores()
+    assert scores["f1"] == pytest.approx(2 * 3 / (2 * 3 + 2 + 2))
+    assert scores["iou"] == pytest.approx(3 / 7)
+    assert scores["precision"] == pytest.approx(3 / 5)
+    assert scores["recall"] == pytest.approx(3 / 5)
+
+
+def test_counts_restricted_to_where():
+    where = np.zeros(PRED.shape, dtype=bool)
+    where[0] = True
+    counts = confusion_counts(PRED, REF, where)
+    assert (counts.tp, counts.fp, counts.fn, counts.tn) == (1, 1, 1, 1)
+
+
+def test_zero_denominators():
+    nothing = ConfusionCounts(tn=10).scores()
+    assert nothing == {"f1": 1.0, "iou": 1.0, "precision": 1.0, "recall": 1.0}
+    missed = ConfusionCounts(fn=4, tn=6).scores()
+    assert missed["precision"] == 0.0 and missed["recall"] == 0.0 and missed["f1"] == 0.0
+    assert ConfusionCounts().scores()["f1"] is None
+
+
+GRID = from_origin(500000, 3100000, 10, 10)
+
+
+def _write(path, array, transform=GRID):
+    profile = dict(
+        driver="GTiff",
+        width=array.shape[1],
+        height=array.shape[0],
+        count=1,
+        dtype="uint8",
+        crs="EPSG:32645",
+        transform=transform,
+        nodata=255,
+    )
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(array, 1)
+    return path
+
+
+def test_evaluate_prediction_regions(tmp_path):
+    regions = np.array([[3, 3, 3, 3], [1, 1, 0, 0], [1, 1, 2, 2]], dtype=np.uint8)
+    pred = _write(tmp_path / "mask.tif", PRED)
+    ref = _write(tmp_path / "ref.tif", REF)
+    reg = _write(tmp_path / "regions.tif", regions)
+    out = tmp_path / "eval" / "july.json"
+    result = evaluate_prediction(pred, ref, reg, out, run="fpn/x/july/noaug/seed1", date="july")
+    assert json.loads(out.read_text()) == result
+    # test region = row 0: tp 1 fp 1 fn 1 tn 1
+    assert result["test"]["f1"] == pytest.approx(0.5)
+    assert result["test"]["n_pixels"] == 4
+    # train region = (1,0),(1,1),(2,0),(2,1); (2,0) ref nodata -> tp 2 (1,0 and 2,1), fn 1
+    assert (result["train"]["tp"], result["train"]["fn"], result["train"]["fp"]) == (2, 1, 0)
+    assert result["train"]["f1"] == pytest.approx(4 / 5)
+    assert result["date"] == "july"
+
+
+def test_evaluate_prediction_refuses_other_grid(tmp_path):
+    pred = _write(tmp_path / "mask.tif", PRED, from_origin(0, 0, 20, 20))
+    ref = _write(tmp_path / "ref.tif", REF)
+    with pytest.raises(InputDataError, match="ref.tif"):
+        evaluate_prediction(pred, ref, ref)
