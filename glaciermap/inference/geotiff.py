@@ -1,0 +1,78 @@
+"""Write rasters block by block and publish them as Cloud-Optimized GeoTIFFs.
+
+GDAL's COG driver cannot be written by windows, so blocks go to a tiled,
+compressed GeoTIFF next to the output first, which is then translated to a COG
+(internal tiles and overviews) under :func:`atomic_path`: the output appears
+complete or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import rasterio
+import rasterio.shutil
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.errors import NotGeoreferencedWarning
+
+from glaciermap.utils.atomic import atomic_path
+
+COG_BLOCK = 512
+STAGING_BLOCK = 256
+
+
+@contextlib.contextmanager
+def cog_writer(
+    path: str | Path,
+    *,
+    height: int,
+    width: int,
+    dtype: str,
+    nodata: float | int | None,
+    crs: CRS | None,
+    transform: Affine,
+    overview_resampling: str = "nearest",
+    descriptions: tuple[str, ...] = (),
+) -> Iterator[rasterio.io.DatasetWriter]:
+    """Yield a one-band dataset to write by windows; on exit publish ``path`` as a COG."""
+    profile: dict[str, Any] = {
+        "driver": "GTiff",
+        "height": height,
+        "width": width,
+        "count": 1,
+        "dtype": dtype,
+        "nodata": nodata,
+        "crs": crs,
+        "transform": transform,
+        "tiled": True,
+        "blockxsize": STAGING_BLOCK,
+        "blockysize": STAGING_BLOCK,
+        "compress": "deflate",
+        "BIGTIFF": "IF_SAFER",
+    }
+    with atomic_path(path) as final:
+        staging = final.with_name(final.stem + ".staging.tif")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                with rasterio.open(staging, "w", **profile) as dataset:
+                    for i, text in enumerate(descriptions, start=1):
+                        dataset.set_band_description(i, text)
+                    yield dataset
+                rasterio.shutil.copy(
+                    staging,
+                    final,
+                    driver="COG",
+                    COMPRESS="DEFLATE",
+                    PREDICTOR="YES",
+                    BLOCKSIZE=COG_BLOCK,
+                    OVERVIEW_RESAMPLING=overview_resampling.upper(),
+                    BIGTIFF="IF_SAFER",
+                )
+        finally:
+            staging.unlink(missing_ok=True)
