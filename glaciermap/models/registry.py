@@ -9,6 +9,8 @@ loaded by :func:`glaciermap.models.encoder_weights.load_encoder_weights`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import segmentation_models_pytorch as smp
 import torch
 from torch import nn
@@ -16,7 +18,9 @@ from torch import nn
 from glaciermap.errors import ConfigError
 from glaciermap.models.aux_head import smp_aux_params
 from glaciermap.models.encoder_weights import load_encoder_weights
+from glaciermap.models.maresunet import build_maresunet
 from glaciermap.models.spec import ModelSpec
+from glaciermap.models.wavemix import build_wavemix
 
 # The seven architectures taken from segmentation-models-pytorch.
 SMP_ARCHITECTURES: dict[str, type[nn.Module]] = {
@@ -96,16 +100,10 @@ def _build_smp(spec: ModelSpec) -> nn.Module:
     return SmpSegmenter(net, MIN_INPUT_SIZE.get(spec.name, 0))
 
 
-def _build_architecture(spec: ModelSpec) -> nn.Module:
-    if spec.name in SMP_ARCHITECTURES:
-        return _build_smp(spec)
-    if spec.name == "maresunet":
-        from glaciermap.models.maresunet import build_maresunet
-
-        return build_maresunet(spec)
-    from glaciermap.models.wavemix import build_wavemix
-
-    return build_wavemix(spec)
+_PROJECT_ARCHITECTURES: dict[str, Callable[[ModelSpec], nn.Module]] = {
+    "maresunet": build_maresunet,
+    "wavemix": build_wavemix,
+}
 
 
 def build_model(spec: ModelSpec) -> nn.Module:
@@ -114,7 +112,11 @@ def build_model(spec: ModelSpec) -> nn.Module:
     The module has ``forward(x) -> (mask_logits, aux_logits | None)`` and, for the
     models with an encoder, an ``encoder`` attribute.
     """
-    model = _build_architecture(spec)
+    model = (
+        _build_smp(spec)
+        if spec.name in SMP_ARCHITECTURES
+        else _PROJECT_ARCHITECTURES[spec.name](spec)
+    )
     if spec.encoder_weights:
         encoder = getattr(model, "encoder", None)
         if encoder is None:
