@@ -1,0 +1,1 @@
+"""Reporting: the study's tables and figures from the runs' results."""

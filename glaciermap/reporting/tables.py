@@ -1,0 +1,353 @@
+"""Tables 1-3 of the study, from the runs' metrics.json and eval JSON files.
+
+Every table is a CSV (numbers, for programs) and a Markdown file next to it
+(same name, ``.md``; ``mean ± std`` strings, for people). Every table carries a
+row for the threshold baseline (``baseline`` column True) so that the gain of
+each model is visible. Standard deviations are sample standard deviations over
+seeds (ddof=1); they are empty with a single seed.
+
+The stage winners follow the study's criterion: the highest selection score
+(mean validation F1 over the last epochs), averaged over seeds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from glaciermap.errors import InputDataError
+from glaciermap.models.spec import DISPLAY_NAMES, HParams
+from glaciermap.utils.atomic import atomic_path, write_text_atomic
+
+PathLike = str | Path
+BASELINE = "baseline"
+BASELINE_LABEL = "threshold baseline"
+RUN_FIELDS = ("model", "hparams", "dates", "aug", "seed")
+SCORES = ("f1", "iou", "precision", "recall")
+
+
+def read_json(path: PathLike, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise InputDataError(f"cannot read {what} {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InputDataError(f"{what} {path} does not hold a JSON object")
+    return data
+
+
+def parse_run(run: str) -> dict[str, Any]:
+    """``{model}/{hparams}/{dates}/{aug}/seed{seed}`` or ``baseline/{dates}`` as fields."""
+    parts = run.strip("/").split("/")
+    if parts[0] == BASELINE and len(parts) == 2:
+        return {"model": BASELINE, "hparams": "", "dates": parts[1], "aug": "", "seed": 0}
+    if len(parts) != 5 or not parts[4].startswith("seed"):
+        raise ValueError(f"not a run label: {run!r}")
+    model, hparams, dates, aug, seed = parts
+    return {"model": model, "hparams": hparams, "dates": dates, "aug": aug, "seed": int(seed[4:])}
+
+
+def _eval_identity(path: Path, data: dict[str, Any]) -> tuple[str, str]:
+    """(run, date) of ``results/eval/{run}/{date}.json``: stored fields, else the path."""
+    run, date = data.get("run"), data.get("date")
+    if run and date:
+        return run, date
+    parts = path.parts
+    if "eval" not in parts:
+        raise InputDataError(f"{path}: no run/date fields and not under results/eval/")
+    start = len(parts) - 1 - parts[::-1].index("eval")
+    return "/".join(parts[start + 1 : -1]), path.stem
+
+
+# ---------------------------------------------------------------- selection tables
+
+
+def _metrics_row(path: PathLike) -> dict[str, Any]:
+    data = read_json(path, "run metrics")
+    try:
+        run = data["run"]
+        row = {field: run[field] for field in RUN_FIELDS}
+        row.update(
+            selection_score=float(data["selection_score"]),
+            best_val_f1=float(data["best_val_f1"]),
+            epochs=len(data["epochs"]),
+            n_parameters=int(data["n_parameters"]),
+            train_seconds=float(data["train_seconds"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputDataError(f"run metrics {path}: missing or bad field {exc}") from exc
+    return row
+
+
+def _baseline_row(baseline_json: PathLike) -> dict[str, Any]:
+    data = read_json(baseline_json, "threshold baseline")
+    if data.get("val_f1") is None:
+        raise InputDataError(f"threshold baseline {baseline_json}: no val_f1 (fit without --val)")
+    return {
+        "model": BASELINE,
+        "selection_score_mean": float(data["val_f1"]),
+        "best_val_f1_mean": float(data["val_f1"]),
+        "n_seeds": 1,
+        "n_parameters": len(data.get("rules", [])),
+        "train_seconds_mean": float(data.get("fit_seconds", np.nan)),
+        "baseline": True,
+    }
+
+
+def selection_table(
+    metrics_files: Sequence[PathLike], keys: Sequence[str], baseline_json: PathLike
+) -> pd.DataFrame:
+    """Runs grouped by ``keys`` with the selection score's mean and std over seeds.
+
+    Columns: keys, ``n_seeds``, ``selection_score_mean``, ``selection_score_std``,
+    ``best_val_f1_mean``, ``epochs``, ``n_parameters``, ``train_seconds_mean``,
+    ``baseline``; best first, the baseline row last.
+    """
+    if not metrics_files:
+        raise InputDataError("no run metrics.json given for the table")
+    runs = pd.DataFrame([_metrics_row(p) for p in metrics_files])
+    grouped = runs.groupby(list(keys), sort=False)
+    table = grouped.agg(
+        n_seeds=("seed", "nunique"),
+        selection_score_mean=("selection_score", "mean"),
+        selection_score_std=("selection_score", "std"),
+        best_val_f1_mean=("best_val_f1", "mean"),
+        epochs=("epochs", "max"),
+        n_parameters=("n_parameters", "max"),
+        train_seconds_mean=("train_seconds", "mean"),
+    ).reset_index()
+    table["baseline"] = False
+    table = table.sort_values(
+        ["selection_score_mean", "selection_score_std"], ascending=[False, True], kind="stable"
+    )
+    baseline = pd.DataFrame([_baseline_row(baseline_json)])
+    return pd.concat([table, baseline], ignore_index=True)
+
+
+def build_table1(
+    metrics_files: Sequence[PathLike], baseline_json: PathLike, out_csv: PathLike
+) -> pd.DataFrame:
+    """Table 1 (model selection): one row per architecture, written to CSV and ``.md``.
+
+    ``metrics_files``: the model-selection runs' ``metrics.json`` (all seeds);
+    ``baseline_json``: the fitted threshold baseline (with ``val_f1``).
+    """
+    table = selection_table(metrics_files, ["model", "hparams"], baseline_json)
+    table.insert(0, "architecture", [_display_name(m) for m in table["model"]])
+    _write_table(table, out_csv, _selection_markdown(table, ["architecture", "hparams"]))
+    return table
+
+
+def build_table2(
+    metrics_files: Sequence[PathLike], baseline_json: PathLike, out_csv: PathLike
+) -> pd.DataFrame:
+    """Table 2 (hyperparameter grid): one row per grid cell of the winning model."""
+    table = selection_table(metrics_files, ["model", "hparams"], baseline_json)
+    cells = [HParams.from_slug(s) if s else None for s in table["hparams"].fillna("")]
+    table.insert(2, "dropout", [c.dropout if c else np.nan for c in cells])
+    table.insert(3, "activation", [c.activation if c else "" for c in cells])
+    table.insert(4, "pooling", [c.pooling if c else "" for c in cells])
+    columns = ["model", "dropout", "activation", "pooling"]
+    _write_table(table, out_csv, _selection_markdown(table, columns))
+    return table
+
+
+def build_table_augmentation(
+    metrics_files: Sequence[PathLike], baseline_json: PathLike, out_csv: PathLike
+) -> pd.DataFrame:
+    """Augmentation table: the winning model and cell with each augmentation mode."""
+    table = selection_table(metrics_files, ["model", "hparams", "aug"], baseline_json)
+    _write_table(table, out_csv, _selection_markdown(table, ["model", "hparams", "aug"]))
+    return table
+
+
+def _display_name(model: str) -> str:
+    return BASELINE_LABEL if model == BASELINE else DISPLAY_NAMES.get(model, model)
+
+
+def _winner(table_csv: PathLike, column: str) -> str:
+    try:
+        table = pd.read_csv(table_csv, keep_default_na=False, na_values=[""])
+        runs = table[~table["baseline"].astype(bool)]
+        runs = runs.sort_values(
+            ["selection_score_mean", "selection_score_std", column],
+            ascending=[False, True, True],
+            na_position="last",
+            kind="stable",
+        )
+    except (OSError, ValueError, KeyError, pd.errors.ParserError) as exc:
+        raise InputDataError(f"cannot read selection table {table_csv}: {exc}") from exc
+    if runs.empty or pd.isna(runs["selection_score_mean"].iloc[0]):
+        raise InputDataError(f"selection table {table_csv} has no model run")
+    return str(runs[column].iloc[0])
+
+
+def winner_model(table1_csv: PathLike) -> str:
+    """The ``{model}`` wildcard with the best mean selection score in Table 1."""
+    return _winner(table1_csv, "model")
+
+
+def winner_hparams(table2_csv: PathLike) -> str:
+    """The ``{hparams}`` slug (e.g. ``dropout0.5-sigmoid-mean``) that wins Table 2."""
+    return _winner(table2_csv, "hparams")
+
+
+def winner_aug(table_augmentation_csv: PathLike) -> str:
+    """The ``{aug}`` mode (``noaug``, ``aug-concat``, ``aug-online``) that wins."""
+    return _winner(table_augmentation_csv, "aug")
+
+
+# ---------------------------------------------------------------- table 3
+
+
+def _eval_rows(path: PathLike) -> list[dict[str, Any]]:
+    path = Path(path)
+    data = read_json(path, "evaluation")
+    run, date = _eval_identity(path, data)
+    try:
+        fields = parse_run(run)
+    except ValueError as exc:
+        raise InputDataError(f"evaluation {path}: {exc}") from exc
+    rows = []
+    for region in ("test", "train"):
+        if region not in data:
+            raise InputDataError(f"evaluation {path}: no '{region}' region")
+        for metric in SCORES:
+            value = data[region].get(metric)
+            rows.append(
+                {
+                    **fields,
+                    "date": date,
+                    "region": region,
+                    "metric": metric,
+                    "value": np.nan if value is None else float(value),
+                }
+            )
+    return rows
+
+
+def table3_long(
+    eval_files: Sequence[PathLike], baseline_eval_files: Sequence[PathLike]
+) -> pd.DataFrame:
+    """Long form: trained_on x model x date x region x metric with mean/std over seeds."""
+    files = list(eval_files) + list(baseline_eval_files)
+    if not eval_files:
+        raise InputDataError("no evaluation JSON given for table 3")
+    if not baseline_eval_files:
+        raise InputDataError("no baseline evaluation JSON given for table 3")
+    values = pd.DataFrame([row for path in files for row in _eval_rows(path)])
+    keys = ["dates", "model", "hparams", "aug", "date", "region", "metric"]
+    long = (
+        values.groupby(keys, sort=False)["value"]
+        .agg(mean="mean", std="std", n_seeds="count")
+        .reset_index()
+        .rename(columns={"dates": "trained_on"})
+    )
+    long["baseline"] = long["model"] == BASELINE
+    return long
+
+
+def build_table3(
+    eval_files: Sequence[PathLike],
+    baseline_eval_files: Sequence[PathLike],
+    out_csv: PathLike,
+    out_long_csv: PathLike,
+) -> pd.DataFrame:
+    """Table 3: F1 on the test region per evaluated date, one row per training set.
+
+    ``eval_files``: ``results/eval/{run}/{date}.json`` of the final runs (every
+    seed, every date); ``baseline_eval_files``: the baseline's eval JSONs (run
+    label ``baseline/{dates}``). Rows keep the input order of training sets.
+    ``out_csv`` has ``f1_{date}_mean`` / ``f1_{date}_std`` columns;
+    ``out_long_csv`` holds F1, IoU, precision and recall for the test and train
+    regions. Both are also written as Markdown.
+    """
+    long = table3_long(eval_files, baseline_eval_files)
+    test_f1 = long[(long["region"] == "test") & (long["metric"] == "f1")]
+    row_keys = ["trained_on", "model", "hparams", "aug", "baseline"]
+    dates = list(dict.fromkeys(test_f1["date"]))
+    table = test_f1[row_keys].drop_duplicates().reset_index(drop=True)
+    table.insert(1, "n_seeds", 0)
+    markdown_rows = []
+    for i, row in table.iterrows():
+        cells = test_f1[(test_f1[row_keys] == row[row_keys]).all(axis=1)]
+        table.loc[i, "n_seeds"] = int(cells["n_seeds"].max())
+        md = {
+            "trained on": row["trained_on"].replace("+", " + "),
+            "model": _display_name(row["model"]),
+            "hyperparameters": row["hparams"],
+            "augmentation": row["aug"],
+        }
+        for date in dates:
+            cell = cells[cells["date"] == date]
+            mean = cell["mean"].iloc[0] if len(cell) else np.nan
+            std = cell["std"].iloc[0] if len(cell) else np.nan
+            table.loc[i, f"f1_{date}_mean"] = mean
+            table.loc[i, f"f1_{date}_std"] = std
+            md[f"F1 {date} test"] = _mean_std(mean, std)
+        md["seeds"] = int(table.loc[i, "n_seeds"])
+        markdown_rows.append(md)
+    table = pd.concat([table[~table["baseline"]], table[table["baseline"]]], ignore_index=True)
+    order = [r for r in markdown_rows if r["model"] != BASELINE_LABEL]
+    order += [r for r in markdown_rows if r["model"] == BASELINE_LABEL]
+    _write_table(table, out_csv, pd.DataFrame(order).to_markdown(index=False))
+    long_md = long.assign(
+        model=[_display_name(m) for m in long["model"]],
+        **{"mean ± std": [_mean_std(m, s) for m, s in zip(long["mean"], long["std"], strict=True)]},
+    ).drop(columns=["mean", "std", "baseline"])
+    _write_table(long, out_long_csv, long_md.to_markdown(index=False))
+    return table
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _mean_std(mean: float, std: float, digits: int = 3) -> str:
+    if pd.isna(mean):
+        return "–"
+    if pd.isna(std):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _selection_markdown(table: pd.DataFrame, label_columns: list[str]) -> str:
+    rows = []
+    for _, row in table.iterrows():
+        out = {c: ("" if pd.isna(row[c]) else row[c]) for c in label_columns}
+        if "model" in out:
+            out["model"] = _display_name(row["model"])
+        if row["baseline"]:
+            out[label_columns[0]] = BASELINE_LABEL
+            out.update({c: "" for c in label_columns[1:]})
+        out["selection score (val F1)"] = _mean_std(
+            row["selection_score_mean"], row["selection_score_std"]
+        )
+        out["seeds"] = int(row["n_seeds"])
+        out["epochs"] = "" if pd.isna(row["epochs"]) else int(row["epochs"])
+        out["parameters"] = _parameters(row["n_parameters"], bool(row["baseline"]))
+        out["training time (s)"] = (
+            "" if pd.isna(row["train_seconds_mean"]) else f"{row['train_seconds_mean']:.1f}"
+        )
+        rows.append(out)
+    return pd.DataFrame(rows).to_markdown(index=False)
+
+
+def _parameters(n: float, baseline: bool) -> str:
+    if pd.isna(n):
+        return ""
+    if baseline:
+        return f"{int(n)} thresholds"
+    return f"{n / 1e6:.1f} M"
+
+
+def _write_table(table: pd.DataFrame, out_csv: PathLike, markdown: str) -> None:
+    """Write ``table`` to ``out_csv`` and ``markdown`` next to it (``.md``), atomically."""
+    out_csv = Path(out_csv)
+    with atomic_path(out_csv) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.10g")
+    write_text_atomic(out_csv.with_suffix(".md"), markdown + "\n")
