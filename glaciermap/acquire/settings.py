@@ -1,0 +1,163 @@
+"""The validated ``acquire:`` config section as typed values.
+
+The acquire rules write the files that the rest of the workflow reads:
+``data.scenes.{date}.file`` for every label in ``acquire.dates`` and
+``data.outlines.file``. :func:`acquired_files` lists them so that config checks
+can accept files that do not exist yet.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from glaciermap.config import BANDS
+from glaciermap.errors import ConfigError
+
+# Sentinel-2 assets in the order of glaciermap.config.BANDS (blue, green, red, nir).
+SENTINEL2_BANDS = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08"}
+
+
+@dataclass(frozen=True)
+class DateWindow:
+    """The search window of one date label, both ends included."""
+
+    label: str
+    start: dt.date
+    end: dt.date
+
+    @property
+    def middle(self) -> dt.datetime:
+        start = dt.datetime.combine(self.start, dt.time(0), tzinfo=dt.UTC)
+        end = dt.datetime.combine(self.end, dt.time(0), tzinfo=dt.UTC) + dt.timedelta(days=1)
+        return start + (end - start) / 2
+
+    @property
+    def interval(self) -> str:
+        """The STAC ``datetime`` parameter covering whole days."""
+        return f"{self.start.isoformat()}T00:00:00Z/{self.end.isoformat()}T23:59:59Z"
+
+    def contains(self, when: dt.datetime) -> bool:
+        return self.start <= when.astimezone(dt.UTC).date() <= self.end
+
+
+@dataclass(frozen=True)
+class AreaSpec:
+    """The area of interest: a lon/lat bbox, or the envelope of some glaciers' outlines."""
+
+    bbox: tuple[float, float, float, float] | None
+    glaciers: tuple[str, ...] | None
+    buffer_m: float
+
+
+@dataclass(frozen=True)
+class OutlineSource:
+    source: str  # "glims_wfs" | "file"
+    url: str
+    layer: str
+    file: str | None
+
+
+@dataclass(frozen=True)
+class AcquireSettings:
+    endpoint: str
+    collection: str
+    area: AreaSpec
+    windows: tuple[DateWindow, ...]
+    max_cloud: float
+    assets: dict[str, str]
+    crs: str | None
+    resolution: float
+    boa_offset: str | float
+    timeout_s: float
+    retries: int
+    outlines: OutlineSource
+
+    def window(self, label: str) -> DateWindow:
+        for window in self.windows:
+            if window.label == label:
+                return window
+        raise ConfigError(f"config key 'acquire.dates': no window for date label '{label}'")
+
+
+def parse_window(label: str, text: str) -> DateWindow:
+    """``"2023-07-01..2023-07-31"`` -> DateWindow."""
+    key = f"acquire.dates.{label}"
+    try:
+        first, last = text.split("..")
+        start, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+    except ValueError as exc:
+        raise ConfigError(
+            f"config key '{key}': not a window 'YYYY-MM-DD..YYYY-MM-DD': {text}"
+        ) from exc
+    if end < start:
+        raise ConfigError(f"config key '{key}': the window ends before it starts: {text}")
+    return DateWindow(label, start, end)
+
+
+def acquire_settings(config: Mapping[str, Any]) -> AcquireSettings:
+    """Typed view of a validated config's ``acquire:`` section (defaults filled by the schema)."""
+    section = config.get("acquire") or {}
+    if not section.get("enabled"):
+        raise ConfigError("config key 'acquire.enabled': the acquire section is not enabled")
+    aoi = section["aoi"]
+    bbox = tuple(float(v) for v in aoi["bbox"]) if "bbox" in aoi else None
+    if bbox is not None and not (bbox[0] < bbox[2] and bbox[1] < bbox[3]):
+        raise ConfigError(f"config key 'acquire.aoi.bbox': not [west, south, east, north]: {bbox}")
+    glaciers = tuple(aoi["glaciers"]) if "glaciers" in aoi else None
+    outlines = section.get("outlines", {})
+    if outlines.get("source") == "file" and not outlines.get("file"):
+        raise ConfigError("config key 'acquire.outlines.file': required when source is 'file'")
+    return AcquireSettings(
+        endpoint=section["endpoint"],
+        collection=section["collection"],
+        area=AreaSpec(bbox, glaciers, float(aoi.get("buffer_m", 0.0))),
+        windows=tuple(parse_window(label, text) for label, text in section["dates"].items()),
+        max_cloud=float(section["max_cloud"]),
+        assets=dict(section["assets"]),
+        crs=section.get("crs"),
+        resolution=float(section["resolution"]),
+        boa_offset=section["boa_offset"],
+        timeout_s=float(section["timeout_s"]),
+        retries=int(section["retries"]),
+        outlines=OutlineSource(
+            source=outlines.get("source", "glims_wfs"),
+            url=outlines.get("url", ""),
+            layer=outlines.get("layer", ""),
+            file=outlines.get("file"),
+        ),
+    )
+
+
+def scene_targets(config: Mapping[str, Any]) -> dict[str, str]:
+    """Date label -> the scene file the acquire rule writes (``data.scenes.{label}.file``).
+
+    The downloaded scene holds blue, green, red, nir as bands 1-4 in reflectance
+    units, so the scene entry must read it that way.
+    """
+    scenes = config["data"]["scenes"]
+    targets = {}
+    for label in (config.get("acquire") or {}).get("dates", {}):
+        key = f"data.scenes.{label}"
+        if label not in scenes or "file" not in scenes[label]:
+            raise ConfigError(f"config key '{key}.file': needed for the downloaded scene '{label}'")
+        scene = scenes[label]
+        expected = {band: i for i, band in enumerate(BANDS, start=1)}
+        if dict(scene["bands"]) != expected:
+            raise ConfigError(f"config key '{key}.bands': a downloaded scene has bands {expected}")
+        if scene.get("product", "generic") != "generic":
+            raise ConfigError(
+                f"config key '{key}.product': a downloaded scene is already reflectance: "
+                "use 'generic' (the L2A offset is applied while downloading)"
+            )
+        targets[label] = scene["file"]
+    return targets
+
+
+def acquired_files(config: Mapping[str, Any]) -> set[str]:
+    """Paths that the acquire rules produce (empty when acquiring is disabled)."""
+    if not (config.get("acquire") or {}).get("enabled"):
+        return set()
+    return {*scene_targets(config).values(), config["data"]["outlines"]["file"]}
