@@ -1,0 +1,128 @@
+"""The change figure: predicted glacier outlines of two dates over the RGB image.
+
+Glacier lost between the dates is filled red, glacier gained blue; the earlier
+date's outline is drawn in yellow and the later in cyan, over the later date's
+RGB image. With one date the figure shows that date's outline and glacier
+area over its image. Rasters are read decimated so that the figure's cost does
+not grow with the scene.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from rasterio.enums import Resampling
+from rasterio.errors import NotGeoreferencedWarning
+
+from glaciermap.errors import InputDataError
+from glaciermap.inference.areas import row_pixel_areas_km2
+from glaciermap.utils.atomic import atomic_path
+
+MAX_SIDE = 1200
+LOST = (0.85, 0.1, 0.1, 0.6)
+GAINED = (0.1, 0.35, 0.95, 0.6)
+OUTLINE_COLOURS = ("yellow", "cyan")
+
+
+def _shape(dataset: rasterio.DatasetReader) -> tuple[int, int]:
+    scale = max(1.0, max(dataset.height, dataset.width) / MAX_SIDE)
+    return max(1, round(dataset.height / scale)), max(1, round(dataset.width / scale))
+
+
+def _read(path: Path, shape: tuple[int, int], indexes: list[int] | int, resampling: Resampling):
+    if not Path(path).is_file():
+        raise InputDataError(f"figure input not found: {path}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(path) as dataset:
+            out_shape = (len(indexes), *shape) if isinstance(indexes, list) else shape
+            return dataset.read(indexes, out_shape=out_shape, resampling=resampling)
+
+
+def rgb_image(scene_path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """(h, w, 3) display RGB of a blue/green/red/nir scene, 2-98 % stretch per band."""
+    bands = _read(scene_path, shape, [3, 2, 1], Resampling.average).astype(np.float32)
+    rgb = np.zeros((*shape, 3), np.float32)
+    for i, band in enumerate(bands):
+        finite = band[np.isfinite(band)]
+        if finite.size:
+            low, high = np.percentile(finite, (2, 98))
+            rgb[..., i] = np.clip((band - low) / max(high - low, 1e-6), 0, 1)
+    return np.nan_to_num(rgb)
+
+
+def _glacier_area_km2(mask_path: Path) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(mask_path) as dataset:
+            pixel = row_pixel_areas_km2(dataset.transform, dataset.crs, dataset.height)
+            return float(((dataset.read(1) == 1) * pixel[:, None]).sum())
+
+
+def change_figure(
+    scene_path: str | Path,
+    mask_paths: Sequence[str | Path],
+    dates: Sequence[str],
+    out_path: str | Path,
+    title: str = "",
+) -> None:
+    """Draw one or two dates' masks (``mask_paths`` in date order) over ``scene_path``."""
+    if len(mask_paths) not in (1, 2) or len(dates) != len(mask_paths):
+        raise InputDataError("a change figure needs one or two masks, one date label each")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(scene_path) as scene:
+            shape = _shape(scene)
+            left, bottom, right, top = scene.bounds
+    extent = (left, right, bottom, top)
+    masks = [_read(Path(p), shape, 1, Resampling.nearest) == 1 for p in mask_paths]
+    areas = [_glacier_area_km2(Path(p)) for p in mask_paths]
+
+    # Figure without pyplot: no global state, no GUI backend needed.
+    figure = Figure(figsize=(9, 9 * shape[0] / shape[1] + 0.8))
+    axes = figure.subplots()
+    axes.imshow(rgb_image(Path(scene_path), shape), extent=extent, origin="upper")
+    handles = []
+    if len(masks) == 2:
+        overlay = np.zeros((*shape, 4), np.float32)
+        overlay[masks[0] & ~masks[1]] = LOST
+        overlay[masks[1] & ~masks[0]] = GAINED
+        axes.imshow(overlay, extent=extent, origin="upper", interpolation="nearest")
+        change = areas[1] - areas[0]
+        handles += [
+            Patch(color=LOST, label=f"lost {dates[0]} → {dates[1]}"),
+            Patch(color=GAINED, label=f"gained {dates[0]} → {dates[1]}"),
+        ]
+        subtitle = (
+            f"{dates[0]}: {areas[0]:.2f} km², {dates[1]}: {areas[1]:.2f} km², "
+            f"change {change:+.2f} km²"
+        )
+    else:
+        fill = np.zeros((*shape, 4), np.float32)
+        fill[masks[0]] = (1.0, 1.0, 1.0, 0.25)
+        axes.imshow(fill, extent=extent, origin="upper", interpolation="nearest")
+        subtitle = f"{dates[0]}: glacier area {areas[0]:.2f} km² (one date, no change to show)"
+    for mask, date, colour in zip(masks, dates, OUTLINE_COLOURS, strict=False):
+        if mask.any() and not mask.all():
+            axes.contour(
+                mask.astype(np.uint8),
+                levels=[0.5],
+                colors=[colour],
+                linewidths=0.8,
+                extent=extent,
+                origin="upper",
+            )
+        handles.append(Patch(facecolor="none", edgecolor=colour, label=f"outline {date}"))
+    axes.legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.8)
+    axes.set_title(f"{title}\n{subtitle}" if title else subtitle, fontsize=10)
+    axes.set_xlabel("x (scene CRS)")
+    axes.set_ylabel("y (scene CRS)")
+    figure.tight_layout()
+    with atomic_path(out_path) as tmp:
+        figure.savefig(tmp, dpi=120)

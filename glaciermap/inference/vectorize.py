@@ -1,0 +1,131 @@
+"""Glacier outlines from a mask: one polygon per connected glacier area.
+
+Pixels are joined through their edges (4-connectivity), so that every polygon
+is a simple shape: diagonal neighbours are separate glaciers. Holes (nunataks,
+rock inside the ice) are kept; areas below ``min_area_km2`` are dropped as
+specks. The area of each polygon is computed in km2 in an equal-area sense:
+in the CRS's own units when it is projected, in the local UTM zone when it is
+geographic, and left unknown (NaN, with a warning) without a CRS.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import rasterio
+import rasterio.features
+import shapely
+from rasterio.errors import NotGeoreferencedWarning
+from shapely.geometry import shape
+
+from glaciermap.errors import InputDataError
+from glaciermap.utils.atomic import atomic_path
+
+log = logging.getLogger(__name__)
+
+LAYER = "outlines"
+COLUMNS = ["area_km2", "date", "model", "run"]
+
+
+def polygon_areas_km2(outlines: gpd.GeoSeries) -> np.ndarray:
+    """Area of each geometry in km2; NaN when the series has no CRS."""
+    if outlines.crs is None:
+        return np.full(len(outlines), np.nan)
+    if outlines.crs.is_geographic:
+        outlines = outlines.to_crs(outlines.estimate_utm_crs())
+    metres = outlines.crs.axis_info[0].unit_conversion_factor
+    return outlines.area.to_numpy() * metres**2 / 1e6
+
+
+def mask_to_outlines(
+    mask: np.ndarray,
+    transform: rasterio.Affine,
+    crs: rasterio.crs.CRS | None,
+    *,
+    min_area_km2: float = 0.0,
+    date: str = "",
+    model: str = "",
+    run: str = "",
+) -> gpd.GeoDataFrame:
+    """Polygons of the pixels equal to 1 in ``mask`` (other values are background)."""
+    glacier = mask == 1
+    polygons = [
+        shape(geom)
+        for geom, _ in rasterio.features.shapes(
+            glacier.astype(np.uint8), mask=glacier, connectivity=4, transform=transform
+        )
+    ]
+    # GDAL may write a ring touching itself instead of a hole touching the shell.
+    polygons = [p if p.is_valid else shapely.make_valid(p) for p in polygons]
+    series = gpd.GeoSeries(polygons, crs=crs).explode(index_parts=False)
+    series = series[series.geom_type == "Polygon"].reset_index(drop=True)
+    areas = polygon_areas_km2(series)
+    if np.isnan(areas).any() and len(series):
+        log.warning("no CRS: outline areas in km2 are unknown and specks are not removed")
+    keep = ~(areas < min_area_km2)  # NaN areas are kept
+    outlines = gpd.GeoDataFrame(
+        {
+            "area_km2": areas[keep],
+            "date": date,
+            "model": model,
+            "run": run,
+        },
+        geometry=series[keep].to_numpy(),
+        crs=crs,
+    )
+    dropped = int((~keep).sum())
+    if dropped:
+        log.info("dropped %d specks below %g km2", dropped, min_area_km2)
+    return outlines.sort_values("area_km2", ascending=False, ignore_index=True)
+
+
+def read_mask(path: str | Path) -> tuple[np.ndarray, rasterio.Affine, rasterio.crs.CRS | None]:
+    """A mask GeoTIFF's first band with its transform and CRS."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputDataError(f"mask file not found: {path}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(path) as dataset:
+            return dataset.read(1), dataset.transform, dataset.crs
+
+
+def write_outlines(outlines: gpd.GeoDataFrame, path: str | Path) -> None:
+    """Write a GeoPackage (layer ``outlines``) atomically, also when empty."""
+    outlines = outlines[COLUMNS + ["geometry"]]
+    if outlines.empty:
+        outlines = gpd.GeoDataFrame(
+            {c: pd.Series(dtype="float64" if c == "area_km2" else "str") for c in COLUMNS},
+            geometry=gpd.GeoSeries([], crs=outlines.crs),
+        )
+    with atomic_path(path) as tmp:
+        outlines.to_file(tmp, driver="GPKG", layer=LAYER, geometry_type="Polygon")
+
+
+def vectorize_mask_file(
+    mask_path: str | Path,
+    outlines_path: str | Path,
+    *,
+    min_area_km2: float,
+    date: str,
+    model: str,
+    run: str,
+) -> gpd.GeoDataFrame:
+    """Read ``mask.tif``, vectorise it and write ``outlines.gpkg``; return the outlines."""
+    mask, transform, crs = read_mask(mask_path)
+    outlines = mask_to_outlines(
+        mask, transform, crs, min_area_km2=min_area_km2, date=date, model=model, run=run
+    )
+    write_outlines(outlines, outlines_path)
+    log.info(
+        "%d outlines, %.3f km2, written to %s",
+        len(outlines),
+        outlines.area_km2.sum(),
+        outlines_path,
+    )
+    return outlines
