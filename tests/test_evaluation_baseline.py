@@ -9,11 +9,13 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
+from glaciermap.data.tilestore import TileSet
 from glaciermap.errors import InputDataError
 from glaciermap.evaluation.baseline import (
     FORMAT,
     Rule,
     band_features,
+    fit_baseline,
     fit_rules,
     load_rules,
     predict_baseline,
@@ -91,3 +93,35 @@ def test_load_rules_names_bad_file(tmp_path):
     bad.write_text(json.dumps({"format": "other", "rules": []}))
     with pytest.raises(InputDataError, match="bad.json"):
         load_rules(bad)
+
+
+def tile_set(seed: int) -> TileSet:
+    """Four 32x32 tiles of the synthetic scene; one tile partly nodata (bands 0, mask 255)."""
+    bands, ice = synthetic_scene(seed=seed)
+    windows = [(r, c, 32, 32) for r in (0, 32) for c in (0, 32)]
+    images = np.stack([bands[:, r : r + 32, c : c + 32] for r, c, _, _ in windows])
+    masks = np.stack([ice[r : r + 32, c : c + 32] for r, c, _, _ in windows]).astype(np.uint8)
+    images[0, :, :5] = 0
+    masks[0, :5] = 255
+    return TileSet(images, masks, np.array(windows), "EPSG:32645", np.array([30, 0, 0, 0, -30, 0]))
+
+
+def test_fit_baseline_from_tile_files(tmp_path):
+    train, val = tmp_path / "train.npz", tmp_path / "val.npz"
+    tile_set(0).save(train)
+    tile_set(1).save(val)
+    out = tmp_path / "baseline" / "thresholds.json"
+    result = fit_baseline([train], out, val_tiles=[val])
+    assert json.loads(out.read_text()) == result
+    assert result["train_f1"] > 0.95 and result["val_f1"] > 0.95
+    assert result["n_train_pixels"] == 4 * 32 * 32 - 5 * 32  # nodata rows left out
+    assert load_rules(out)
+
+
+def test_fit_baseline_names_tiles_without_glacier(tmp_path):
+    tiles = tile_set(0)
+    tiles.masks[tiles.masks == 1] = 0
+    train = tmp_path / "train.npz"
+    tiles.save(train)
+    with pytest.raises(InputDataError, match="train.npz"):
+        fit_baseline([train], tmp_path / "b.json")

@@ -99,7 +99,8 @@ def confusion_counts(
     return ConfusionCounts(tp=tp, fp=fp, fn=fn, tn=int(p.size) - tp - fp - fn)
 
 
-def _check_same_grid(paths: list[Path]) -> None:
+def check_same_grid(paths: list[Path]) -> None:
+    """Raise InputDataError naming the first raster whose CRS, transform or shape differ."""
     grids = []
     for path in paths:
         try:
@@ -129,7 +130,7 @@ def region_counts(
 ) -> dict[str, ConfusionCounts]:
     """Confusion counts per named region, reading the three rasters in row blocks."""
     paths = [Path(pred_mask_tif), Path(ref_mask_tif), Path(regions_tif)]
-    _check_same_grid(paths)
+    check_same_grid(paths)
     totals = {name: ConfusionCounts() for name in regions}
     with (
         rasterio.open(paths[0]) as pred_src,
