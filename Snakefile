@@ -8,7 +8,11 @@ from glaciermap.config import check_config, schema_path
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# A config given with --configfile replaces the demo config instead of being
+# merged into it (merging would add the demo's scenes to the study's).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
 
 
 validate(config, schema_path())
@@ -17,3 +21,14 @@ check_config(config)
 
 include: "rules/common.smk"
 include: "rules/prepare.smk"
+include: "rules/train.smk"
+include: "rules/select.smk"
+include: "rules/evaluate.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        stage_tables(),
+        figure_files(),

@@ -1,3 +1,222 @@
 # Helper functions shared by the rule files: path builders, the run matrix,
 # readers of stage winners. The only place for Python logic in the workflow.
+#
+# The study runs in stages; each stage's runs are one slice of the matrix
+# run = (model, hparams, dates, aug, seed):
+#   model selection   every model         x base hparams x all dates x noaug    x seeds
+#   hyperparameters   winner model        x grid cells   x all dates x noaug    x seeds
+#   augmentation      winner model        x best cell    x all dates x compare  x seeds
+#   final             winner, cell, aug   x (each date and/or all dates)        x seeds
+# A stage's winner is read from the stage's checkpoint table once it is written
+# (criterion and tie-break of glaciermap.reporting.tables), unless the config
+# pins it. Runs shared by two stages (the base cell of the grid, the noaug run
+# of the augmentation stage, the final all-dates run) have one path and are
+# trained once.
+import itertools
+
+from glaciermap.models.spec import MODEL_NAMES, HParams
+from glaciermap.reporting.tables import winner_aug, winner_hparams, winner_model
+from glaciermap.training.augmentation import AUG_MODES
+from glaciermap.training.settings import NON_NUMERIC
+
 DATES = list(config["data"]["scenes"])
+ALL_DATES = "+".join(DATES)
+SEEDS = list(config["seeds"])
+BASE_AUG = "noaug"
+
+RUN = "{model}/{hparams}/{dates}/{aug}/seed{seed}"
+
+
+wildcard_constraints:
+    model="|".join(MODEL_NAMES),
+    hparams=r"dropout[0-9.]+-(sigmoid|softmax)-(max|mean)",
+    date=r"[A-Za-z0-9_-]+",
+    dates=r"[A-Za-z0-9_+-]+",
+    aug="|".join(AUG_MODES),
+    seed=r"[0-9]+",
+    split="train|val|test",
+    region="train|test",
+
+
+# ---------------------------------------------------------------- paths
+
+
+def run_name(model, hparams, dates, aug, seed):
+    """The ``{run}`` of docs/architecture.md: model/hparams/dates/aug/seed{seed}."""
+    return f"{model}/{hparams}/{dates}/{aug}/seed{seed}"
+
+
+def metrics_files(runs):
+    return [f"results/runs/{run}/metrics.json" for run in runs]
+
+
+def tile_files(dates, split):
+    """Tile stores of one split for the '+'-joined ``dates`` of a run."""
+    return [f"results/tiles/{date}/{split}.npz" for date in dates.split("+")]
+
+
+def stats_files(dates):
+    return [f"results/tiles/{date}/stats.json" for date in dates.split("+")]
+
+
+def eval_files(runs, dates=DATES):
+    return [f"results/eval/{run}/{date}.json" for run in runs for date in dates]
+
+
+# ---------------------------------------------------------------- settings
+
+
+def hparams_slug(block):
+    """``{dropout, activation, pooling}`` mapping -> the ``{hparams}`` wildcard."""
+    return HParams(float(block["dropout"]), block["activation"], block["pooling"]).slug
+
+
+def training_settings(wildcards):
+    """Everything that defines one run's training, passed as ``params`` so that
+    changing a setting (or one model's override in training.models) reruns
+    exactly the runs it applies to. Keys that do not change a run's numbers
+    (device, threads, image_every) are left out."""
+    training = config["training"]
+    settings = {k: v for k, v in training.items() if k != "models" and k not in NON_NUMERIC}
+    settings.update(training["models"].get(wildcards.model, {}))
+    if wildcards.aug != "noaug":
+        augmentation = config["augmentation"]
+        settings["augmentation"] = {
+            k: v for k, v in augmentation.items() if k not in ("compare", "winner")
+        }
+    return settings
+
+
+def train_runtime_minutes(wildcards, attempt):
+    """Wall-time request of a training job, for cluster executors (minutes)."""
+    epochs = training_settings(wildcards).get("epochs", config["training"]["epochs"])
+    return (20 + 2 * epochs) * attempt
+
+
+# ---------------------------------------------------------------- matrix and winners
+
+
+def selection_runs():
+    stage = config["model_selection"]
+    cell = hparams_slug(stage["hparams"])
+    return [
+        run_name(model, cell, ALL_DATES, BASE_AUG, seed)
+        for model in stage["models"]
+        for seed in SEEDS
+    ]
+
+
+def best_model():
+    """The architecture of the later stages: pinned, or best of Table 1."""
+    pinned = config["model_selection"]["winner"]
+    if pinned:
+        return pinned
+    return winner_model(checkpoints.table1_models.get().output.csv)
+
+
+def grid_cells():
+    grid = config["hparam_grid"]
+    cells = itertools.product(grid["dropout"], grid["activation"], grid["pooling"])
+    return [HParams(float(d), a, p).slug for d, a, p in cells]
+
+
+def grid_runs():
+    model = best_model()
+    return [
+        run_name(model, cell, ALL_DATES, BASE_AUG, seed) for cell in grid_cells() for seed in SEEDS
+    ]
+
+
+def best_hparams():
+    """The hyperparameter cell of the later stages: pinned, or best of Table 2."""
+    pinned = config["hparam_grid"]["winner"]
+    if pinned:
+        return hparams_slug(pinned)
+    return winner_hparams(checkpoints.table2_hparams.get().output.csv)
+
+
+def augmentation_runs():
+    model, cell = best_model(), best_hparams()
+    return [
+        run_name(model, cell, ALL_DATES, aug, seed)
+        for aug in config["augmentation"]["compare"]
+        for seed in SEEDS
+    ]
+
+
+def best_augmentation():
+    """The augmentation mode of the final models: pinned, or best of the augmentation table."""
+    pinned = config["augmentation"]["winner"]
+    if pinned:
+        return pinned
+    return winner_aug(checkpoints.table_augmentation.get().output.csv)
+
+
+def final_training_dates():
+    """Each date alone and/or all dates together, without repeating a one-date 'all'."""
+    wanted = []
+    if "each" in config["final"]["train_on"]:
+        wanted.extend(DATES)
+    if "all" in config["final"]["train_on"]:
+        wanted.append(ALL_DATES)
+    return list(dict.fromkeys(wanted))
+
+
+def final_runs():
+    """Every final run (``{run}`` strings). Call it only inside input functions:
+    it waits for the stage checkpoints."""
+    model, cell, aug = best_model(), best_hparams(), best_augmentation()
+    return [
+        run_name(model, cell, dates, aug, seed)
+        for dates in final_training_dates()
+        for seed in SEEDS
+    ]
+
+
+# ---------------------------------------------------------------- targets
+
+
+def stage_tables():
+    """Tables of the stages that are not pinned in the config, plus Table 3."""
+    tables = []
+    if not config["model_selection"]["winner"]:
+        tables.append("results/table1_models.csv")
+    if not config["hparam_grid"]["winner"]:
+        tables.append("results/table2_hparams.csv")
+    if not config["augmentation"]["winner"]:
+        tables.append("results/table_augmentation.csv")
+    tables.append("results/table3.csv")
+    return tables
+
+
+def baseline_eval_files():
+    """The threshold baseline fitted on each final training set, scored on every date."""
+    return [
+        f"results/eval/baseline/{dates}/{date}.json"
+        for dates in final_training_dates()
+        for date in DATES
+    ]
+
+
+def history_runs():
+    """Runs of Figure 4: the final runs on all dates (every final run if there are none)."""
+    return [run for run in final_runs() if run.split("/")[2] == ALL_DATES] or final_runs()
+
+
+def overlay_run():
+    """The model drawn in the overlay figures: the first seed of the Figure 4 runs."""
+    return history_runs()[0]
+
+
+def figure_files():
+    figures = [
+        "results/figures/figure4_final_history.png",
+        *expand(
+            "results/figures/overlay_{region}_{date}.png", region=("train", "test"), date=DATES
+        ),
+    ]
+    if not config["model_selection"]["winner"]:
+        figures.append("results/figures/figure2_model_selection.png")
+    if not config["augmentation"]["winner"]:
+        figures.append("results/figures/figure3_augmentation.png")
+    return figures

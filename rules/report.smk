@@ -1,0 +1,102 @@
+# Table 3 (final models on the test region of every date, with the threshold
+# baseline), the figures, and what `snakemake --report report.html` bundles.
+
+
+rule table3:
+    input:
+        evals=lambda wc: eval_files(final_runs()),
+        baseline=baseline_eval_files(),
+    output:
+        csv=report("results/table3.csv", caption="../report/table3.rst", category="Tables"),
+        md="results/table3.md",
+        long=report(
+            "results/table3_long.csv", caption="../report/table3_long.rst", category="Tables"
+        ),
+        long_md="results/table3_long.md",
+    log:
+        "logs/report/table3.log",
+    benchmark:
+        "benchmarks/results/report/table3.tsv"
+    script:
+        "../scripts/table3.py"
+
+
+rule figure2_model_selection:
+    input:
+        lambda wc: metrics_files(selection_runs()),
+    output:
+        report(
+            "results/figures/figure2_model_selection.png",
+            caption="../report/figure2.rst",
+            category="Figures",
+        ),
+    params:
+        group_by="model",
+    log:
+        "logs/report/figure2_model_selection.log",
+    benchmark:
+        "benchmarks/results/report/figure2_model_selection.tsv"
+    script:
+        "../scripts/training_figure.py"
+
+
+rule figure3_augmentation:
+    input:
+        lambda wc: metrics_files(augmentation_runs()),
+    output:
+        report(
+            "results/figures/figure3_augmentation.png",
+            caption="../report/figure3.rst",
+            category="Figures",
+        ),
+    params:
+        group_by="aug",
+    log:
+        "logs/report/figure3_augmentation.log",
+    benchmark:
+        "benchmarks/results/report/figure3_augmentation.tsv"
+    script:
+        "../scripts/training_figure.py"
+
+
+rule figure4_final_history:
+    input:
+        lambda wc: metrics_files(history_runs()),
+    output:
+        report(
+            "results/figures/figure4_final_history.png",
+            caption="../report/figure4.rst",
+            category="Figures",
+        ),
+    params:
+        group_by="dates",
+    log:
+        "logs/report/figure4_final_history.log",
+    benchmark:
+        "benchmarks/results/report/figure4_final_history.tsv"
+    script:
+        "../scripts/training_figure.py"
+
+
+rule overlay_figure:
+    input:
+        scene="results/scenes/{date}.tif",
+        probability=lambda wc: f"results/maps/{overlay_run()}/{wc.date}/probability.tif",
+        mask=lambda wc: f"results/maps/{overlay_run()}/{wc.date}/mask.tif",
+        reference="results/masks/{date}.tif",
+        regions="results/regions.tif",
+    output:
+        report(
+            "results/figures/overlay_{region}_{date}.png",
+            caption="../report/overlay.rst",
+            category="Figures",
+            subcategory="Overlays",
+        ),
+    params:
+        run=lambda wc: overlay_run(),
+    log:
+        "logs/report/overlay_{region}_{date}.log",
+    benchmark:
+        "benchmarks/results/report/overlay_{region}_{date}.tsv"
+    script:
+        "../scripts/overlay_figure.py"

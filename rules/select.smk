@@ -1,0 +1,60 @@
+# Stage tables. Each is a checkpoint: once it is written, the input functions
+# of the next stage read the stage's winner from the runs' metrics
+# (rules/common.smk), so the winners come from results, not from the config.
+
+
+checkpoint table1_models:
+    input:
+        metrics=lambda wc: metrics_files(selection_runs()),
+        baseline=f"results/baseline/{ALL_DATES}/rules.json",
+    output:
+        csv=report(
+            "results/table1_models.csv",
+            caption="../report/table1_models.rst",
+            category="Tables",
+        ),
+        md="results/table1_models.md",
+    log:
+        "logs/select/table1_models.log",
+    benchmark:
+        "benchmarks/results/select/table1_models.tsv"
+    script:
+        "../scripts/stage_table.py"
+
+
+checkpoint table2_hparams:
+    input:
+        metrics=lambda wc: metrics_files(grid_runs()),
+        baseline=f"results/baseline/{ALL_DATES}/rules.json",
+    output:
+        csv=report(
+            "results/table2_hparams.csv",
+            caption="../report/table2_hparams.rst",
+            category="Tables",
+        ),
+        md="results/table2_hparams.md",
+    log:
+        "logs/select/table2_hparams.log",
+    benchmark:
+        "benchmarks/results/select/table2_hparams.tsv"
+    script:
+        "../scripts/stage_table.py"
+
+
+checkpoint table_augmentation:
+    input:
+        metrics=lambda wc: metrics_files(augmentation_runs()),
+        baseline=f"results/baseline/{ALL_DATES}/rules.json",
+    output:
+        csv=report(
+            "results/table_augmentation.csv",
+            caption="../report/table_augmentation.rst",
+            category="Tables",
+        ),
+        md="results/table_augmentation.md",
+    log:
+        "logs/select/table_augmentation.log",
+    benchmark:
+        "benchmarks/results/select/table_augmentation.tsv"
+    script:
+        "../scripts/stage_table.py"

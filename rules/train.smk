@@ -1,0 +1,25 @@
+# One training run of the matrix. Every stage asks for runs by path; a run
+# shared by two stages is trained once. last.pt is not an output: Snakemake
+# would delete it when a job fails, and it is what a retried job resumes from.
+
+
+rule train:
+    input:
+        train=lambda wc: tile_files(wc.dates, "train"),
+        val=lambda wc: tile_files(wc.dates, "val"),
+        stats=lambda wc: stats_files(wc.dates),
+    output:
+        metrics=f"results/runs/{RUN}/metrics.json",
+        weights=f"results/runs/{RUN}/best.pt",
+    params:
+        settings=training_settings,
+    log:
+        f"logs/train/{RUN}.log",
+    benchmark:
+        f"benchmarks/results/train/{RUN}.tsv"
+    threads: config["training"]["threads"]
+    resources:
+        mem_mb=lambda wc, attempt: 8000 * attempt,
+        runtime=train_runtime_minutes,
+    script:
+        "../scripts/train.py"
