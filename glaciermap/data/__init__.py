@@ -1,0 +1,1 @@
+"""From scenes and outlines to masks, split regions and stored training tiles."""

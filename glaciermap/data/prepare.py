@@ -1,0 +1,187 @@
+"""The data-preparation stages, one function per workflow rule.
+
+Each takes the ``data`` section of a validated config (defaults filled in) and
+writes its outputs atomically, so a failed stage leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import rasterio
+from rasterio.crs import CRS
+from rasterio.errors import RasterioError
+
+from glaciermap.data import masks, tiling
+from glaciermap.data.normalization import band_stats
+from glaciermap.data.regions import region_raster
+from glaciermap.data.tilestore import TileSet
+from glaciermap.errors import InputDataError
+from glaciermap.io.grid import Grid
+from glaciermap.io.outlines import read_outlines
+from glaciermap.io.scenes import read_prepared_scene, read_scene, scene_grid, write_scene
+from glaciermap.utils.atomic import write_text_atomic
+
+log = logging.getLogger(__name__)
+
+
+def reference_date(data: Mapping[str, Any]) -> str:
+    """The date label whose grid every scene is put on."""
+    return data.get("reference_date") or next(iter(data["scenes"]))
+
+
+def _acquired(data: Mapping[str, Any], date: str) -> dt.date:
+    return dt.date.fromisoformat(data["scenes"][date]["acquired"])
+
+
+def load_outlines(
+    data: Mapping[str, Any],
+    date: str,
+    crs: CRS,
+    base_dir: str | Path = ".",
+    all_glaciers: bool = False,
+) -> gpd.GeoDataFrame:
+    """The configured outlines for scene ``date`` in ``crs`` (all ids if ``all_glaciers``)."""
+    spec = data["outlines"]
+    return read_outlines(
+        Path(base_dir) / spec["file"],
+        _acquired(data, date),
+        crs,
+        layer=spec.get("layer"),
+        fmt=spec.get("format", "auto"),
+        glaciers=None if all_glaciers else spec.get("glaciers"),
+    )
+
+
+def prepare_scene(
+    data: Mapping[str, Any], date: str, output: str | Path, base_dir: str | Path = "."
+) -> None:
+    """Write ``results/scenes/{date}.tif``: 4 bands of reflectance on the reference grid."""
+    ref = reference_date(data)
+    target = scene_grid(data["scenes"][ref], ref, base_dir)
+    on_mismatch = data.get("on_grid_mismatch", "reproject")
+    array, grid = read_scene(data["scenes"][date], date, base_dir, target, on_mismatch)
+    valid = np.isfinite(array).all(axis=0)
+    if not valid.any():
+        raise InputDataError(
+            f"scene '{date}' (config key 'data.scenes.{date}') has no valid pixel on the grid "
+            f"of the reference scene '{ref}'"
+        )
+    write_scene(array, grid, output)
+    log.info("scene %s: %s, %.1f%% valid -> %s", date, grid.describe(), 100 * valid.mean(), output)
+
+
+def prepare_mask(
+    data: Mapping[str, Any],
+    date: str,
+    scene_path: str | Path,
+    output: str | Path,
+    base_dir: str | Path = ".",
+) -> None:
+    """Write ``results/masks/{date}.tif``: the outlines rasterized on the scene grid."""
+    scene, grid = read_prepared_scene(scene_path)
+    outlines = load_outlines(data, date, grid.crs, base_dir)
+    masks.require_overlap(outlines, grid, Path(base_dir) / data["outlines"]["file"])
+    mask = masks.rasterize_mask(outlines, grid, ~np.isfinite(scene).all(axis=0))
+    masks.write_uint8(mask, grid, output, nodata=masks.NODATA)
+    log.info(
+        "mask %s: %d outlines, %.1f%% glacier -> %s",
+        date,
+        len(outlines),
+        100 * (mask == masks.GLACIER).mean(),
+        output,
+    )
+
+
+def prepare_regions(
+    data: Mapping[str, Any], scene_path: str | Path, output: str | Path, base_dir: str | Path = "."
+) -> None:
+    """Write ``results/regions.tif``: the pixels of the train, validation and test tiles."""
+    with rasterio.open(scene_path) as dataset:
+        grid = Grid.of(dataset)
+    ref = reference_date(data)
+    regions = region_raster(
+        data["regions"], grid, lambda: load_outlines(data, ref, grid.crs, base_dir, True)
+    )
+    tiles = data.get("tiles", {})
+    size, stride = tiles.get("size", 128), tiles.get("stride", 64)
+    splits = tiling.plan_splits(
+        regions,
+        size,
+        stride,
+        tiles.get("val_fraction", 0.2),
+        tiles.get("val_block_tiles", 2),
+        tiles.get("split_seed", 0),
+    )
+    masks.write_uint8(tiling.split_raster(grid.shape, splits), grid, output, nodata=None)
+    log.info("regions: %s tiles -> %s", {k: len(v) for k, v in splits.items()}, output)
+
+
+def _read_uint8(path: str | Path, grid: Grid) -> np.ndarray:
+    try:
+        with rasterio.open(path) as dataset:
+            if not Grid.of(dataset).matches(grid):
+                raise InputDataError(f"{path} is not on the grid of the scene ({grid.describe()})")
+            return dataset.read(1)
+    except RasterioError as exc:
+        raise InputDataError(f"cannot read raster {path}: {exc}") from exc
+
+
+def cut_tiles(
+    scene: np.ndarray, mask: np.ndarray, windows: np.ndarray, grid: Grid, max_nodata: float
+) -> tuple[TileSet, np.ndarray]:
+    """The tiles at ``windows`` with at most ``max_nodata`` nodata, and their valid pixels."""
+    nodata = ~np.isfinite(scene).all(axis=0) | (mask == masks.NODATA)
+    size = windows[:, 2].max() if len(windows) else 0
+    fraction = tiling.window_sums(nodata, windows) / np.maximum(windows[:, 2] * windows[:, 3], 1)
+    kept = windows[fraction <= max_nodata]
+    images = np.zeros((len(kept), scene.shape[0], size, size), dtype=np.float32)
+    labels = np.zeros((len(kept), size, size), dtype=np.uint8)
+    valid = np.zeros((len(kept), size, size), dtype=bool)
+    for i, (row, col, height, width) in enumerate(kept):
+        rows, cols = slice(row, row + height), slice(col, col + width)
+        images[i] = np.nan_to_num(scene[:, rows, cols], nan=0.0)
+        labels[i] = mask[rows, cols]
+        valid[i] = ~nodata[rows, cols]
+    tiles = TileSet(images, labels, kept, grid.crs.to_wkt(), np.array(tuple(grid.transform)[:6]))
+    return tiles, valid
+
+
+def prepare_tiles(
+    scene_path: str | Path,
+    mask_path: str | Path,
+    regions_path: str | Path,
+    tiles_config: Mapping[str, Any],
+    out_dir: str | Path,
+) -> dict[str, int]:
+    """Write ``{out_dir}/{train,val,test}.npz`` and ``stats.json`` (train tiles only)."""
+    scene, grid = read_prepared_scene(scene_path)
+    mask = _read_uint8(mask_path, grid)
+    regions = _read_uint8(regions_path, grid)
+    size, stride = tiles_config.get("size", 128), tiles_config.get("stride", 64)
+    max_nodata = tiles_config.get("max_nodata_fraction", 0.5)
+    windows = tiling.windows_from_regions(regions, size, stride)
+    sets, valid = {}, {}
+    for split, split_windows in windows.items():
+        sets[split], valid[split] = cut_tiles(scene, mask, split_windows, grid, max_nodata)
+        if len(sets[split]) == 0:
+            raise InputDataError(
+                f"scene {scene_path}: no {split} tile of {size}x{size} has at most "
+                f"{max_nodata:.0%} nodata (config key 'data.tiles.max_nodata_fraction'; "
+                f"{regions_path} may come from other tile settings)"
+            )
+    stats = band_stats(sets["train"].images, valid["train"])
+    out = Path(out_dir)
+    for split, tile_set in sets.items():
+        tile_set.save(out / f"{split}.npz")
+    write_text_atomic(out / "stats.json", json.dumps(stats, indent=2) + "\n")
+    counts = {split: len(s) for split, s in sets.items()}
+    log.info("tiles of %s: %s -> %s", scene_path, counts, out)
+    return counts

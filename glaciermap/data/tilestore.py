@@ -1,0 +1,95 @@
+"""The tile store: all tiles of one date and split in one compressed ``.npz`` file.
+
+Arrays (docs/architecture.md): ``images`` float32 (N, 4, S, S), ``masks`` uint8
+(N, S, S), ``windows`` int64 (N, 4) = (row_off, col_off, height, width) in the
+scene grid, ``crs`` WKT (0-d str) and ``transform`` float64 (6,) of the scene.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from affine import Affine
+from rasterio.windows import Window
+from rasterio.windows import transform as window_transform
+
+from glaciermap.errors import InputDataError
+from glaciermap.utils.atomic import atomic_path
+
+_ARRAYS = ("images", "masks", "windows", "crs", "transform")
+
+
+@dataclass
+class TileSet:
+    """Tiles of one scene with the georeference needed to put them back on the map."""
+
+    images: np.ndarray
+    masks: np.ndarray
+    windows: np.ndarray
+    crs: str
+    transform: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.images = np.asarray(self.images, dtype=np.float32)
+        self.masks = np.asarray(self.masks, dtype=np.uint8)
+        self.windows = np.asarray(self.windows, dtype=np.int64).reshape(-1, 4)
+        self.transform = np.asarray(self.transform, dtype=np.float64)[:6]
+        n = len(self.windows)
+        if (
+            self.images.ndim != 4
+            or len(self.images) != n
+            or self.masks.shape
+            != (
+                n,
+                *self.images.shape[2:],
+            )
+        ):
+            raise ValueError(
+                f"inconsistent tile arrays: images {self.images.shape}, masks "
+                f"{self.masks.shape}, windows {self.windows.shape}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    @property
+    def scene_transform(self) -> Affine:
+        return Affine(*self.transform)
+
+    def tile_transform(self, i: int) -> Affine:
+        """The affine transform of tile ``i``: its pixel (0, 0) is the window's corner."""
+        row, col, height, width = (int(v) for v in self.windows[i])
+        return window_transform(Window(col, row, width, height), self.scene_transform)
+
+    def save(self, path: str | Path) -> None:
+        """Write the tile set as a compressed ``.npz``, atomically."""
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.savez_compressed(
+                handle,
+                images=self.images,
+                masks=self.masks,
+                windows=self.windows,
+                crs=np.array(self.crs),
+                transform=self.transform,
+            )
+
+    @classmethod
+    def load(cls, path: str | Path) -> TileSet:
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                missing = [name for name in _ARRAYS if name not in data]
+                if missing:
+                    raise InputDataError(f"tile file {path} lacks {', '.join(missing)}")
+                return cls(
+                    images=data["images"],
+                    masks=data["masks"],
+                    windows=data["windows"],
+                    crs=str(data["crs"]),
+                    transform=data["transform"],
+                )
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            raise InputDataError(f"cannot read tile file {path}: {exc}") from exc

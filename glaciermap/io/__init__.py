@@ -1,0 +1,1 @@
+"""Reading inputs: scenes (multi-band, per-band, Sentinel-2 L2A) and glacier outlines."""
