@@ -9,6 +9,7 @@ loaded by :func:`glaciermap.models.encoder_weights.load_encoder_weights`.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import segmentation_models_pytorch as smp
@@ -53,6 +54,17 @@ def reflect_pad_to(x: torch.Tensor, min_size: int) -> tuple[torch.Tensor, tuple[
     return x, (top, left)
 
 
+# smp arguments that the spec sets; ``spec.extra`` may set the others (e.g. decoder_channels)
+_SET_BY_SPEC = (
+    "encoder_name",
+    "encoder_weights",
+    "in_channels",
+    "classes",
+    "aux_params",
+    "activation",
+)
+
+
 class SmpSegmenter(nn.Module):
     """A segmentation-models-pytorch model behind the project's forward contract.
 
@@ -84,6 +96,13 @@ class SmpSegmenter(nn.Module):
 
 def _build_smp(spec: ModelSpec) -> nn.Module:
     architecture = SMP_ARCHITECTURES[spec.name]
+    # smp swallows unknown keyword arguments: refuse them here instead
+    accepted = set(inspect.signature(architecture).parameters) - set(_SET_BY_SPEC) - {"kwargs"}
+    unknown = sorted(set(spec.extra) - accepted)
+    if unknown:
+        raise ConfigError(
+            f"model {spec.name}: unknown extra options {unknown}; known: {sorted(accepted)}"
+        )
     try:
         net = architecture(
             encoder_name=spec.encoder,
@@ -91,6 +110,7 @@ def _build_smp(spec: ModelSpec) -> nn.Module:
             in_channels=spec.in_channels,
             classes=spec.hparams.out_channels,
             aux_params=smp_aux_params(spec),
+            activation=None,  # logits: the loss and glacier_probability apply it
             **spec.extra,
         )
     except KeyError as exc:  # smp's message for an unknown encoder
