@@ -44,7 +44,9 @@ DISPLAY_NAMES = {
     "deeplabv3plus": "DeepLabV3+",
 }
 
-_SLUG = re.compile(r"^dropout(?P<dropout>[0-9]*\.?[0-9]+)-(?P<activation>sigmoid|softmax)-(?P<pooling>max|mean)$")
+_SLUG = re.compile(
+    r"^dropout(?P<dropout>[0-9]*\.?[0-9]+)-(?P<activation>sigmoid|softmax)-(?P<pooling>max|mean)$"
+)
 
 
 @dataclass(frozen=True)
