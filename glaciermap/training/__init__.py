@@ -1,0 +1,1 @@
+"""One training run: augmentation, losses, the epoch loop with checkpoints and TensorBoard."""

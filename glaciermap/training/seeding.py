@@ -1,0 +1,45 @@
+"""Seeds and random-number-generator states, so a run can be repeated and resumed exactly.
+
+A run draws from four global generators (Python, NumPy, torch CPU, torch CUDA)
+and from one dedicated ``torch.Generator`` for the tile order and the
+augmentation. All of them are captured in ``last.pt`` and restored on resume.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed every global generator and return the run's data generator (CPU)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return generator
+
+
+def capture_rng_states(data_generator: torch.Generator) -> dict[str, Any]:
+    """Everything needed to continue the random streams where they are now."""
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "data": data_generator.get_state(),
+    }
+
+
+def restore_rng_states(states: dict[str, Any], data_generator: torch.Generator) -> None:
+    """Inverse of :func:`capture_rng_states`; CUDA states are skipped on a CPU-only machine."""
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    data_generator.set_state(states["data"])

@@ -1,0 +1,229 @@
+"""One training run end to end, on tiny generated tiles and a tiny model (seconds on a CPU)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+from torch import nn
+
+from glaciermap.data.normalization import band_stats
+from glaciermap.data.tilestore import TileSet
+from glaciermap.models.aux_head import build_aux_head
+from glaciermap.models.spec import HParams, ModelSpec
+from glaciermap.training.interruption import RunInterrupted
+from glaciermap.training.run import train_run
+from glaciermap.training.settings import RunSettings
+
+TILE = 32
+EPOCHS = 3
+
+
+class TinyNet(nn.Module):
+    """Two convolutions with the project's forward contract and the real auxiliary head."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(spec.in_channels, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()
+        )
+        self.head = nn.Conv2d(8, spec.hparams.out_channels, 1)
+        self.aux = build_aux_head(spec, 8)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        features = self.body(x)
+        aux = self.aux(features) if self.aux is not None else None
+        return self.head(features), aux
+
+
+def write_date(folder: Path, seed: int, n_train: int = 8, n_val: int = 4) -> dict[str, Path]:
+    """Tiles whose glacier pixels are bright in the visible bands and dark in NIR."""
+    rng = np.random.default_rng(seed)
+    paths = {}
+    for split, n in (("train", n_train), ("val", n_val)):
+        yy, xx = np.mgrid[0:TILE, 0:TILE]
+        masks = np.stack(
+            [
+                ((xx - rng.uniform(0, TILE)) ** 2 + (yy - rng.uniform(0, TILE)) ** 2 < 150)
+                for _ in range(n)
+            ]
+        ).astype(np.uint8)
+        images = rng.normal(0.2, 0.05, (n, 4, TILE, TILE)).astype(np.float32)
+        images[:, :3] += 0.5 * masks[:, None]
+        images[:, 3] -= 0.1 * masks
+        windows = np.array([[0, i * TILE, TILE, TILE] for i in range(n)])
+        path = folder / split / f"{split}.npz"
+        TileSet(images, masks, windows, "EPSG:32645", np.array([10, 0, 0, 0, -10, 0.0])).save(path)
+        paths[split] = path
+        if split == "train":
+            stats = band_stats(images, np.ones(masks.shape, bool))
+            paths["stats"] = folder / "stats.json"
+            paths["stats"].write_text(json.dumps(stats))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def tiles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return write_date(tmp_path_factory.mktemp("tiles"), seed=0)
+
+
+def settings(**changes: object) -> RunSettings:
+    values = dict(
+        model="fpn",
+        hparams=HParams(0.4, "softmax", "mean"),
+        dates=("july",),
+        aug="aug-online",
+        seed=7,
+        epochs=EPOCHS,
+        batch_size=4,
+        learning_rate=0.01,
+        loss="bce+dice",
+        selection_epochs=2,
+        image_every=2,
+        device="cpu",
+        threads=1,
+    )
+    values.update(changes)
+    return RunSettings(**values)
+
+
+def run(run_settings: RunSettings, tiles: dict[str, Path], out: Path, build=TinyNet) -> dict:
+    return train_run(
+        run_settings, [tiles["train"]], [tiles["val"]], [tiles["stats"]], out, build=build
+    )
+
+
+def comparable(metrics: dict) -> dict:
+    """Metrics without the wall-clock times, which legitimately differ between runs."""
+    epochs = [{k: v for k, v in e.items() if k != "seconds"} for e in metrics["epochs"]]
+    return {**metrics, "epochs": epochs, "train_seconds": None}
+
+
+def weights(path: Path, key: str) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=False)[key]
+
+
+def test_run_folder_holds_checkpoints_metrics_and_events(tiles, tmp_path):
+    metrics = run(settings(), tiles, tmp_path)
+
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    assert on_disk == json.loads(json.dumps(metrics))
+    assert [e["epoch"] for e in metrics["epochs"]] == list(range(1, EPOCHS + 1))
+    expected = {"train_loss", "val_loss", "train_f1", "val_f1", "val_iou", "val_precision"}
+    assert expected <= set(metrics["epochs"][0])
+    val_f1 = [e["val_f1"] for e in metrics["epochs"]]
+    assert metrics["selection_score"] == pytest.approx(sum(val_f1[-2:]) / 2)
+    assert metrics["best_val_f1"] == max(val_f1)
+    assert metrics["epochs"][metrics["best_epoch"] - 1]["val_f1"] == max(val_f1)
+    assert metrics["n_train_tiles"] == 8 and metrics["n_val_tiles"] == 4
+    assert metrics["run"]["hparams"] == "dropout0.4-softmax-mean"
+    best = torch.load(tmp_path / "best.pt", map_location="cpu", weights_only=False)
+    assert best["epoch"] == metrics["best_epoch"]
+    assert len(best["normalization"]["mean"]) == 4
+    assert (tmp_path / "last.pt").is_file()
+
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    val_curve = [(s.step, s.value) for s in events.Scalars("f1/val")]
+    assert val_curve == [(i + 1, pytest.approx(f, abs=1e-6)) for i, f in enumerate(val_f1)]
+    assert "loss/train" in events.Tags()["scalars"]
+    assert [i.step for i in events.Images("val/rgb_truth_probability_prediction")] == [2, 3]
+    content = events.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    hparams = start.session_start_info.hparams
+    assert hparams["activation"].string_value == "softmax"
+    assert hparams["learning_rate"].number_value == pytest.approx(0.01)
+    score = events.Scalars("hparam/selection_score")[0].value
+    assert score == pytest.approx(metrics["selection_score"], abs=1e-6)
+
+
+def test_same_seed_gives_identical_metrics(tiles, tmp_path):
+    first = run(settings(), tiles, tmp_path / "a")
+    second = run(settings(), tiles, tmp_path / "b")
+    other_seed = run(settings(seed=8), tiles, tmp_path / "c")
+    assert comparable(first) == comparable(second)
+    assert comparable(first)["epochs"] != comparable(other_seed)["epochs"]
+
+
+class TermAtForward(TinyNet):
+    """Sends SIGTERM to its own process during the 3rd training batch (epoch 2 of 2 batches)."""
+
+    calls = 0
+
+    def forward(self, x):
+        if self.training:
+            TermAtForward.calls += 1
+            if TermAtForward.calls == 3:
+                os.kill(os.getpid(), signal.SIGTERM)
+        return super().forward(x)
+
+
+def test_sigterm_saves_mid_epoch_and_resume_matches(tiles, tmp_path):
+    reference = run(settings(), tiles, tmp_path / "ref")
+    out = tmp_path / "run"
+    with pytest.raises(RunInterrupted) as stopped:
+        run(settings(), tiles, out, build=TermAtForward)
+    assert stopped.value.exit_code == 128 + signal.SIGTERM
+    state = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+    assert state["epochs_done"] == 1 and state["progress"]["next_batch"] == 1
+    assert not (out / "metrics.json").exists()
+
+    resumed = run(settings(), tiles, out)
+    assert comparable(resumed) == comparable(reference)
+    for key, value in weights(tmp_path / "ref" / "last.pt", "model").items():
+        assert torch.equal(value, weights(out / "last.pt", "model")[key]), key
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+sys.path.insert(0, {tests!r})
+from test_training_run import TinyNet, settings
+from glaciermap.training.run import train_run
+
+class KillAtForward(TinyNet):
+    calls = 0
+    def forward(self, x):
+        if self.training:
+            KillAtForward.calls += 1
+            if KillAtForward.calls == 5:  # first batch of epoch 3
+                os.kill(os.getpid(), signal.SIGKILL)
+        return super().forward(x)
+
+train_run(settings(), [{train!r}], [{val!r}], [{stats!r}], {out!r}, build=KillAtForward)
+"""
+
+
+def test_sigkill_then_restart_matches_uninterrupted_run(tiles, tmp_path):
+    reference = run(settings(), tiles, tmp_path / "ref")
+    out = tmp_path / "run"
+    script = KILL_SCRIPT.format(
+        tests=str(Path(__file__).parent),
+        train=str(tiles["train"]),
+        val=str(tiles["val"]),
+        stats=str(tiles["stats"]),
+        out=str(out),
+    )
+    killed = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], check=False)
+    assert killed.returncode == -signal.SIGKILL
+    state = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+    assert state["epochs_done"] == 2 and state["progress"] is None
+
+    resumed = run(settings(), tiles, out)
+    assert comparable(resumed) == comparable(reference)
+
+
+def test_changed_settings_start_again(tiles, tmp_path):
+    run(settings(epochs=1), tiles, tmp_path)
+    metrics = run(settings(epochs=2, learning_rate=0.02), tiles, tmp_path)
+    assert len(metrics["epochs"]) == 2 and not math.isnan(metrics["selection_score"])
