@@ -32,6 +32,7 @@ rule figure2_model_selection:
         ),
     params:
         group_by="model",
+        title="Figure 2: model selection, training history per architecture",
     log:
         "logs/report/figure2_model_selection.log",
     benchmark:
@@ -51,6 +52,7 @@ rule figure3_augmentation:
         ),
     params:
         group_by="aug",
+        title="Figure 3: with and without augmentation",
     log:
         "logs/report/figure3_augmentation.log",
     benchmark:
@@ -70,6 +72,7 @@ rule figure4_final_history:
         ),
     params:
         group_by="dates",
+        title="Figure 4: training history of the final model",
     log:
         "logs/report/figure4_final_history.log",
     benchmark:
@@ -93,7 +96,7 @@ rule overlay_figure:
             subcategory="Overlays",
         ),
     params:
-        run=lambda wc: overlay_run(),
+        title=lambda wc: f"{wc.region} region, {wc.date}: {overlay_run()}",
     log:
         "logs/report/overlay_{region}_{date}.log",
     benchmark:
