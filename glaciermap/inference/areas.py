@@ -64,7 +64,7 @@ def row_pixel_areas_km2(
     geod = proj.get_geod()
     areas = np.empty(height)
     for row in range(height):
-        corners = [transform * (c, r) for c, r in ((0, row), (1, row), (1, row + 1), (0, row + 1))]
+        corners = [transform @ (c, r) for c, r in ((0, row), (1, row), (1, row + 1), (0, row + 1))]
         lons, lats = zip(*corners, strict=True)
         areas[row] = abs(geod.polygon_area_perimeter(lons, lats)[0]) / 1e6
     return areas
