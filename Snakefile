@@ -19,6 +19,10 @@ validate(config, schema_path())
 check_config(config)
 
 
+# With --software-deployment-method apptainer every job runs in this image.
+container: config["container"]
+
+
 include: "rules/common.smk"
 include: "rules/prepare.smk"
 include: "rules/train.smk"
