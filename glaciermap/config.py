@@ -86,6 +86,7 @@ def check_config(config: Mapping[str, Any], base_dir: str | Path = ".") -> None:
             f"config key 'data.reference_date': '{ref}' is not a scene label ({', '.join(scenes)})"
         )
     _require_file(base / data["outlines"]["file"], "data.outlines.file")
+    _check_data_files(data, base)
     tiles = data.get("tiles", {})
     if tiles.get("stride", 1) > tiles.get("size", 128):
         raise ConfigError("config key 'data.tiles.stride': larger than data.tiles.size")
@@ -98,6 +99,29 @@ def check_config(config: Mapping[str, Any], base_dir: str | Path = ".") -> None:
     weights = config.get("training", {}).get("encoder_weights")
     if weights:
         _require_file(base / weights, "training.encoder_weights")
+
+
+def _check_data_files(data: Mapping[str, Any], base: Path) -> None:
+    """Open the scenes' headers and the outlines' ids, so bad inputs fail before any job."""
+    from glaciermap.io.outlines import glacier_ids  # io imports this module
+    from glaciermap.io.scenes import check_scene_sources
+
+    for date, scene in data["scenes"].items():
+        check_scene_sources(scene, date, base)
+    outlines = data["outlines"]
+    wanted = {"data.outlines.glaciers": outlines.get("glaciers") or []}
+    for name, region in data["regions"].items():
+        wanted[f"data.regions.{name}.glaciers"] = region.get("glaciers") or []
+    if not any(wanted.values()):
+        return
+    file = base / outlines["file"]
+    known = glacier_ids(file, outlines.get("layer"), outlines.get("format", "auto"))
+    for key, ids in wanted.items():
+        missing = [i for i in ids if i not in known]
+        if missing:
+            raise ConfigError(
+                f"config key '{key}': {', '.join(missing)} not in outline file {file}"
+            )
 
 
 def _require_file(path: Path, key: str) -> None:

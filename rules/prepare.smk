@@ -1,0 +1,79 @@
+# Data preparation (docs/architecture.md, "Files"): every scene on the grid of
+# the reference date, the outlines rasterized on it, one spatial split for all
+# dates, and per date the tile stores with train-only band statistics.
+from glaciermap.data.prepare import (
+    mask_settings,
+    reference_date,
+    regions_settings,
+    scene_inputs,
+    scene_settings,
+)
+
+REFERENCE_DATE = reference_date(config["data"])
+
+
+rule prepare_scene:
+    input:
+        lambda wc: scene_inputs(config["data"], wc.date),
+    output:
+        "results/scenes/{date}.tif",
+    params:
+        settings=lambda wc: scene_settings(config["data"], wc.date),
+    log:
+        "logs/prepare/scene_{date}.log",
+    benchmark:
+        "benchmarks/results/prepare/scene_{date}.tsv"
+    script:
+        "../scripts/prepare_scene.py"
+
+
+rule prepare_mask:
+    input:
+        scene="results/scenes/{date}.tif",
+        outlines=config["data"]["outlines"]["file"],
+    output:
+        "results/masks/{date}.tif",
+    params:
+        settings=lambda wc: mask_settings(config["data"], wc.date),
+    log:
+        "logs/prepare/mask_{date}.log",
+    benchmark:
+        "benchmarks/results/prepare/mask_{date}.tsv"
+    script:
+        "../scripts/prepare_mask.py"
+
+
+rule prepare_regions:
+    input:
+        scene=f"results/scenes/{REFERENCE_DATE}.tif",
+        outlines=config["data"]["outlines"]["file"],
+    output:
+        "results/regions.tif",
+    params:
+        settings=regions_settings(config["data"]),
+    log:
+        "logs/prepare/regions.log",
+    benchmark:
+        "benchmarks/results/prepare/regions.tsv"
+    script:
+        "../scripts/prepare_regions.py"
+
+
+rule prepare_tiles:
+    input:
+        scene="results/scenes/{date}.tif",
+        mask="results/masks/{date}.tif",
+        regions="results/regions.tif",
+    output:
+        train="results/tiles/{date}/train.npz",
+        val="results/tiles/{date}/val.npz",
+        test="results/tiles/{date}/test.npz",
+        stats="results/tiles/{date}/stats.json",
+    params:
+        tiles=config["data"]["tiles"],
+    log:
+        "logs/prepare/tiles_{date}.log",
+    benchmark:
+        "benchmarks/results/prepare/tiles_{date}.tsv"
+    script:
+        "../scripts/prepare_tiles.py"

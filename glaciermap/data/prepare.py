@@ -26,7 +26,13 @@ from glaciermap.data.tilestore import TileSet
 from glaciermap.errors import InputDataError
 from glaciermap.io.grid import Grid
 from glaciermap.io.outlines import read_outlines
-from glaciermap.io.scenes import read_prepared_scene, read_scene, scene_grid, write_scene
+from glaciermap.io.scenes import (
+    band_sources,
+    read_prepared_scene,
+    read_scene,
+    scene_grid,
+    write_scene,
+)
 from glaciermap.utils.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -35,6 +41,41 @@ log = logging.getLogger(__name__)
 def reference_date(data: Mapping[str, Any]) -> str:
     """The date label whose grid every scene is put on."""
     return data.get("reference_date") or next(iter(data["scenes"]))
+
+
+def scene_inputs(data: Mapping[str, Any], date: str) -> list[str]:
+    """Files read to prepare scene ``date``: its bands and the reference scene's grid band."""
+    ref = reference_date(data)
+    files = [str(s.file) for s in band_sources(data["scenes"][date], date).values()]
+    files.append(str(band_sources(data["scenes"][ref], ref)["blue"].file))
+    return list(dict.fromkeys(files))
+
+
+def scene_settings(data: Mapping[str, Any], date: str) -> dict[str, Any]:
+    """The part of ``data`` that :func:`prepare_scene` of ``date`` depends on."""
+    ref = reference_date(data)
+    return {
+        "reference_date": ref,
+        "on_grid_mismatch": data.get("on_grid_mismatch", "reproject"),
+        "scenes": {ref: data["scenes"][ref], date: data["scenes"][date]},
+        "outlines": data["outlines"],
+    }
+
+
+def mask_settings(data: Mapping[str, Any], date: str) -> dict[str, Any]:
+    """The part of ``data`` that :func:`prepare_mask` of ``date`` depends on."""
+    return {"scenes": {date: data["scenes"][date]}, "outlines": data["outlines"]}
+
+
+def regions_settings(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of ``data`` that :func:`prepare_regions` depends on."""
+    ref = reference_date(data)
+    keys = ("outlines", "regions", "tiles")
+    return {
+        "reference_date": ref,
+        "scenes": {ref: data["scenes"][ref]},
+        **{key: data[key] for key in keys if key in data},
+    }
 
 
 def _acquired(data: Mapping[str, Any], date: str) -> dt.date:

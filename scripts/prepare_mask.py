@@ -1,0 +1,9 @@
+"""Snakemake adapter: glacier outlines rasterized on the scene grid (rule prepare_mask)."""
+
+from glaciermap.data.prepare import prepare_mask
+from glaciermap.utils.logs import setup_logging
+
+setup_logging(snakemake.log[0])
+prepare_mask(
+    snakemake.params.settings, snakemake.wildcards.date, snakemake.input.scene, snakemake.output[0]
+)

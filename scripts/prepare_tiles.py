@@ -1,0 +1,15 @@
+"""Snakemake adapter: the tile stores and train statistics of one date (rule prepare_tiles)."""
+
+from pathlib import Path
+
+from glaciermap.data.prepare import prepare_tiles
+from glaciermap.utils.logs import setup_logging
+
+setup_logging(snakemake.log[0])
+prepare_tiles(
+    snakemake.input.scene,
+    snakemake.input.mask,
+    snakemake.input.regions,
+    snakemake.params.tiles,
+    Path(snakemake.output.stats).parent,
+)
