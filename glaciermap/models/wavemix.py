@@ -26,8 +26,6 @@ to the auxiliary head). WaveMix has no pretrained encoder.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -40,15 +38,16 @@ from glaciermap.models.spec import ModelSpec
 class HaarDWT(nn.Module):
     """One-level orthonormal 2D Haar DWT: (N, C, H, W) -> (N, 4C, H/2, W/2).
 
-    Output channel ``4 c + k`` holds sub-band ``k`` (LL, LH, HL, HH) of input
-    channel ``c``. Orthonormal: the sum of squares is preserved.
+    Output channel ``4 c + k`` holds sub-band ``k`` of input channel ``c``:
+    0 low-pass, 1 high-pass along columns (vertical edges), 2 high-pass along
+    rows (horizontal edges), 3 diagonal. Orthonormal: the sum of squares is preserved.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        low = torch.tensor([1.0, 1.0]) / math.sqrt(2)
-        high = torch.tensor([1.0, -1.0]) / math.sqrt(2)
-        bands = [torch.outer(a, b) for a in (low, high) for b in (low, high)]
+        low, high = torch.tensor([1.0, 1.0]), torch.tensor([1.0, -1.0])
+        # outer products of the 1D Haar filters (1, +-1) / sqrt(2): exactly +-1/2
+        bands = [0.5 * torch.outer(a, b) for a in (low, high) for b in (low, high)]
         # a fixed filter bank, moved with the module but neither trained nor saved
         self.register_buffer("filters", torch.stack(bands).unsqueeze(1), persistent=False)
 
