@@ -1,0 +1,225 @@
+"""The predict command and the workflow's map functions with a real checkpoint, and bad input."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+import torch
+from affine import Affine
+
+from glaciermap.cli import main
+from glaciermap.errors import InputDataError
+from glaciermap.inference.commands import load_predictor, predict_scene_maps
+from glaciermap.models.checkpoint import save_prediction_checkpoint
+from glaciermap.models.registry import build_model
+from glaciermap.models.spec import HParams, ModelSpec
+
+BANDS = ("blue", "green", "red", "nir")
+TRANSFORM = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 3100000.0)
+INFERENCE = {"overlap": 0.5, "window": "gaussian", "batch_size": 8, "block_size": 256}
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    spec = ModelSpec("pspnet", HParams(0.2, "sigmoid", "mean"), encoder="resnet18")
+    path = tmp_path_factory.mktemp("run") / "best.pt"
+    normalization = {"mean": [0.3, 0.3, 0.3, 0.4], "std": [0.1, 0.1, 0.1, 0.2]}
+    save_prediction_checkpoint(path, build_model(spec), spec, normalization, 32, 0.5)
+    return path
+
+
+def write_raster(path, array, crs="EPSG:32645", names=None, nodata=float("nan")):
+    profile = dict(
+        driver="GTiff",
+        height=array.shape[1],
+        width=array.shape[2],
+        count=array.shape[0],
+        dtype=array.dtype.name,
+        nodata=nodata,
+    )
+    if crs is not None:
+        profile.update(crs=crs, transform=TRANSFORM)
+    with rasterio.open(path, "w", **profile) as out:
+        out.write(array)
+        if names:
+            out.descriptions = tuple(names)
+    return path
+
+
+def reflectance(shape=(40, 50), seed=0):
+    return np.random.default_rng(seed).uniform(0.05, 0.9, (4, *shape)).astype(np.float32)
+
+
+def read(path):
+    with rasterio.open(path) as dataset:
+        return dataset.read(1), dataset.crs, dataset.transform
+
+
+def test_predict_command_on_a_geotiff_with_another_band_order(checkpoint, tmp_path):
+    bands = reflectance()
+    shuffled = np.stack([bands[3], bands[2], bands[1], bands[0], bands[0] * 0])  # nir,red,...
+    scene = write_raster(tmp_path / "scene.tif", shuffled)
+    code = main(
+        [
+            "predict",
+            "--checkpoint",
+            str(checkpoint),
+            "--scene",
+            str(scene),
+            "--bands",
+            "blue=4,green=3,red=2,nir=1",
+            "--out",
+            str(tmp_path / "out"),
+            "--min-area-km2",
+            "0",
+            "--date",
+            "d1",
+            "--device",
+            "cpu",
+        ]
+    )
+    assert code == 0
+    probability, crs, transform = read(tmp_path / "out" / "probability.tif")
+    mask, _, _ = read(tmp_path / "out" / "mask.tif")
+    assert probability.shape == (40, 50) and crs == "EPSG:32645" and transform == TRANSFORM
+    assert np.array_equal(mask, (probability >= 0.5).astype(np.uint8))
+    outlines = gpd.read_file(tmp_path / "out" / "outlines.gpkg")
+    assert outlines.is_valid.all() and set(outlines.date) <= {"d1"}
+    assert outlines.area_km2.sum() == pytest.approx(mask.sum() * 1e-4)
+
+    # the same bands in the workflow's order give the same map
+    ordered = write_raster(tmp_path / "ordered.tif", bands, names=BANDS)
+    predict_scene_maps(
+        checkpoint, ordered, tmp_path / "p.tif", tmp_path / "m.tif", INFERENCE, "cpu"
+    )
+    assert np.allclose(read(tmp_path / "p.tif")[0], probability, atol=1e-5)
+
+
+def test_sentinel2_band_files_get_the_l2a_offset(checkpoint, tmp_path):
+    bands = reflectance(seed=1)
+    folder = tmp_path / "S2B_MSIL2A_20230815T000000_N0509_R000_T45RVL_20230815T000000.SAFE"
+    folder.mkdir()
+    spec = []
+    for name, band, code in zip(BANDS, bands, ("B02", "B03", "B04", "B08"), strict=True):
+        dn = np.round(band * 10000 + 1000).astype(np.uint16)[None]
+        dn[0, :2, :2] = 0  # L2A nodata
+        spec.append(f"{name}={write_raster(folder / f'T45RVL_{code}_10m.tif', dn, nodata=None)}")
+    assert (
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                str(checkpoint),
+                "--bands",
+                ",".join(spec),
+                "--product",
+                "sentinel2_l2a",
+                "--out",
+                str(tmp_path / "s2"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    expected = np.round(bands * 10000) / 10000
+    expected[:, :2, :2] = np.nan
+    ordered = write_raster(tmp_path / "ordered.tif", expected, names=BANDS)
+    predict_scene_maps(
+        checkpoint, ordered, tmp_path / "p.tif", tmp_path / "m.tif", INFERENCE, "cpu"
+    )
+    s2 = read(tmp_path / "s2" / "probability.tif")[0]
+    assert np.isnan(s2[:2, :2]).all()
+    assert np.allclose(s2, read(tmp_path / "p.tif")[0], atol=1e-4, equal_nan=True)
+
+
+def test_checkpoint_with_another_band_layout_is_refused(checkpoint, tmp_path):
+    stored = torch.load(checkpoint, weights_only=True)
+    stored["bands"] = ["B2", "B3", "B4", "B8"]
+    torch.save(stored, tmp_path / "other.pt")
+    with pytest.raises(InputDataError, match="band layout"):
+        load_predictor(tmp_path / "other.pt", "cpu")
+
+
+def test_scene_missing_a_band_is_refused(checkpoint, tmp_path, capsys):
+    three = write_raster(tmp_path / "rgb.tif", reflectance()[:3], names=BANDS[:3])
+    with pytest.raises(InputDataError, match="no nir band"):
+        predict_scene_maps(checkpoint, three, tmp_path / "p.tif", tmp_path / "m.tif", INFERENCE)
+    code = main(
+        [
+            "predict",
+            "--checkpoint",
+            str(checkpoint),
+            "--scene",
+            str(three),
+            "--bands",
+            "blue=1,green=2,red=3,nir=4",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert code == 1
+    # the command logs (to stderr) the error naming the file and the band
+    assert (
+        "rgb.tif: band nir asks for band 4, but the file has 3 band(s)" in capsys.readouterr().err
+    )
+    assert not (tmp_path / "p.tif").exists() and not (tmp_path / "o" / "mask.tif").exists()
+
+
+def test_scene_smaller_than_a_tile_keeps_its_shape(checkpoint, tmp_path):
+    scene = write_raster(tmp_path / "small.tif", reflectance((12, 20)), names=BANDS)
+    predict_scene_maps(checkpoint, scene, tmp_path / "p.tif", tmp_path / "m.tif", INFERENCE, "cpu")
+    probability = read(tmp_path / "p.tif")[0]
+    assert probability.shape == (12, 20) and np.isfinite(probability).all()
+
+
+def test_all_nodata_scene_gives_nodata_maps_and_no_outlines(checkpoint, tmp_path):
+    scene = write_raster(tmp_path / "empty.tif", np.full((4, 40, 40), np.nan, np.float32))
+    assert (
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                str(checkpoint),
+                "--scene",
+                str(scene),
+                "--out",
+                str(tmp_path / "out"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    assert np.isnan(read(tmp_path / "out" / "probability.tif")[0]).all()
+    assert (read(tmp_path / "out" / "mask.tif")[0] == 255).all()
+    assert gpd.read_file(tmp_path / "out" / "outlines.gpkg").empty
+
+
+def test_scene_without_georeference_warns_and_maps(checkpoint, tmp_path, capsys):
+    scene = write_raster(tmp_path / "plain.tif", reflectance(), crs=None)
+    code = main(
+        [
+            "predict",
+            "--checkpoint",
+            str(checkpoint),
+            "--scene",
+            str(scene),
+            "--out",
+            str(tmp_path / "out"),
+            "--threshold",
+            "0.01",
+            "--device",
+            "cpu",
+        ]
+    )
+    assert code == 0
+    assert "WARNING" in (err := capsys.readouterr().err) and "no georeference" in err
+    probability, crs, _ = read(tmp_path / "out" / "probability.tif")
+    assert crs is None and probability.shape == (40, 50)
+    outlines = gpd.read_file(tmp_path / "out" / "outlines.gpkg")
+    assert len(outlines) and outlines.area_km2.isna().all()
