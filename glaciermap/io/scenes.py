@@ -82,7 +82,10 @@ def _check_band(dataset: rasterio.io.DatasetReader, source: BandSource) -> None:
             f"band {source.band} is missing"
         )
     if dataset.crs is None:
-        raise InputDataError(f"raster {source.file} (config key '{source.key}') has no CRS")
+        raise InputDataError(
+            f"raster {source.file} (config key '{source.key}') has no CRS "
+            "(not georeferenced, or truncated)"
+        )
 
 
 def check_scene_sources(scene: Mapping[str, Any], date: str, base_dir: str | Path = ".") -> None:

@@ -1,0 +1,174 @@
+"""Reading scenes: band mappings, Sentinel-2 L2A offset, grids and bad rasters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+from glaciermap.data.prepare import prepare_scene
+from glaciermap.errors import ConfigError, InputDataError
+from glaciermap.io import sentinel2
+from glaciermap.io.scenes import check_scene_sources, read_prepared_scene, read_scene
+
+CRS = "EPSG:32633"
+ORIGIN = from_origin(500000, 7000000, 10, 10)
+
+
+def write_raster(path: Path, array: np.ndarray, transform=ORIGIN, crs=CRS, nodata=None) -> Path:
+    array = array if array.ndim == 3 else array[None]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=array.shape[2],
+        height=array.shape[1],
+        count=array.shape[0],
+        dtype=array.dtype,
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
+    ) as out:
+        out.write(array)
+    return path
+
+
+def test_multiband_file_with_band_mapping_scale_and_nodata(tmp_path):
+    dn = np.arange(3 * 8 * 8, dtype=np.uint8).reshape(3, 8, 8)
+    dn[0, 0, 0] = 255
+    nir = np.full((8, 8), 100, np.uint8)
+    write_raster(tmp_path / "rgb.tif", dn, nodata=255)
+    write_raster(tmp_path / "nir.tif", nir)
+    scene = {
+        "file": "rgb.tif",
+        "bands": {"blue": 3, "green": 2, "red": 1, "nir": {"file": "nir.tif", "band": 1}},
+        "scale": 0.5,
+        "offset": 2.0,
+    }
+    array, grid = read_scene(scene, "d", tmp_path)
+    assert array.dtype == np.float32 and array.shape == (4, 8, 8)
+    np.testing.assert_allclose(array[0], (dn[2] + 2.0) * 0.5)
+    np.testing.assert_allclose(array[3], (nir + 2.0) * 0.5)
+    # Band 1 of the RGB file is red: its nodata pixel is NaN there only.
+    assert np.isnan(array[2, 0, 0]) and np.isfinite(array[:2, 0, 0]).all()
+    assert grid.transform == ORIGIN
+
+
+@pytest.mark.parametrize(
+    ("baseline_in", "offset"),
+    [("N0509", -1000.0), ("N0400", -1000.0), ("N0301", 0.0)],
+)
+def test_sentinel2_l2a_offset_from_safe_name(tmp_path, baseline_in, offset):
+    safe = tmp_path / f"S2A_MSIL2A_20230715T141741_{baseline_in}_R010_T23VNH_20230715T200000.SAFE"
+    dn = np.full((8, 8), 3000, np.uint16)
+    dn[1, 1] = 0
+    bands = {}
+    for name, code in zip(
+        ("blue", "green", "red", "nir"), ("B02", "B03", "B04", "B08"), strict=True
+    ):
+        path = write_raster(safe / f"T23VNH_20230715T141741_{code}_10m.tif", dn)
+        bands[name] = str(path.relative_to(tmp_path))
+    scene = {"product": "sentinel2_l2a", "bands": bands}
+    array, _ = read_scene(scene, "july", tmp_path)
+    assert array[0, 0, 0] == pytest.approx((3000 + offset) / 10000)
+    assert np.isnan(array[:, 1, 1]).all()  # DN 0 is nodata in every band
+
+
+def test_sentinel2_baseline_from_config_and_missing(tmp_path):
+    dn = np.full((4, 4), 1500, np.uint16)
+    bands = {b: str(write_raster(tmp_path / f"x_{b}_10m.tif", dn).name) for b in ("B02", "B03")}
+    mapping = {
+        "blue": bands["B02"],
+        "green": bands["B03"],
+        "red": bands["B03"],
+        "nir": bands["B02"],
+    }
+    scene = {"product": "sentinel2_l2a", "bands": mapping, "processing_baseline": "04.00"}
+    array, _ = read_scene(scene, "aug", tmp_path)
+    assert array[0, 0, 0] == pytest.approx(0.05)
+    del scene["processing_baseline"]
+    with pytest.raises(ConfigError, match=r"data\.scenes\.aug\.processing_baseline"):
+        read_scene(scene, "aug", tmp_path)
+
+
+def test_baseline_parsing():
+    assert sentinel2.baseline_from_name("a/S2B_MSIL2A_20230801T1_N0509_R1_T2_3.SAFE/G/B02.jp2") == (
+        "05.09"
+    )
+    assert sentinel2.baseline_from_name("plain/T23VNH_B02_10m.jp2") is None
+    assert sentinel2.reflectance_offset("03.99") == 0.0
+    assert sentinel2.reflectance_offset("04.00") == -1000.0
+
+
+def _rgb_scene(tmp_path: Path, **extra) -> dict:
+    write_raster(tmp_path / "rgb.tif", np.ones((3, 8, 8), np.uint8))
+    return {"file": "rgb.tif", "bands": {"blue": 1, "green": 2, "red": 3, "nir": 1}, **extra}
+
+
+def test_missing_band_names_file_and_key(tmp_path):
+    scene = _rgb_scene(tmp_path)
+    scene["bands"]["nir"] = 4
+    with pytest.raises(InputDataError, match=r"rgb\.tif.*data\.scenes\.d\.bands\.nir.*band 4"):
+        check_scene_sources(scene, "d", tmp_path)
+    with pytest.raises(InputDataError, match="band 4 is missing"):
+        read_scene(scene, "d", tmp_path)
+
+
+def test_bare_path_to_multiband_file_is_a_wrong_band_count(tmp_path):
+    scene = _rgb_scene(tmp_path)
+    scene["bands"]["nir"] = "rgb.tif"
+    with pytest.raises(InputDataError, match=r"rgb\.tif.*bands\.nir.*has 3 bands"):
+        check_scene_sources(scene, "d", tmp_path)
+
+
+def test_unreadable_and_truncated_rasters(tmp_path):
+    write_raster(tmp_path / "rgb.tif", np.ones((3, 64, 64), np.uint8))
+    scene = {"file": "rgb.tif", "bands": {"blue": 1, "green": 2, "red": 3, "nir": 1}}
+    good = (tmp_path / "rgb.tif").read_bytes()
+    (tmp_path / "rgb.tif").write_bytes(b"this is not a GeoTIFF")
+    with pytest.raises(InputDataError, match=r"cannot read raster .*rgb\.tif"):
+        check_scene_sources(scene, "d", tmp_path)
+    (tmp_path / "rgb.tif").write_bytes(good[: len(good) // 2])
+    with pytest.raises(InputDataError, match=r"rgb\.tif.*truncated"):
+        read_scene(scene, "d", tmp_path)
+
+
+def _two_dates(tmp_path: Path, on_grid_mismatch: str) -> dict:
+    write_raster(tmp_path / "a.tif", np.full((3, 16, 16), 10, np.uint8))
+    shifted = from_origin(500000 + 25, 7000000 - 25, 10, 10)  # not on the reference grid
+    write_raster(tmp_path / "b.tif", np.full((3, 16, 16), 20, np.uint8), transform=shifted)
+    bands = {"blue": 1, "green": 2, "red": 3, "nir": 1}
+    return {
+        "scenes": {
+            "a": {"acquired": "2023-07-01", "file": "a.tif", "bands": bands},
+            "b": {"acquired": "2023-08-01", "file": "b.tif", "bands": bands},
+        },
+        "reference_date": None,
+        "on_grid_mismatch": on_grid_mismatch,
+    }
+
+
+def test_second_date_on_another_grid_is_reprojected(tmp_path):
+    data = _two_dates(tmp_path, "reproject")
+    out = tmp_path / "results" / "b.tif"
+    prepare_scene(data, "b", out, tmp_path)
+    array, grid = read_prepared_scene(out)
+    assert grid.transform == ORIGIN and grid.shape == (16, 16)
+    # The shifted scene covers the lower right of the reference grid only.
+    assert np.isnan(array[:, 0, 0]).all()
+    assert array[0, 8, 8] == pytest.approx(20.0)
+    with rasterio.open(out) as dataset:
+        assert dataset.descriptions == ("blue", "green", "red", "nir")
+        assert dataset.dtypes[0] == "float32" and np.isnan(dataset.nodata)
+
+
+def test_second_date_on_another_grid_is_refused_without_output(tmp_path):
+    data = _two_dates(tmp_path, "error")
+    out = tmp_path / "results" / "b.tif"
+    with pytest.raises(InputDataError, match=r"b\.tif.*another grid.*on_grid_mismatch"):
+        prepare_scene(data, "b", out, tmp_path)
+    assert not out.parent.exists() or list(out.parent.iterdir()) == []
