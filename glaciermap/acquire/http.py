@@ -35,17 +35,30 @@ def vsicurl_path(href: str) -> str:
     return f"/vsicurl/{href}"
 
 
-def get_bytes(url: str, params: dict[str, str], timeout_s: float, retries: int) -> bytes:
+def check_reachable(url: str, timeout_s: float, retries: int) -> None:
+    """Ask for the first byte of ``url``, so that a missing file, a refused
+    connection or a timeout is reported as such (GDAL reports all of them as
+    "not recognized as being in a supported file format")."""
+    get_bytes(url, {}, timeout_s, retries, headers={"Range": "bytes=0-0"})
+
+
+def get_bytes(
+    url: str,
+    params: dict[str, str],
+    timeout_s: float,
+    retries: int,
+    headers: dict[str, str] | None = None,
+) -> bytes:
     """GET ``url`` and return the body; network failures become :class:`DownloadError`."""
     session = requests.Session()
     adapter = requests.adapters.HTTPAdapter(max_retries=retries)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     try:
-        response = session.get(url, params=params, timeout=timeout_s)
+        response = session.get(url, params=params, headers=headers, timeout=timeout_s)
         response.raise_for_status()
     except requests.RequestException as exc:
-        raise DownloadError(f"download from {url} failed: {exc}") from exc
+        raise DownloadError(f"download from {url} failed (timeout {timeout_s:g} s): {exc}") from exc
     finally:
         session.close()
     return response.content

@@ -32,7 +32,12 @@ from shapely.geometry import box, shape
 
 from glaciermap.acquire.glims import OUTPUT_LAYER, select_glaciers
 from glaciermap.acquire.grid import Grid, area_grid
-from glaciermap.acquire.http import DownloadError, gdal_http_options, vsicurl_path
+from glaciermap.acquire.http import (
+    DownloadError,
+    check_reachable,
+    gdal_http_options,
+    vsicurl_path,
+)
 from glaciermap.acquire.settings import SENTINEL2_BANDS, AcquireSettings, DateWindow
 from glaciermap.config import BANDS
 from glaciermap.errors import ConfigError, InputDataError
@@ -189,6 +194,18 @@ def read_on_grid(path: str, grid: Grid) -> np.ndarray:
         return out
 
 
+def error_chain(exc: BaseException) -> str:
+    """The messages of an exception and its causes (GDAL's first error is often the telling one)."""
+    messages: list[str] = []
+    current: BaseException | None = exc
+    while current is not None and len(messages) < 6:
+        text = str(current)
+        if text and text not in messages and not text.startswith("Read failed. See previous"):
+            messages.append(text)
+        current = current.__cause__ or current.__context__
+    return "; ".join(reversed(messages))
+
+
 def asset_href(item: pystac.Item, key: str) -> str:
     asset = item.assets.get(key)
     if asset is None:
@@ -240,14 +257,19 @@ def download_scene(
         offset,
     )
     dns = []
-    with rasterio.Env(**gdal_http_options(settings.timeout_s, settings.retries)):
+    options = gdal_http_options(settings.timeout_s, settings.retries)
+    # A failed read must not be served from GDAL's in-process cache on a retry.
+    options["CPL_VSIL_CURL_NON_CACHED"] = ":".join(vsicurl_path(h) for h in hrefs.values())
+    with rasterio.Env(**options):
         for band in BANDS:
             try:
-                dns.append(read_on_grid(vsicurl_path(hrefs[band]), grid))
-            except RasterioError as exc:
+                path = vsicurl_path(hrefs[band])
+                check_reachable(hrefs[band], settings.timeout_s, settings.retries)
+                dns.append(read_on_grid(path, grid))
+            except (RasterioError, DownloadError) as exc:
                 raise DownloadError(
                     f"cannot read asset '{settings.assets[band]}' ({band}) of STAC item "
-                    f"{item.id} at {hrefs[band]}: {exc}"
+                    f"{item.id} at {hrefs[band]}: {error_chain(exc)}"
                 ) from exc
     stack = np.stack(dns).astype(np.float64)
     reflectance = np.where(stack == 0, np.nan, (stack + offset) / QUANTIFICATION).astype(np.float32)

@@ -1,0 +1,72 @@
+"""``glaciermap acquire-outlines`` and ``glaciermap acquire-scenes``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import yaml
+
+from glaciermap.acquire.glims import acquire_outlines
+from glaciermap.acquire.settings import acquire_settings, scene_targets
+from glaciermap.acquire.stac import download_scene
+from glaciermap.config import validate_config
+from glaciermap.errors import ConfigError
+
+
+def read_config(path: str | Path) -> dict:
+    """Read and validate a config without requiring its input files (they are downloaded)."""
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    if not isinstance(config, dict):
+        raise ConfigError(f"config file {path} does not hold a mapping")
+    return validate_config(config)
+
+
+def run_outlines(args: argparse.Namespace) -> None:
+    config = read_config(args.config)
+    acquire_outlines(acquire_settings(config), args.output or config["data"]["outlines"]["file"])
+
+
+def run_scenes(args: argparse.Namespace) -> None:
+    config = read_config(args.config)
+    settings = acquire_settings(config)
+    targets = scene_targets(config)
+    dates = args.date or list(targets)
+    if args.output and len(dates) != 1:
+        raise ConfigError("--output needs exactly one --date")
+    outlines = args.outlines or (
+        config["data"]["outlines"]["file"] if settings.area.glaciers else None
+    )
+    for date in dates:
+        if date not in targets:
+            raise ConfigError(f"config key 'acquire.dates': no window for date label '{date}'")
+        download_scene(settings, date, args.output or targets[date], outlines=outlines)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    outlines = subparsers.add_parser(
+        "acquire-outlines", help="download the GLIMS outlines of the config's area"
+    )
+    outlines.add_argument("--config", required=True, help="workflow config with acquire.enabled")
+    outlines.add_argument("--output", help="GeoPackage to write (default data.outlines.file)")
+    outlines.set_defaults(func=run_outlines)
+
+    scenes = subparsers.add_parser(
+        "acquire-scenes", help="download one Sentinel-2 L2A scene per date label from STAC"
+    )
+    scenes.add_argument("--config", required=True, help="workflow config with acquire.enabled")
+    scenes.add_argument(
+        "--date", action="append", help="date label (repeatable; default all acquire.dates)"
+    )
+    scenes.add_argument(
+        "--output", help="scene file (one --date only; default its data.scenes file)"
+    )
+    scenes.add_argument(
+        "--outlines",
+        help="outlines defining an area given by glacier ids (default data.outlines.file)",
+    )
+    scenes.set_defaults(func=run_scenes)

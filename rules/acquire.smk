@@ -1,0 +1,42 @@
+# Download the inputs: the scenes of data.scenes.{date}.file for every label in
+# acquire.dates (STAC, Sentinel-2 L2A COGs read by HTTP range requests) and
+# data.outlines.file (GLIMS). Active only when acquire.enabled is true; the
+# outputs are written atomically, so a rerun after a failed download starts
+# clean.
+from glaciermap.acquire.settings import scene_targets
+
+if config["acquire"]["enabled"]:
+
+    rule acquire_outlines:
+        output:
+            config["data"]["outlines"]["file"],
+        log:
+            "logs/acquire/outlines.log",
+        benchmark:
+            "benchmarks/results/acquire/outlines.tsv"
+        script:
+            "../scripts/acquire_outlines.py"
+
+    # One rule per date: each label writes to the path its scene entry names.
+    for _date, _scene_file in scene_targets(config).items():
+
+        rule:
+            name:
+                f"acquire_scene_{_date}"
+            input:
+                # An area given by glacier ids is the envelope of their outlines.
+                outlines=(
+                    config["data"]["outlines"]["file"]
+                    if config["acquire"]["aoi"].get("glaciers")
+                    else []
+                ),
+            output:
+                _scene_file,
+            params:
+                date=_date,
+            log:
+                f"logs/acquire/scene_{_date}.log",
+            benchmark:
+                f"benchmarks/results/acquire/scene_{_date}.tsv"
+            script:
+                "../scripts/acquire_scene.py"
