@@ -84,6 +84,11 @@ class SmpSegmenter(nn.Module):
     def encoder(self) -> nn.Module:
         return self.net.encoder
 
+    @property
+    def aux_head(self) -> nn.Module | None:
+        """smp's classification head (pool, dropout, linear), as other models' ``aux_head``."""
+        return self.net.classification_head
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         height, width = x.shape[-2:]
         top = left = 0
@@ -129,8 +134,9 @@ _PROJECT_ARCHITECTURES: dict[str, Callable[[ModelSpec], nn.Module]] = {
 def build_model(spec: ModelSpec) -> nn.Module:
     """A freshly initialised model for ``spec`` (random weights unless a local file is given).
 
-    The module has ``forward(x) -> (mask_logits, aux_logits | None)`` and, for the
-    models with an encoder, an ``encoder`` attribute.
+    The module has ``forward(x) -> (mask_logits, aux_logits | None)``, an
+    ``aux_head`` attribute (None when ``spec.aux_weight == 0``) and, for the
+    models with an encoder (all but WaveMix), an ``encoder`` attribute.
     """
     model = (
         _build_smp(spec)
