@@ -32,7 +32,7 @@ class Grid:
     def bounds(self) -> tuple[float, float, float, float]:
         """(xmin, ymin, xmax, ymax) in the grid's CRS."""
         xs, ys = zip(
-            *(self.transform * corner for corner in ((0, 0), (self.width, self.height))),
+            *(self.transform @ corner for corner in ((0, 0), (self.width, self.height))),
             strict=True,
         )
         return (min(xs), min(ys), max(xs), max(ys))
