@@ -1,5 +1,5 @@
-# Helper functions shared by the rule files: path builders, the run matrix,
-# readers of stage winners. The only place for Python logic in the workflow.
+# Helper functions shared by the rule files (path builders, the run matrix,
+# readers of stage winners). The only place for Python logic in the workflow.
 #
 # The study runs in stages; each stage's runs are one slice of the matrix
 # run = (model, hparams, dates, aug, seed):
@@ -12,12 +12,20 @@
 # pins it. Runs shared by two stages (the base cell of the grid, the noaug run
 # of the augmentation stage, the final all-dates run) have one path and are
 # trained once.
+#
+# Building the DAG imports neither torch nor pandas (a dry run of the study
+# stays well under 10 s): names come from the config schema, and the table
+# readers are imported when a checkpoint table exists.
 import itertools
 
-from glaciermap.models.spec import MODEL_NAMES, HParams
-from glaciermap.reporting.tables import winner_aug, winner_hparams, winner_model
-from glaciermap.training.augmentation import AUG_MODES
-from glaciermap.training.settings import NON_NUMERIC
+from glaciermap.config import load_schema
+
+_SCHEMA = load_schema()["properties"]
+MODEL_NAMES = _SCHEMA["model_selection"]["properties"]["models"]["items"]["enum"]
+AUG_MODES = _SCHEMA["augmentation"]["properties"]["compare"]["items"]["enum"]
+# Training settings that do not change a run's numbers
+# (glaciermap.training.settings.NON_NUMERIC; tests/test_workflow_matrix.py checks).
+NON_NUMERIC = ("device", "threads", "image_every")
 
 DATES = list(config["data"]["scenes"])
 ALL_DATES = "+".join(DATES)
@@ -66,9 +74,15 @@ def eval_files(runs, dates=DATES):
 # ---------------------------------------------------------------- settings
 
 
+def cell_slug(dropout, activation, pooling):
+    """The ``{hparams}`` wildcard, e.g. dropout0.4-softmax-mean
+    (glaciermap.models.spec.HParams.slug; tests/test_workflow_matrix.py checks)."""
+    return f"dropout{float(dropout):g}-{activation}-{pooling}"
+
+
 def hparams_slug(block):
     """``{dropout, activation, pooling}`` mapping -> the ``{hparams}`` wildcard."""
-    return HParams(float(block["dropout"]), block["activation"], block["pooling"]).slug
+    return cell_slug(block["dropout"], block["activation"], block["pooling"])
 
 
 def training_settings(wildcards):
@@ -111,13 +125,16 @@ def best_model():
     pinned = config["model_selection"]["winner"]
     if pinned:
         return pinned
-    return winner_model(checkpoints.table1_models.get().output.csv)
+    table = checkpoints.table1_models.get().output.csv
+    from glaciermap.reporting.tables import winner_model
+
+    return winner_model(table)
 
 
 def grid_cells():
     grid = config["hparam_grid"]
     cells = itertools.product(grid["dropout"], grid["activation"], grid["pooling"])
-    return [HParams(float(d), a, p).slug for d, a, p in cells]
+    return [cell_slug(*cell) for cell in cells]
 
 
 def grid_runs():
@@ -132,7 +149,10 @@ def best_hparams():
     pinned = config["hparam_grid"]["winner"]
     if pinned:
         return hparams_slug(pinned)
-    return winner_hparams(checkpoints.table2_hparams.get().output.csv)
+    table = checkpoints.table2_hparams.get().output.csv
+    from glaciermap.reporting.tables import winner_hparams
+
+    return winner_hparams(table)
 
 
 def augmentation_runs():
@@ -149,7 +169,10 @@ def best_augmentation():
     pinned = config["augmentation"]["winner"]
     if pinned:
         return pinned
-    return winner_aug(checkpoints.table_augmentation.get().output.csv)
+    table = checkpoints.table_augmentation.get().output.csv
+    from glaciermap.reporting.tables import winner_aug
+
+    return winner_aug(table)
 
 
 def final_training_dates():
