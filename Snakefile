@@ -28,6 +28,7 @@ include: "rules/prepare.smk"
 include: "rules/train.smk"
 include: "rules/select.smk"
 include: "rules/evaluate.smk"
+include: "rules/maps.smk"
 include: "rules/report.smk"
 
 
@@ -36,3 +37,6 @@ rule all:
     input:
         stage_tables(),
         figure_files(),
+        "results/maps/areas.csv",
+        "results/maps/area_change.csv",
+        "results/figures/area_change.png",

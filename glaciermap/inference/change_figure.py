@@ -2,8 +2,9 @@
 
 Glacier lost between the dates is filled red, glacier gained blue; the earlier
 date's outline is drawn in yellow and the later in cyan, over the later date's
-RGB image. With one date the figure shows that date's outline and glacier
-area over its image. Rasters are read decimated so that the figure's cost does
+RGB image (outlines from the GeoPackages when given, else the masks' contours).
+With one date the figure shows that date's outline and glacier area over its
+image. Rasters are read decimated so that the figure's cost does
 not grow with the scene.
 """
 
@@ -13,6 +14,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import rasterio
 from matplotlib.figure import Figure
@@ -71,10 +73,17 @@ def change_figure(
     dates: Sequence[str],
     out_path: str | Path,
     title: str = "",
+    outlines: Sequence[str | Path] | None = None,
 ) -> None:
-    """Draw one or two dates' masks (``mask_paths`` in date order) over ``scene_path``."""
+    """Draw one or two dates' masks (``mask_paths`` in date order) over ``scene_path``.
+
+    The outlines drawn are the GeoPackages ``outlines`` (one per mask) when
+    given, else the masks' contours.
+    """
     if len(mask_paths) not in (1, 2) or len(dates) != len(mask_paths):
         raise InputDataError("a change figure needs one or two masks, one date label each")
+    if outlines is not None and len(outlines) != len(mask_paths):
+        raise InputDataError("a change figure needs one outline file per mask")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with rasterio.open(scene_path) as scene:
@@ -108,10 +117,14 @@ def change_figure(
         fill[masks[0]] = (1.0, 1.0, 1.0, 0.25)
         axes.imshow(fill, extent=extent, origin="upper", interpolation="nearest")
         subtitle = f"{dates[0]}: glacier area {areas[0]:.2f} km² (one date, no change to show)"
-    for mask, date, colour in zip(masks, dates, OUTLINE_COLOURS, strict=False):
-        if mask.any() and not mask.all():
+    for i, (date, colour) in enumerate(zip(dates, OUTLINE_COLOURS, strict=False)):
+        if outlines is not None:
+            polygons = gpd.read_file(outlines[i])
+            if len(polygons):
+                polygons.boundary.plot(ax=axes, color=colour, linewidth=0.8)
+        elif masks[i].any() and not masks[i].all():
             axes.contour(
-                mask.astype(np.uint8),
+                masks[i].astype(np.uint8),
                 levels=[0.5],
                 colors=[colour],
                 linewidths=0.8,
@@ -119,6 +132,8 @@ def change_figure(
                 origin="upper",
             )
         handles.append(Patch(facecolor="none", edgecolor=colour, label=f"outline {date}"))
+    axes.set_xlim(left, right)
+    axes.set_ylim(bottom, top)
     axes.legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.8)
     axes.set_title(f"{title}\n{subtitle}" if title else subtitle, fontsize=10)
     axes.set_xlabel("x (scene CRS)")

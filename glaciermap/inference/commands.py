@@ -9,15 +9,19 @@ files (``--product sentinel2_l2a --bands blue=..._B02_10m.jp2,...``).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import geopandas as gpd
+import pandas as pd
+import rasterio
 import torch
 
 from glaciermap.errors import ConfigError, InputDataError
-from glaciermap.inference.areas import MaskEntry, area_change, area_table
+from glaciermap.inference.areas import AREA_COLUMNS, MaskEntry, area_change, area_table
 from glaciermap.inference.change_figure import change_figure
 from glaciermap.inference.maps import MapSummary, write_maps
 from glaciermap.inference.scene import (
@@ -27,8 +31,9 @@ from glaciermap.inference.scene import (
     parse_band_spec,
 )
 from glaciermap.inference.sliding_window import WINDOW_KINDS, InferenceSettings
-from glaciermap.inference.vectorize import vectorize_mask_file
+from glaciermap.inference.vectorize import outline_area_km2, vectorize_mask_file
 from glaciermap.io import sentinel2
+from glaciermap.io.outlines import read_outlines
 from glaciermap.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -96,10 +101,16 @@ def write_area_tables(
     *,
     regions_path: str | Path | None = None,
     glaciers: Any = None,
+    outlines: Sequence[tuple[str, str, str | Path]] = (),
     block_size: int = 2048,
 ) -> None:
     """Rule ``maps_areas``: area per date of predicted (run, date, mask) and reference
-    masks ({date: mask}) per zone, and their change between consecutive dates."""
+    masks ({date: mask}) per zone, and their change between consecutive dates.
+
+    ``outlines`` (run, date, outlines.gpkg) add rows of source ``outlines``: the
+    summed area of the vector outlines over the scene, i.e. the predicted area
+    without the specks below ``min_area_km2``.
+    """
     entries = [
         MaskEntry(run, run.split("/")[0], "predicted", date, Path(path))
         for run, date, path in predicted
@@ -109,6 +120,14 @@ def write_area_tables(
         for date, path in reference.items()
     ]
     areas = area_table(entries, regions_path=regions_path, glaciers=glaciers, block_size=block_size)
+    outline_rows = [
+        (run, run.split("/")[0], "outlines", date, "scene", "all", outline_area_km2(path))
+        for run, date, path in outlines
+    ]
+    if outline_rows:
+        areas = pd.concat(
+            [areas, pd.DataFrame(outline_rows, columns=AREA_COLUMNS)], ignore_index=True
+        )
     change = area_change(areas, date_order)
     with atomic_path(areas_path) as tmp:
         areas.to_csv(tmp, index=False, float_format="%.6f")
@@ -118,10 +137,32 @@ def write_area_tables(
 
 
 def run_change_figure(
-    scene: str | Path, masks: Sequence[str | Path], dates: Sequence[str], out: str | Path, run: str
+    scene: str | Path,
+    masks: Sequence[str | Path],
+    outlines: Sequence[str | Path],
+    dates: Sequence[str],
+    out: str | Path,
+    run: str,
 ) -> None:
-    """Rule ``maps_change_figure``: first and last date of a run over the last date's image."""
-    change_figure(scene, masks, dates, out, title=run)
+    """Rule ``maps_change_figure``: a run's first and last date over the last date's image."""
+    change_figure(scene, masks, dates, out, title=run, outlines=outlines)
+
+
+def reference_glaciers(
+    outlines: Mapping[str, Any], acquired: str, crs_of: str | Path
+) -> gpd.GeoDataFrame:
+    """The configured reference outlines (``data.outlines``), one row per glacier id,
+    nearest analysis to ``acquired`` (YYYY-MM-DD), in the CRS of raster ``crs_of``."""
+    with rasterio.open(crs_of) as dataset:
+        crs = dataset.crs
+    return read_outlines(
+        outlines["file"],
+        dt.date.fromisoformat(acquired),
+        crs,
+        layer=outlines.get("layer"),
+        fmt=outlines.get("format", "auto"),
+        glaciers=outlines.get("glaciers"),
+    )
 
 
 # ---------------------------------------------------------------- command line

@@ -129,3 +129,11 @@ def vectorize_mask_file(
         outlines_path,
     )
     return outlines
+
+
+def outline_area_km2(path: str | Path) -> float:
+    """Summed ``area_km2`` of an outlines GeoPackage."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputDataError(f"outline file not found: {path}")
+    return float(gpd.read_file(path, layer=LAYER, columns=["area_km2"]).area_km2.sum())

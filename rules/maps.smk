@@ -1,0 +1,102 @@
+# Whole-scene maps of the final runs (docs/architecture.md, "Files"): blended
+# sliding-window probability and mask COGs, vector outlines, the table of glacier
+# area per date with its change, and the change figure of the report.
+
+# Change is taken between dates in acquisition order; the figure compares the
+# first and the last date (the only one, for a one-date config).
+DATES_BY_ACQUISITION = sorted(DATES, key=lambda d: config["data"]["scenes"][d]["acquired"])
+CHANGE_DATES = list(dict.fromkeys([DATES_BY_ACQUISITION[0], DATES_BY_ACQUISITION[-1]]))
+
+
+rule maps_predict:
+    input:
+        checkpoint=f"results/runs/{RUN}/best.pt",
+        scene="results/scenes/{date}.tif",
+    output:
+        probability=f"results/maps/{RUN}/{{date}}/probability.tif",
+        mask=f"results/maps/{RUN}/{{date}}/mask.tif",
+    params:
+        inference=config["inference"],
+        device=config["training"]["device"],
+    threads: config["training"]["threads"]
+    log:
+        f"logs/maps/{RUN}/{{date}}/predict.log",
+    benchmark:
+        f"benchmarks/results/maps/{RUN}/{{date}}/predict.tsv"
+    script:
+        "../scripts/maps_predict.py"
+
+
+rule maps_outlines:
+    input:
+        mask=f"results/maps/{RUN}/{{date}}/mask.tif",
+    output:
+        f"results/maps/{RUN}/{{date}}/outlines.gpkg",
+    params:
+        min_area_km2=config["inference"]["min_area_km2"],
+        run=RUN,
+    log:
+        f"logs/maps/{RUN}/{{date}}/outlines.log",
+    benchmark:
+        f"benchmarks/results/maps/{RUN}/{{date}}/outlines.tsv"
+    script:
+        "../scripts/maps_outlines.py"
+
+
+rule maps_areas:
+    input:
+        masks=lambda wc: [
+            f"results/maps/{run}/{date}/mask.tif" for run in final_runs() for date in DATES
+        ],
+        outlines=lambda wc: [
+            f"results/maps/{run}/{date}/outlines.gpkg" for run in final_runs() for date in DATES
+        ],
+        reference=expand("results/masks/{date}.tif", date=DATES),
+        regions="results/regions.tif",
+        glacier_outlines=config["data"]["outlines"]["file"],
+    output:
+        areas=report("results/maps/areas.csv", caption="../report/areas.rst", category="Maps"),
+        change=report(
+            "results/maps/area_change.csv", caption="../report/area_change.rst", category="Maps"
+        ),
+    params:
+        runs=lambda wc: final_runs(),
+        dates=DATES,
+        date_order=DATES_BY_ACQUISITION,
+        outlines=config["data"]["outlines"],
+        acquired=config["data"]["scenes"][REFERENCE_DATE]["acquired"],
+        block_size=config["inference"]["block_size"],
+    log:
+        "logs/maps/areas.log",
+    benchmark:
+        "benchmarks/results/maps/areas.tsv"
+    script:
+        "../scripts/maps_areas.py"
+
+
+rule maps_change_figure:
+    input:
+        scene=f"results/scenes/{CHANGE_DATES[-1]}.tif",
+        masks=lambda wc: [
+            f"results/maps/{overlay_run()}/{date}/mask.tif"
+            for date in CHANGE_DATES
+        ],
+        outlines=lambda wc: [
+            f"results/maps/{overlay_run()}/{date}/outlines.gpkg"
+            for date in CHANGE_DATES
+        ],
+    output:
+        report(
+            "results/figures/area_change.png",
+            caption="../report/area_change_figure.rst",
+            category="Maps",
+        ),
+    params:
+        dates=CHANGE_DATES,
+        run=lambda wc: overlay_run(),
+    log:
+        "logs/maps/area_change_figure.log",
+    benchmark:
+        "benchmarks/results/maps/area_change_figure.tsv"
+    script:
+        "../scripts/maps_change_figure.py"
