@@ -24,6 +24,7 @@ container: config["container"]
 
 
 include: "rules/common.smk"
+include: "rules/acquire.smk"
 include: "rules/prepare.smk"
 include: "rules/train.smk"
 include: "rules/select.smk"

@@ -5,7 +5,7 @@
 # clean.
 from glaciermap.acquire.settings import scene_targets
 
-if config["acquire"]["enabled"]:
+if config.get("acquire", {}).get("enabled", False):
 
     rule acquire_outlines:
         output:
