@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -69,8 +70,15 @@ def study_config(pinned: bool = False) -> dict:
     return config
 
 
-def dry_run(config: dict, targets: tuple[str, ...], workdir: Path) -> tuple[dict[str, int], float]:
-    """Job counts per rule of ``snakemake -n`` and its wall time in seconds."""
+@dataclass(frozen=True)
+class DryRun:
+    counts: dict[str, int]  # jobs per rule
+    seconds: float  # wall time of the whole snakemake command
+    output: str  # what it printed (job details)
+
+
+def dry_run(config: dict, targets: tuple[str, ...], workdir: Path) -> DryRun:
+    """Run ``snakemake -n`` on ``config`` in ``workdir`` (data/ linked from the repository)."""
     workdir.mkdir(parents=True, exist_ok=True)
     data = workdir / "data"
     if not data.exists():
@@ -88,7 +96,8 @@ def dry_run(config: dict, targets: tuple[str, ...], workdir: Path) -> tuple[dict
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"dry run failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    return job_counts(done.stdout + done.stderr), seconds
+    output = done.stdout + done.stderr
+    return DryRun(job_counts(output), seconds, output)
 
 
 def job_counts(output: str) -> dict[str, int]:
@@ -114,10 +123,10 @@ def main() -> None:
             ("unpinned (model selection only)", False, ("results/table3.csv",)),
             ("pinned winners (full matrix)", True, ALL_TABLES),
         ):
-            counts, seconds = dry_run(study_config(pinned), targets, Path(tmp) / name[:8])
+            result = dry_run(study_config(pinned), targets, Path(tmp) / name[:8])
             print(
-                f"{name}: {counts.get('train', 0)} training runs, "
-                f"{sum(counts.values())} jobs, dry run {seconds:.1f} s"
+                f"{name}: {result.counts.get('train', 0)} training runs, "
+                f"{sum(result.counts.values())} jobs, dry run {result.seconds:.1f} s"
             )
 
 

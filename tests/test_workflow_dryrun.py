@@ -1,0 +1,126 @@
+"""Dry runs of the study config: the planned training runs are exactly the study's matrix.
+
+The expected runs are built here from the config with the package's own
+names (HParams.slug, run folders of docs/architecture.md), independently of
+rules/common.smk, and compared with the runs Snakemake plans.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from glaciermap.models.spec import MODEL_NAMES, HParams
+from glaciermap.training.settings import NON_NUMERIC
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("dryrun_study", ROOT / "benchmarks/dryrun_study.py")
+dryrun_study = importlib.util.module_from_spec(_spec)
+sys.modules["dryrun_study"] = dryrun_study  # dataclasses look their module up
+_spec.loader.exec_module(dryrun_study)
+
+
+def planned_runs(output: str) -> set[str]:
+    """The ``{run}`` of every planned training job, from a dry run's output."""
+    return set(re.findall(r"output: results/runs/(\S+)/metrics\.json", output))
+
+
+def slug(block: dict) -> str:
+    return HParams(float(block["dropout"]), block["activation"], block["pooling"]).slug
+
+
+def run(model: str, cell: str, dates: str, aug: str, seed: int) -> str:
+    return f"{model}/{cell}/{dates}/{aug}/seed{seed}"
+
+
+def expected_matrix(config: dict) -> set[str]:
+    """Every run of the study with pinned winners: the four stages, shared runs once."""
+    dates = list(config["data"]["scenes"])
+    all_dates = "+".join(dates)
+    seeds = config["seeds"]
+    selection, grid = config["model_selection"], config["hparam_grid"]
+    winner, cell = selection["winner"], slug(grid["winner"])
+    aug = config["augmentation"]["winner"]
+    runs = {
+        run(m, slug(selection["hparams"]), all_dates, "noaug", s)
+        for m in selection["models"]
+        for s in seeds
+    }
+    for d, a, p in itertools.product(grid["dropout"], grid["activation"], grid["pooling"]):
+        runs |= {run(winner, HParams(float(d), a, p).slug, all_dates, "noaug", s) for s in seeds}
+    runs |= {
+        run(winner, cell, all_dates, a, s) for a in config["augmentation"]["compare"] for s in seeds
+    }
+    runs |= {run(winner, cell, d, aug, s) for d in [*dates, all_dates] for s in seeds}
+    return runs
+
+
+@pytest.fixture(scope="module")
+def study_dry_runs(tmp_path_factory):
+    """(config, dry-run result) for the study as is and with pinned winners."""
+    results = {}
+    for pinned, targets in ((False, ("results/table3.csv",)), (True, dryrun_study.ALL_TABLES)):
+        config = dryrun_study.study_config(pinned)
+        workdir = tmp_path_factory.mktemp("pinned" if pinned else "unpinned")
+        results[pinned] = (config, dryrun_study.dry_run(config, targets, workdir))
+    return results
+
+
+def test_study_config_is_the_study(study_dry_runs):
+    config, _ = study_dry_runs[False]
+    assert config["model_selection"]["models"] == list(MODEL_NAMES)
+    grid = config["hparam_grid"]
+    assert len(grid["dropout"]) * len(grid["activation"]) * len(grid["pooling"]) == 20
+    assert config["training"]["epochs"] == 50
+    assert config["data"]["tiles"]["size"] == 128
+    assert len(config["seeds"]) == 3
+
+
+def test_unpinned_study_plans_model_selection_then_waits(study_dry_runs):
+    config, result = study_dry_runs[False]
+    models, seeds = config["model_selection"]["models"], config["seeds"]
+    cell = slug(config["model_selection"]["hparams"])
+    expected = {run(m, cell, "july+august", "noaug", s) for m in models for s in seeds}
+    assert planned_runs(result.output) == expected
+    assert result.counts["train"] == len(models) * len(seeds)
+    assert result.counts["table1_models"] == 1
+
+
+def test_pinned_study_plans_the_full_matrix(study_dry_runs):
+    config, result = study_dry_runs[True]
+    expected = expected_matrix(config)
+    assert planned_runs(result.output) == expected
+    assert result.counts["train"] == len(expected)
+    # 9 architectures x 3 seeds; 20 cells x 3; 2 modes x 3; 3 training sets x 3,
+    # minus the runs two stages share (the base cell, noaug, the all-dates final run)
+    assert len(expected) == 27 + 60 + 6 + 9 - 3 * 3
+
+
+def test_study_dry_run_is_fast(study_dry_runs):
+    for _, result in study_dry_runs.values():
+        assert result.seconds < 30  # the benchmark reports the real time (goal < 10 s)
+
+
+def test_workflow_constants_match_the_package():
+    """rules/common.smk avoids importing torch; its copies must match the package."""
+    common = (ROOT / "rules" / "common.smk").read_text()
+    copied = re.search(r"NON_NUMERIC = \(([^)]*)\)", common)[1]
+    assert {name.strip(' "') for name in copied.split(",") if name.strip()} == set(NON_NUMERIC)
+
+
+def test_lint_is_clean():
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--lint", "--snakefile", str(ROOT / "Snakefile")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Lints for" not in done.stdout + done.stderr
