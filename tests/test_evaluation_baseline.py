@@ -125,3 +125,12 @@ def test_fit_baseline_names_tiles_without_glacier(tmp_path):
     tiles.save(train)
     with pytest.raises(InputDataError, match="train.npz"):
         fit_baseline([train], tmp_path / "b.json")
+
+
+def test_fit_baseline_samples_at_most_max_pixels(tmp_path, monkeypatch):
+    monkeypatch.setattr("glaciermap.evaluation.baseline.MAX_PIXELS", 1000)
+    train = tmp_path / "train.npz"
+    tile_set(0).save(train)
+    result = fit_baseline([train, train], tmp_path / "b.json")
+    assert result["n_train_pixels"] == 1000
+    assert result["train_f1"] > 0.95 and result["val_f1"] is None

@@ -22,6 +22,7 @@ import rasterio
 from rasterio.windows import Window
 
 from glaciermap.config import BANDS
+from glaciermap.data.tilestore import TileSet
 from glaciermap.errors import InputDataError
 from glaciermap.evaluation.metrics import NODATA, confusion_counts
 from glaciermap.utils.atomic import atomic_path, write_text_atomic
@@ -137,10 +138,15 @@ def fit_rules(
     return rules, best_f1
 
 
-def _tile_pixels(tile_files: Sequence[str | Path]) -> tuple[np.ndarray, np.ndarray]:
-    """(4, n) band values and (n,) uint8 labels of the valid pixels of tile stores."""
-    from glaciermap.data.tilestore import TileSet
+def _tile_pixels(
+    tile_files: Sequence[str | Path], max_pixels: int | None = None, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(4, n) band values and (n,) uint8 labels of the valid pixels of tile stores.
 
+    With ``max_pixels``, at most that many random pixels are kept per file, so
+    that memory stays bounded however many tiles there are.
+    """
+    rng = np.random.default_rng(seed)
     bands, labels = [], []
     for path in tile_files:
         tiles = TileSet.load(path)
@@ -150,8 +156,12 @@ def _tile_pixels(tile_files: Sequence[str | Path]) -> tuple[np.ndarray, np.ndarr
             raise InputDataError(f"{path}: images must be (N, 4, S, S), not {images.shape}")
         # Nodata pixels were set to 0 in every band when the tiles were cut.
         valid = (masks != NODATA) & np.any(images != 0, axis=1)
-        bands.append(np.moveaxis(images, 1, 0)[:, valid])
-        labels.append(masks[valid])
+        file_bands, file_labels = np.moveaxis(images, 1, 0)[:, valid], masks[valid]
+        if max_pixels is not None and file_labels.size > max_pixels:
+            keep = rng.choice(file_labels.size, max_pixels, replace=False)
+            file_bands, file_labels = file_bands[:, keep], file_labels[keep]
+        bands.append(file_bands)
+        labels.append(file_labels)
     if not bands:
         raise InputDataError("no tile file given")
     return np.concatenate(bands, axis=1), np.concatenate(labels)
@@ -172,7 +182,7 @@ def fit_baseline(
     "threshold"}], "train_f1", "val_f1", "n_train_pixels", "fit_seconds", ...}``.
     """
     start = time.perf_counter()
-    bands, labels = _tile_pixels(train_tiles)
+    bands, labels = _tile_pixels(train_tiles, MAX_PIXELS, seed)
     if labels.size > MAX_PIXELS:
         keep = np.random.default_rng(seed).choice(labels.size, MAX_PIXELS, replace=False)
         bands, labels = bands[:, keep], labels[keep]
@@ -192,7 +202,7 @@ def fit_baseline(
         "val_tiles": [str(p) for p in val_tiles],
     }
     if val_tiles:
-        val_bands, val_labels = _tile_pixels(val_tiles)
+        val_bands, val_labels = _tile_pixels(val_tiles)  # every pixel: an exact F1
         predicted = apply_rules(rules, band_features(val_bands)).astype(np.uint8)
         result["val_f1"] = confusion_counts(predicted, val_labels).scores()["f1"]
     result["fit_seconds"] = time.perf_counter() - start
