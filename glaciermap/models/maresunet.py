@@ -60,25 +60,30 @@ class LinearAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, channels, height, width = x.shape
         n = height * width
-        q = F.normalize(self.query(x).flatten(2), dim=1)  # (B, Ck, N)
-        k = F.normalize(self.key(x).flatten(2), dim=1)  # (B, Ck, N)
-        v = self.value(x).flatten(2)  # (B, C, N)
-        kv = torch.einsum("bkn,bcn->bkc", k, v)  # sum_j K_j V_j^T
-        numerator = v.sum(dim=2, keepdim=True) + torch.einsum("bkn,bkc->bcn", q, kv)
-        denominator = n + torch.einsum("bkn,bk->bn", q, k.sum(dim=2))
-        out = numerator / (denominator.unsqueeze(1) + self.eps)
-        return out.view(batch, channels, height, width)
+        q, k, v = self.query(x), self.key(x), self.value(x)
+        # sums over all pixels lose too much in bf16: keep them in float32 under autocast
+        with torch.autocast(x.device.type, enabled=False):
+            q = F.normalize(q.float().flatten(2), dim=1)  # (B, Ck, N)
+            k = F.normalize(k.float().flatten(2), dim=1)  # (B, Ck, N)
+            v = v.float().flatten(2)  # (B, C, N)
+            kv = torch.einsum("bkn,bcn->bkc", k, v)  # sum_j K_j V_j^T
+            numerator = v.sum(dim=2, keepdim=True) + torch.einsum("bkn,bkc->bcn", q, kv)
+            denominator = n + torch.einsum("bkn,bk->bn", q, k.sum(dim=2))
+            out = numerator / (denominator.unsqueeze(1) + self.eps)
+        return out.view(batch, channels, height, width).to(x.dtype)
 
 
 class ChannelAttention(nn.Module):
     """Channel attention (a C x C affinity, cheap for any image size), as in DANet."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        flat = x.flatten(2)  # (B, C, N)
-        energy = torch.bmm(flat, flat.transpose(1, 2))
-        # DANet's trick: subtract from the row maximum so that the softmax is stable
-        attention = torch.softmax(energy.amax(dim=-1, keepdim=True) - energy, dim=-1)
-        return torch.bmm(attention, flat).view_as(x)
+        with torch.autocast(x.device.type, enabled=False):  # float32, as above
+            flat = x.float().flatten(2)  # (B, C, N)
+            energy = torch.bmm(flat, flat.transpose(1, 2))
+            # DANet's trick: subtract from the row maximum so that the softmax is stable
+            attention = torch.softmax(energy.amax(dim=-1, keepdim=True) - energy, dim=-1)
+            out = torch.bmm(attention, flat)
+        return out.view_as(x).to(x.dtype)
 
 
 class AttentionBlock(nn.Module):
