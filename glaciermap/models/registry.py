@@ -5,6 +5,10 @@ Every model follows the forward contract of ``docs/architecture.md``:
 ``C = spec.hparams.out_channels``. Weights start random (``encoder_weights=None``
 for smp; nothing is downloaded); ``spec.encoder_weights`` may name a local file
 loaded by :func:`glaciermap.models.encoder_weights.load_encoder_weights`.
+
+DeepLabV3+ (ASPP image pooling) and PAN (feature pyramid attention) apply batch
+normalisation to globally pooled features, so in training mode they need
+batches of at least 2 tiles (eval mode takes any batch).
 """
 
 from __future__ import annotations
