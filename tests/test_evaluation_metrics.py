@@ -87,3 +87,15 @@ def test_evaluate_prediction_refuses_other_grid(tmp_path):
     ref = _write(tmp_path / "ref.tif", REF)
     with pytest.raises(InputDataError, match="ref.tif"):
         evaluate_prediction(pred, ref, ref)
+
+
+def test_cli_evaluate(tmp_path):
+    from glaciermap.cli import main
+
+    regions = np.full(PRED.shape, 3, dtype=np.uint8)
+    paths = [_write(tmp_path / f"{n}.tif", a) for n, a in (("p", PRED), ("r", REF), ("g", regions))]
+    out = tmp_path / "eval.json"
+    args = ["evaluate", "--prediction", str(paths[0]), "--reference", str(paths[1])]
+    assert main([*args, "--regions", str(paths[2]), "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["test"]["f1"] == pytest.approx(0.6)
+    assert json.loads(out.read_text())["train"]["f1"] is None

@@ -174,3 +174,20 @@ def test_parse_run():
     assert parse_run("baseline/july")["dates"] == "july"
     with pytest.raises(ValueError):
         parse_run("fpn/july")
+
+
+def test_cli_table_and_bad_input(tmp_path):
+    from glaciermap.cli import main
+
+    files = [str(write_metrics(tmp_path, "fpn", HP, "noaug", s, 0.7)) for s in (1, 2)]
+    out = tmp_path / "t1.csv"
+    baseline = str(write_baseline(tmp_path))
+    assert (
+        main(["table", "models", "--metrics", *files, "--baseline", baseline, "--out", str(out)])
+        == 0
+    )
+    assert pd.read_csv(out)["n_seeds"].tolist() == [2, 1]
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    args = ["table", "models", "--metrics", str(broken), "--baseline", baseline, "--out", "x.csv"]
+    assert main(args) == 1
