@@ -28,7 +28,8 @@ def _overlay(rgb: torch.Tensor, mask: torch.Tensor, colour: tuple[float, ...]) -
 def overlay_panels(
     images: torch.Tensor, masks: torch.Tensor, probability: torch.Tensor, threshold: float = 0.5
 ) -> torch.Tensor:
-    """One picture per tile: RGB | reference (cyan) | probability | prediction (red)."""
+    """One (3, N*H, 4*W) picture: a row per tile of RGB | reference (cyan) | probability |
+    prediction (red)."""
     rgb = rgb_display(images)
     prob = probability.float().unsqueeze(1).expand(-1, 3, -1, -1)
     panels = [
@@ -37,4 +38,5 @@ def overlay_panels(
         prob,
         _overlay(rgb, probability >= threshold, _RED),
     ]
-    return torch.cat(panels, dim=-1).cpu()
+    rows = torch.cat(panels, dim=-1)  # (N, 3, H, 4W)
+    return torch.cat(list(rows), dim=-2).cpu()

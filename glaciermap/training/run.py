@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
-from glaciermap.errors import ConfigError
+from glaciermap.errors import ConfigError, InputDataError
 from glaciermap.evaluation.metrics import ConfusionCounts
 from glaciermap.models.checkpoint import save_prediction_checkpoint
 from glaciermap.models.registry import build_model, count_parameters
@@ -68,8 +68,11 @@ def describe_device(device: torch.device) -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
-class _Trainer:
-    """The pieces of a run that every epoch needs, bundled to keep signatures short."""
+class Trainer:
+    """Model, optimizer, loss and normalisation of a run: one training step, one forward.
+
+    Public so that ``benchmarks/train_throughput.py`` times exactly this code.
+    """
 
     def __init__(
         self,
@@ -105,6 +108,16 @@ class _Trainer:
         probability = glacier_probability(mask_logits.float(), self.settings.hparams.activation)
         return loss, probability.detach()
 
+    def train_step(
+        self, images: torch.Tensor, masks: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward, backward and optimizer step on one batch; returns (loss, probability)."""
+        loss, probability = self.forward(images, masks)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach(), probability
+
     def counts(self, probability: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         predicted = probability >= self.settings.threshold
         truth = masks.bool()
@@ -132,7 +145,7 @@ def _scores(counts: Sequence[int]) -> dict[str, float]:
 
 
 def _train_epoch(
-    trainer: _Trainer,
+    trainer: Trainer,
     images: torch.Tensor,
     masks: torch.Tensor,
     progress: EpochProgress,
@@ -151,12 +164,9 @@ def _train_epoch(
         x, y = images[batch], masks[batch]
         if settings.aug == "aug-online":
             x, y = augment(x, y, settings.augmentation, generator)
-        loss, probability = trainer.forward(x, y)
-        trainer.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        trainer.optimizer.step()
+        loss, probability = trainer.train_step(x, y)
         # Sums stay on the device (no sync per batch) and in float64 (exact on resume).
-        progress.loss_sum += loss.detach().double() * len(batch)
+        progress.loss_sum += loss.double() * len(batch)
         progress.counts += trainer.counts(probability, y)
         progress.n_tiles += len(batch)
         progress.next_batch = index + 1
@@ -169,7 +179,7 @@ def _train_epoch(
 
 @torch.no_grad()
 def _validate(
-    trainer: _Trainer, images: torch.Tensor, masks: torch.Tensor
+    trainer: Trainer, images: torch.Tensor, masks: torch.Tensor
 ) -> tuple[float, list[int], torch.Tensor]:
     """Mean loss, confusion counts and the probabilities of the first few tiles."""
     trainer.model.eval()
@@ -256,26 +266,33 @@ def train_run(
     normalization = pooled_normalization(stats_files)
     train_images, train_masks = load_tiles(train_sets)
     val_images, val_masks = load_tiles(val_sets)
+    for name, files, tensor in (("train", train_sets, train_images), ("val", val_sets, val_masks)):
+        if len(tensor) < 2:
+            names = ", ".join(str(f) for f in files)
+            raise InputDataError(f"{name} tiles {names}: {len(tensor)} tiles, need at least 2")
+    sizes = {"n_train_tiles": len(train_images), "n_val_tiles": len(val_images)}
     if settings.aug == "aug-concat":
         train_images, train_masks = concat_augmented(
             train_images, train_masks, settings.augmentation, generator
         )
+    sizes["n_train_samples"] = len(train_images)  # with aug-concat's copies
     train_images, train_masks = train_images.to(device), train_masks.to(device)
     val_images, val_masks = val_images.to(device), val_masks.to(device)
 
     model = build(settings.spec).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    trainer = _Trainer(settings, model, device, normalization)
+    trainer = Trainer(settings, model, device, normalization)
     state = load_resume_state(last_path, settings, model, trainer.optimizer, generator)
     if state is None:
         state = RunState()
     n_parameters = count_parameters(model)
     log.info(
-        "run %s: %d train tiles, %d val tiles, %d parameters, %s, from epoch %d",
+        "run %s: %d train samples (%d tiles), %d val tiles, %d parameters, %s, from epoch %d",
         out,
-        len(train_images),
-        len(val_images),
+        sizes["n_train_samples"],
+        sizes["n_train_tiles"],
+        sizes["n_val_tiles"],
         n_parameters,
         describe_device(device),
         state.epochs_done + 1,
@@ -293,7 +310,7 @@ def train_run(
                 last_path,
                 (train_images, train_masks, val_images, val_masks),
             )
-        metrics = _finish(settings, state, n_parameters, len(train_images), len(val_images), device)
+        metrics = _finish(settings, state, n_parameters, sizes, device)
         _save_best(settings, state, model, normalization, train_images.shape[-1], out)
         writer.add_hparams(
             _hparam_values(settings),
@@ -313,7 +330,7 @@ def train_run(
 
 
 def _train_epochs(
-    trainer: _Trainer,
+    trainer: Trainer,
     state: RunState,
     generator: torch.Generator,
     stop: StopFlag,
@@ -351,7 +368,7 @@ def _train_epochs(
                 trainer.model.eval()
                 _, probability = trainer.forward(val_images[shown], val_masks[shown])
             panels = overlay_panels(val_images[shown], val_masks[shown], probability)
-            writer.add_images("val/rgb_truth_probability_prediction", panels, epoch)
+            writer.add_image("val/rgb_truth_probability_prediction", panels, epoch)
         writer.flush()
         state.epochs_done = epoch
         save(None)
@@ -376,8 +393,7 @@ def _finish(
     settings: RunSettings,
     state: RunState,
     n_parameters: int,
-    n_train: int,
-    n_val: int,
+    sizes: dict[str, int],
     device: torch.device,
 ) -> dict[str, Any]:
     return {
@@ -388,8 +404,7 @@ def _finish(
         "best_val_f1": state.best_val_f1,
         "n_parameters": n_parameters,
         "train_seconds": state.train_seconds,
-        "n_train_tiles": n_train,
-        "n_val_tiles": n_val,
+        **sizes,
         "device": describe_device(device),
     }
 
