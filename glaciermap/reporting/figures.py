@@ -43,6 +43,12 @@ AUG_LABELS = {
     "aug-concat": "augmented copies added",
     "aug-online": "online augmentation",
 }
+GROUP_NAMES = {
+    "model": "architecture",
+    "hparams": "hyperparameter cell",
+    "aug": "augmentation mode",
+    "dates": "training set",
+}
 PANELS = (
     ("train_loss", "training loss"),
     ("val_loss", "validation loss"),
@@ -97,19 +103,26 @@ def figure_training_curves(
     # A Figure without pyplot renders with Agg and keeps no global state.
     fig = Figure(figsize=(11, 7.5), layout="constrained")
     axes = fig.subplots(2, 2, sharex=True)
+    band_alpha = 0.2 if len(groups) <= 3 else 0.1  # many overlapping bands turn muddy
     for ax, (key, label) in zip(axes.flat, PANELS, strict=True):
         for i, group in enumerate(groups):
             stats = frame[frame["group"] == group].groupby("epoch")[key].agg(["mean", "min", "max"])
             colour = colours(i % colours.N)
             ax.plot(stats.index, stats["mean"], color=colour, lw=1.8, marker="o", ms=3)
             if (stats["max"] > stats["min"]).any():
-                ax.fill_between(stats.index, stats["min"], stats["max"], color=colour, alpha=0.18)
+                ax.fill_between(
+                    stats.index, stats["min"], stats["max"], color=colour, alpha=band_alpha
+                )
         ax.set_title(label)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("F1 (0-1, dimensionless)" if "f1" in key else "loss (dimensionless)")
         ax.grid(alpha=0.3)
         if "f1" in key:
-            ax.set_ylim(0, 1)
+            # zoom on the values, in tenths, within the F1 range
+            lo, hi = np.nanmin(frame[key]), np.nanmax(frame[key])
+            if np.isfinite(lo) and np.isfinite(hi):
+                bottom = max(0.0, np.floor((lo - 0.02) * 10) / 10)
+                ax.set_ylim(bottom, min(1.02, np.ceil(hi * 10) / 10 + 0.02))
             ax.set_xlabel("epoch")
     n_seeds = frame.groupby("group")["seed"].nunique()
     handles = [
@@ -124,7 +137,8 @@ def figure_training_curves(
     seeds = (
         f"{n_seeds.min()}" if n_seeds.min() == n_seeds.max() else f"{n_seeds.min()}-{n_seeds.max()}"
     )
-    fig.suptitle(title or f"Training history per {group_by} ({seeds} seeds per curve)")
+    what = GROUP_NAMES.get(group_by, group_by)
+    fig.suptitle(title or f"Training history per {what} ({seeds} seeds per curve)")
     _save(fig, out_png)
 
 
