@@ -1,0 +1,127 @@
+"""Helpers of the SLURM tests: bring a one-node cluster up and down, run the
+workflow through the test profile in a scratch folder, read SLURM's records.
+
+The cluster is real (Debian's slurmctld, slurmd and munge, see start_slurm.sh);
+nothing here imitates SLURM.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CLUSTER = REPO / "tests" / "cluster"
+PROFILE = REPO / "tests" / "slurm_profile"
+TINY_CONFIG = REPO / "tests" / "configs" / "tiny.yaml"
+JOBCOMP_LOG = Path("/var/log/slurm/jobcomp.log")  # JobCompLoc of start_slurm.sh
+CANNOT_INSTALL = 3  # start_slurm.sh's exit status when SLURM cannot be installed
+
+SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+)")
+
+
+class SlurmUnavailable(RuntimeError):
+    """The SLURM daemons cannot be installed on this machine."""
+
+
+@contextmanager
+def one_node_cluster() -> Iterator[None]:
+    """Start the cluster (installing it when missing); always stop what was started."""
+    try:
+        started = subprocess.run(
+            [str(CLUSTER / "start_slurm.sh")], capture_output=True, text=True, timeout=600
+        )
+        if started.returncode == CANNOT_INSTALL:
+            raise SlurmUnavailable(started.stderr.strip())
+        if started.returncode != 0:
+            raise RuntimeError(f"start_slurm.sh failed:\n{started.stdout}\n{started.stderr}")
+        yield
+    finally:
+        subprocess.run([str(CLUSTER / "stop_slurm.sh")], timeout=120, check=False)
+
+
+def make_workdir(path: Path, config_changes: dict | None = None) -> Path:
+    """A scratch working folder with the repository's data and a copy of the tiny
+    config (changed by ``config_changes``, merged one level deep); returns the config."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "data").symlink_to(REPO / "data", target_is_directory=True)
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    for key, value in (config_changes or {}).items():
+        if isinstance(value, dict):
+            config.setdefault(key, {}).update(value)
+        else:
+            config[key] = value
+    config_file = path / "config.yaml"
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+    return config_file
+
+
+def snakemake_command(workdir: Path, config_file: Path, *extra: str) -> list[str]:
+    """Snakemake with the SLURM executor through the test profile."""
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(config_file),
+        "--profile",
+        str(PROFILE),
+        *extra,
+    ]
+
+
+def job_environment() -> dict[str, str]:
+    """The jobs re-run Snakemake on the node with this Python: its bin goes first on PATH."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def submitted_job_ids(log: str) -> list[int]:
+    return [int(m) for m in SUBMITTED.findall(log)]
+
+
+def completed_job_states(job_ids: list[int]) -> dict[int, str]:
+    """JobState of finished jobs, from SLURM's job completion file."""
+    states = {}
+    if JOBCOMP_LOG.exists():
+        for line in JOBCOMP_LOG.read_text().splitlines():
+            fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+            job_id = int(fields.get("JobId", -1))
+            if job_id in job_ids:
+                states[job_id] = fields.get("JobState", "")
+    return states
+
+
+def running_job_ids(comment_part: str) -> list[int]:
+    """Ids of running SLURM jobs whose comment (Snakemake puts the rule there) contains
+    ``comment_part``."""
+    out = subprocess.run(
+        ["squeue", "-h", "-t", "RUNNING", "-o", "%i %k"], capture_output=True, text=True, check=True
+    ).stdout
+    return [int(line.split()[0]) for line in out.splitlines() if comment_part in line]
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout:.0f} s for {what}")
+        time.sleep(1)
+
+
+def slurm_installed() -> bool:
+    return all(shutil.which(b) for b in ("sbatch", "squeue", "scancel"))
