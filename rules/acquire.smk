@@ -2,12 +2,14 @@
 # acquire.dates (STAC, Sentinel-2 L2A COGs read by HTTP range requests) and
 # data.outlines.file (GLIMS). Active only when acquire.enabled is true; the
 # outputs are written atomically, so a rerun after a failed download starts
-# clean.
+# clean. They run on the host Snakemake runs on (localrule): cluster compute
+# nodes often have no internet access.
 from glaciermap.acquire.settings import scene_targets
 
 if config.get("acquire", {}).get("enabled", False):
 
     rule acquire_outlines:
+        localrule: True
         output:
             config["data"]["outlines"]["file"],
         log:
@@ -23,6 +25,7 @@ if config.get("acquire", {}).get("enabled", False):
         rule:
             name:
                 f"acquire_scene_{_date}"
+            localrule: True
             input:
                 # An area given by glacier ids is the envelope of their outlines.
                 outlines=(
