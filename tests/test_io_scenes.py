@@ -78,6 +78,24 @@ def test_sentinel2_l2a_offset_from_safe_name(tmp_path, baseline_in, offset):
     assert np.isnan(array[:, 1, 1]).all()  # DN 0 is nodata in every band
 
 
+def test_sentinel2_l2a_jp2_band_files(tmp_path):
+    granule = tmp_path / "S2B_MSIL2A_20230801T1_N0509_R1_T23VNH_2.SAFE" / "GRANULE" / "IMG_DATA"
+    granule.mkdir(parents=True)
+    bands = {}
+    for i, (name, code) in enumerate(
+        zip(("blue", "green", "red", "nir"), ("B02", "B03", "B04", "B08"), strict=True)
+    ):
+        path = granule / f"T23VNH_20230801T1_{code}_10m.jp2"
+        profile = {"driver": "JP2OpenJPEG", "width": 16, "height": 16, "count": 1}
+        profile.update(dtype="uint16", crs=CRS, transform=ORIGIN, QUALITY=100, REVERSIBLE="YES")
+        with rasterio.open(path, "w", **profile) as out:
+            out.write(np.full((1, 16, 16), 2000 + 100 * i, np.uint16))
+        bands[name] = str(path.relative_to(tmp_path))
+    array, grid = read_scene({"product": "sentinel2_l2a", "bands": bands}, "aug", tmp_path)
+    np.testing.assert_allclose(array[:, 3, 3], [0.1, 0.11, 0.12, 0.13], rtol=1e-6)
+    assert grid.transform == ORIGIN
+
+
 def test_sentinel2_baseline_from_config_and_missing(tmp_path):
     dn = np.full((4, 4), 1500, np.uint16)
     bands = {b: str(write_raster(tmp_path / f"x_{b}_10m.tif", dn).name) for b in ("B02", "B03")}

@@ -58,7 +58,6 @@ def scene_settings(data: Mapping[str, Any], date: str) -> dict[str, Any]:
         "reference_date": ref,
         "on_grid_mismatch": data.get("on_grid_mismatch", "reproject"),
         "scenes": {ref: data["scenes"][ref], date: data["scenes"][date]},
-        "outlines": data["outlines"],
     }
 
 
