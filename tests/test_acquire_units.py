@@ -18,7 +18,14 @@ from rasterio.crs import CRS
 from glaciermap.acquire import commands
 from glaciermap.acquire.grid import Grid, area_grid, snapped_grid, utm_crs
 from glaciermap.acquire.settings import AreaSpec, acquired_files, parse_window, scene_targets
-from glaciermap.acquire.stac import boa_offset, pick_item, processing_baseline, read_on_grid
+from glaciermap.acquire.stac import (
+    boa_offset,
+    pick_item,
+    processing_baseline,
+    read_on_grid,
+    to_reflectance,
+    write_scene,
+)
 from glaciermap.config import validate_config
 from glaciermap.errors import ConfigError, InputDataError
 
@@ -189,3 +196,18 @@ def test_command_cuts_a_local_rgi_file_to_the_area(tmp_path):
     path.write_text(yaml.safe_dump(config))
     with pytest.raises(ConfigError, match="acquire.aoi.glaciers"):
         run_command(["acquire-outlines", "--config", str(path)])
+
+
+def test_scene_file_is_tiled_reflectance_with_tags(tmp_path):
+    dn = np.full((300, 260), 1500, dtype=np.uint16)
+    dn[:10] = 0
+    reflectance = to_reflectance(dn, -1000.0)
+    assert np.isnan(reflectance[:10]).all() and (reflectance[10:] == np.float32(0.05)).all()
+    grid = Grid(CRS.from_epsg(32623), Affine(10, 0, 500000, 0, -10, 6790000), 260, 300)
+    hrefs = {band: f"http://example.invalid/{band}.tif" for band in ("blue", "green", "red", "nir")}
+    output = tmp_path / "scene.tif"
+    write_scene(output, np.stack([reflectance] * 4), grid, {"stac_item_id": "X"}, hrefs)
+    with rasterio.open(output) as scene:
+        assert scene.block_shapes[0] == (256, 256) and scene.transform == grid.transform
+        assert scene.tags()["stac_item_id"] == "X" and scene.tags(4)["sentinel2"] == "B08"
+        np.testing.assert_array_equal(scene.read(2), reflectance)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import pyogrio
+from rasterio.warp import transform_bounds
 from shapely.geometry import box
 
 from glaciermap.acquire.grid import LONLAT, Grid, area_grid
@@ -108,7 +109,14 @@ def read_file_outlines(
             column = glacier_id_column(tuple(info["fields"]), str(path))
             quoted = ",".join("'" + i.replace("'", "''") + "'" for i in ids)
             return gpd.read_file(path, where=f"{column} IN ({quoted})")
-        outlines = gpd.read_file(path)
+        # Read only the features in the box, given in the file's own CRS.
+        file_crs = info.get("crs")
+        box_in_file = (
+            transform_bounds(LONLAT, file_crs, *lonlat_bbox, densify_pts=21)
+            if lonlat_bbox is not None and file_crs
+            else lonlat_bbox
+        )
+        outlines = gpd.read_file(path, bbox=box_in_file)
     except InputDataError:
         raise
     except Exception as exc:

@@ -109,6 +109,8 @@ def pick_item(
     for item in items:
         cloud = item.properties.get("eo:cloud_cover")
         when = item.datetime
+        if when is not None and when.tzinfo is None:  # STAC datetimes are UTC
+            when = when.replace(tzinfo=dt.UTC)
         if cloud is None or when is None or not window.contains(when) or cloud > max_cloud:
             continue
         covers = item.geometry is not None and shape(item.geometry).covers(area)
@@ -121,7 +123,7 @@ def pick_item(
 def processing_baseline(item: pystac.Item) -> str | None:
     """``"05.09"`` from the item properties or, failing that, from the product name."""
     props = item.properties
-    for key in ("s2:processing_baseline", "sentinel:processing_baseline"):
+    for key in ("s2:processing_baseline", "processing:version", "sentinel:processing_baseline"):
         if props.get(key):
             return str(props[key])
     for name in (props.get("s2:product_uri"), item.id):
@@ -192,6 +194,12 @@ def read_on_grid(path: str, grid: Grid) -> np.ndarray:
             window = Window(c0, r0, c1 - c0, r1 - r0)
             out[r0 - row0 : r1 - row0, c0 - col0 : c1 - col0] = src.read(1, window=window)
         return out
+
+
+def to_reflectance(dn: np.ndarray, offset: float) -> np.ndarray:
+    """L2A DNs -> float32 reflectance (DN + offset) / 10000; DN 0 (no data) -> NaN."""
+    value = (dn.astype(np.float64) + offset) / QUANTIFICATION
+    return np.where(dn == 0, np.nan, value).astype(np.float32)
 
 
 def error_chain(exc: BaseException) -> str:
@@ -271,8 +279,7 @@ def download_scene(
                     f"cannot read asset '{settings.assets[band]}' ({band}) of STAC item "
                     f"{item.id} at {hrefs[band]}: {error_chain(exc)}"
                 ) from exc
-    stack = np.stack(dns).astype(np.float64)
-    reflectance = np.where(stack == 0, np.nan, (stack + offset) / QUANTIFICATION).astype(np.float32)
+    reflectance = np.stack([to_reflectance(dn, offset) for dn in dns])
     tags = {
         "stac_item_id": item.id,
         "stac_datetime": item.datetime.isoformat() if item.datetime else "",
@@ -307,13 +314,9 @@ def write_scene(
         "nodata": float("nan"),
         "compress": "deflate",
         "predictor": 3,
-        "tiled": True,
-        "blockxsize": 256,
-        "blockysize": 256,
     }
-    if grid.width < 256 or grid.height < 256:
-        profile.update(tiled=False, blockxsize=None, blockysize=None)
-        profile = {k: v for k, v in profile.items() if v is not None}
+    if grid.width >= 256 and grid.height >= 256:  # smaller scenes stay in strips
+        profile.update(tiled=True, blockxsize=256, blockysize=256)
     with atomic_path(output) as tmp:
         with rasterio.open(tmp, "w", **profile) as dst:
             dst.write(reflectance)
