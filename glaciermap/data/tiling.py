@@ -34,8 +34,11 @@ def all_windows(shape: tuple[int, int], size: int, stride: int) -> np.ndarray:
 
 def window_sums(values: np.ndarray, windows: np.ndarray) -> np.ndarray:
     """Sum of a 2-D array over each window, via a summed-area table."""
-    table = np.zeros((values.shape[0] + 1, values.shape[1] + 1), dtype=np.int64)
-    table[1:, 1:] = values.astype(np.int64).cumsum(axis=0).cumsum(axis=1)
+    # int32 holds any count of a 0/1 raster below 2**31 pixels and halves the memory.
+    dtype = np.int32 if values.dtype == bool and values.size < 2**31 else np.int64
+    table = np.zeros((values.shape[0] + 1, values.shape[1] + 1), dtype=dtype)
+    np.cumsum(values, axis=0, dtype=dtype, out=table[1:, 1:])
+    np.cumsum(table[1:, 1:], axis=1, out=table[1:, 1:])
     r, c, h, w = windows.T if len(windows) else (np.zeros(0, int),) * 4
     return table[r + h, c + w] - table[r, c + w] - table[r + h, c] + table[r, c]
 

@@ -163,7 +163,8 @@ def read_scene(
             _check_band(dataset, source)
             grid = Grid.of(dataset)
             try:
-                raw = dataset.read(source.band).astype(np.float64)
+                # float32 holds 16-bit DNs exactly at half the memory of float64.
+                raw = dataset.read(source.band).astype(np.float32)
             except RasterioError as exc:
                 raise InputDataError(
                     f"cannot read band {source.band} of raster {source.file} "
