@@ -28,6 +28,7 @@ from glaciermap.acquire.stac import (
 )
 from glaciermap.config import validate_config
 from glaciermap.errors import ConfigError, InputDataError
+from glaciermap.io.scenes import read_scene
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "everest"
 AREA = (-45.5, 61.15, -45.3, 61.25)
@@ -211,3 +212,8 @@ def test_scene_file_is_tiled_reflectance_with_tags(tmp_path):
         assert scene.block_shapes[0] == (256, 256) and scene.transform == grid.transform
         assert scene.tags()["stac_item_id"] == "X" and scene.tags(4)["sentinel2"] == "B08"
         np.testing.assert_array_equal(scene.read(2), reflectance)
+    # The preparation stage reads it as the config entry of a downloaded scene says.
+    entry = {"acquired": "2023-07-16", "file": str(output), "product": "generic",
+             "bands": {"blue": 1, "green": 2, "red": 3, "nir": 4}}  # fmt: skip
+    values, _ = read_scene(entry, "july")
+    np.testing.assert_array_equal(values, np.stack([reflectance] * 4))
