@@ -1,0 +1,152 @@
+"""End to end: the whole workflow on tests/configs/tiny.yaml (Everest data, 32 px
+tiles, two models, one epoch), run by Snakemake in a temporary working directory.
+
+Checks that every stage table and figure exists, that table values are F1s
+computed from the saved predictions (one is recomputed here from the rasters),
+that the stage winners flow from table to table, that a rerun does nothing and
+that changing one model's setting reruns only that model's runs.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+import yaml
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "configs" / "tiny.yaml"
+TABLES = ("table1_models", "table2_hparams", "table_augmentation", "table3", "table3_long")
+FIGURES = (
+    "figure2_model_selection",
+    "figure3_augmentation",
+    "figure4_final_history",
+    "overlay_train_oct2000",
+    "overlay_test_oct2000",
+)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+TEST_REGION = 3  # results/regions.tif code (docs/architecture.md)
+
+
+def snakemake(workdir: Path, *args: str, config: Path | None = None) -> str:
+    command = [
+        sys.executable, "-m", "snakemake", *args, "--cores", "2",
+        "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+        "--configfile", str(config or workdir / "config.yaml"),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-5000:]
+    return output
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """A finished run of the default target on the tiny config."""
+    path = tmp_path_factory.mktemp("e2e")
+    (path / "data").symlink_to(ROOT / "data", target_is_directory=True)
+    shutil.copy(TINY, path / "config.yaml")
+    snakemake(path)
+    return path
+
+
+def read_f1(pred_tif: Path, ref_tif: Path, regions_tif: Path) -> float:
+    """F1 of a predicted mask in the test region, computed directly from the rasters."""
+    with rasterio.open(pred_tif) as p, rasterio.open(ref_tif) as r, rasterio.open(regions_tif) as g:
+        pred, ref, regions = p.read(1), r.read(1), g.read(1)
+    valid = (pred != 255) & (ref != 255) & (regions == TEST_REGION)
+    pred, ref = pred[valid] == 1, ref[valid] == 1
+    tp = np.count_nonzero(pred & ref)
+    return 2 * tp / (2 * tp + np.count_nonzero(pred & ~ref) + np.count_nonzero(~pred & ref))
+
+
+def first_model_row(table: pd.DataFrame) -> pd.Series:
+    return table[~table["baseline"]].iloc[0]
+
+
+def test_every_table_and_figure_exists(workdir):
+    for name in TABLES:
+        assert (workdir / f"results/{name}.csv").stat().st_size > 0
+        assert (workdir / f"results/{name}.md").read_text().startswith("|")
+    for name in FIGURES:
+        assert (workdir / f"results/figures/{name}.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_table_values_are_f1_scores(workdir):
+    for name in ("table1_models", "table2_hparams", "table_augmentation"):
+        scores = pd.read_csv(workdir / f"results/{name}.csv")["selection_score_mean"]
+        assert scores.between(0, 1).all(), name
+    table3 = pd.read_csv(workdir / "results/table3.csv")
+    assert table3["baseline"].sum() == 1 and (~table3["baseline"]).sum() == 1
+    assert table3["f1_oct2000_mean"].between(0, 1).all()
+    long = pd.read_csv(workdir / "results/table3_long.csv")
+    assert set(long["metric"]) == {"f1", "iou", "precision", "recall"}
+    assert long["mean"].between(0, 1).all()
+
+
+def test_table3_f1_is_recomputed_from_the_prediction_raster(workdir):
+    results = workdir / "results"
+    table3 = pd.read_csv(results / "table3.csv")
+    row = first_model_row(table3)
+    run = f"{row['model']}/{row['hparams']}/{row['trained_on']}/{row['aug']}/seed1"
+    f1 = read_f1(
+        results / f"maps/{run}/oct2000/mask.tif",
+        results / "masks/oct2000.tif",
+        results / "regions.tif",
+    )
+    assert f1 == pytest.approx(row["f1_oct2000_mean"], abs=1e-9)
+    baseline = table3[table3["baseline"]].iloc[0]
+    f1 = read_f1(
+        results / "maps/baseline/oct2000/oct2000/mask.tif",
+        results / "masks/oct2000.tif",
+        results / "regions.tif",
+    )
+    assert f1 == pytest.approx(baseline["f1_oct2000_mean"], abs=1e-9)
+
+
+def test_each_stage_continues_with_the_previous_winner(workdir):
+    results = workdir / "results"
+    model = first_model_row(pd.read_csv(results / "table1_models.csv"))["model"]
+    table2 = pd.read_csv(results / "table2_hparams.csv")
+    assert set(table2[~table2["baseline"]]["model"]) == {model}
+    cell = first_model_row(table2)["hparams"]
+    augmentation = pd.read_csv(results / "table_augmentation.csv")
+    assert set(augmentation[~augmentation["baseline"]]["hparams"]) == {cell}
+    aug = first_model_row(augmentation)["aug"]
+    final = first_model_row(pd.read_csv(results / "table3.csv"))
+    assert (final["model"], final["hparams"], final["aug"]) == (model, cell, aug)
+
+
+def test_rerun_does_nothing(workdir):
+    assert "Nothing to be done" in snakemake(workdir, "-n")
+
+
+def test_changing_one_model_setting_reruns_only_its_runs(workdir):
+    table1 = pd.read_csv(workdir / "results/table1_models.csv")
+    loser = table1[~table1["baseline"]].iloc[-1]["model"]
+    config = yaml.safe_load(TINY.read_text())
+    config["training"]["models"] = {loser: {"learning_rate": 0.01}}
+    changed = workdir / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    output = snakemake(workdir, "-n", config=changed)
+    planned = set(re.findall(r"output: results/runs/(\S+)/metrics\.json", output))
+    existing = {
+        str(p.parent.relative_to(workdir / "results/runs"))
+        for p in (workdir / "results/runs").glob(f"{loser}/**/metrics.json")
+    }
+    assert planned and planned == existing
+
+
+def test_report_bundles_tables_and_figures(workdir):
+    snakemake(workdir, "--report", "report.html")
+    html = (workdir / "report.html").read_text(errors="replace")
+    assert "table3.csv" in html and "overlay_test_oct2000.png" in html
