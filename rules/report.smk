@@ -96,6 +96,7 @@ rule overlay_figure:
             subcategory="Overlays",
         ),
     params:
+        run=lambda wc: overlay_run(),
         title=lambda wc: f"{wc.region} region, {wc.date}: {overlay_run()}",
     log:
         "logs/report/overlay_{region}_{date}.log",
