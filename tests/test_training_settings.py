@@ -1,0 +1,117 @@
+"""Run settings from the workflow config, and the ``glaciermap train`` command."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from test_training_run import write_date
+
+from glaciermap.cli import main
+from glaciermap.config import validate_config
+from glaciermap.errors import ConfigError
+from glaciermap.models.spec import HParams
+from glaciermap.training.settings import RunSettings
+
+
+def config(**training) -> dict:
+    data = {
+        "data": {
+            "scenes": {
+                "july": {
+                    "acquired": "2023-07-01",
+                    "file": "s.tif",
+                    "bands": {"blue": 1, "green": 2, "red": 3, "nir": 4},
+                }
+            },
+            "outlines": {"file": "o.gpkg"},
+            "regions": {"train": {"bbox": [0, 0, 1, 1]}, "test": {"bbox": [1, 1, 2, 2]}},
+        },
+        "training": training,
+        "augmentation": {"vflip": 0.3, "rot90": True, "jitter": {"hue": 0.1}},
+    }
+    return validate_config(data)
+
+
+def test_from_config_applies_defaults_overrides_and_augmentation():
+    cfg = config(epochs=7, models={"pspnet": {"learning_rate": 0.01, "batch_size": 8}})
+    s = RunSettings.from_config(
+        cfg, "pspnet", "dropout0.5-sigmoid-max", "july+august", "aug-online", 3
+    )
+    assert s.hparams == HParams(0.5, "sigmoid", "max")
+    assert s.dates == ("july", "august") and s.seed == 3 and s.epochs == 7
+    assert s.learning_rate == 0.01 and s.batch_size == 8
+    assert s.augmentation.vflip == 0.3 and s.augmentation.rot90
+    assert s.augmentation.jitter == {
+        "brightness": 0.25,
+        "contrast": 0.25,
+        "saturation": 0.25,
+        "hue": 0.1,
+    }
+    other = RunSettings.from_config(cfg, "fpn", "dropout0.5-sigmoid-max", "july", "noaug", 3)
+    assert other.learning_rate == 0.0001 and other.batch_size == 16
+    assert s.to_dict()["dates"] == "july+august" and s.to_dict()["pooling"] == "max"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "key"),
+    [
+        ({"models": {"fpn": {"learnin_rate": 1}}}, "training.models.fpn.learnin_rate"),
+        ({"models": {"fpn": {"epochs": 0}}}, "training.epochs"),
+    ],
+)
+def test_bad_overrides_name_the_key(kwargs, key):
+    with pytest.raises(ConfigError, match=key):
+        RunSettings.from_config(
+            config(**kwargs), "fpn", "dropout0.5-sigmoid-max", "july", "noaug", 1
+        )
+
+
+def test_bad_hparams_slug_is_a_config_error():
+    with pytest.raises(ConfigError, match="hparams"):
+        RunSettings.from_config(config(), "fpn", "dropout0.5-tanh-max", "july", "noaug", 1)
+
+
+def test_train_command_writes_the_run_folder(tmp_path, monkeypatch):
+    date_dir = tmp_path / "results" / "tiles" / "july"
+    tiles = write_date(date_dir, seed=1, n_train=4, n_val=2)
+    for split in ("train", "val"):  # the command reads {tiles}/{date}/{split}.npz
+        tiles[split].rename(date_dir / f"{split}.npz")
+    cfg = config(epochs=1, encoder="resnet18", batch_size=2, threads=1, device="cpu")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    monkeypatch.chdir(tmp_path)
+    code = main(
+        ["train", "--model", "pspnet", "--hparams", "dropout0.2-sigmoid-mean", "--dates", "july"]
+    )
+    assert code == 0
+    run = tmp_path / "results/runs/pspnet/dropout0.2-sigmoid-mean/july/noaug/seed1"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["run"]["encoder"] == "resnet18" and len(metrics["epochs"]) == 1
+    assert (run / "best.pt").is_file()
+
+
+def test_train_command_reports_missing_tiles(tmp_path, monkeypatch, capsys):
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config()))
+    (tmp_path / "tiles" / "july").mkdir(parents=True)
+    (tmp_path / "tiles" / "july" / "stats.json").write_text(
+        json.dumps(
+            {"bands": ["blue", "green", "red", "nir"], "count": 1, "mean": [0] * 4, "std": [1] * 4}
+        )
+    )
+    monkeypatch.chdir(tmp_path)
+    code = main(
+        [
+            "train",
+            "--model",
+            "fpn",
+            "--hparams",
+            "dropout0.2-sigmoid-mean",
+            "--dates",
+            "july",
+            "--tiles",
+            "tiles",
+        ]
+    )
+    assert code == 1
+    assert "tiles/july/train.npz" in capsys.readouterr().err
