@@ -138,13 +138,18 @@ def test_commands_write_georeferenced_masks_and_tiles(workdir):
         np.testing.assert_array_equal(
             tile_set.images[i], np.nan_to_num(scene[:, row : row + 32, col : col + 32])
         )
-        np.testing.assert_array_equal(tile_set.masks[i], mask[row : row + 32, col : col + 32])
+        window_mask = mask[row : row + 32, col : col + 32]
+        np.testing.assert_array_equal(
+            tile_set.masks[i], np.where(window_mask == 255, 0, window_mask)
+        )
         # Tiles with more than half nodata (the left strip) are skipped.
         assert (tile_set.windows[:, 1] >= 16).all()
 
     stats = json.loads(Path("out/tiles/july/stats.json").read_text())
     train = tiles["train"]
-    valid = train.masks != 255
+    valid = np.stack([np.isfinite(scene[0, r : r + h, c : c + w]) for r, c, h, w in train.windows])
+    assert not valid.all()  # some train tiles reach into the nodata strip
+    assert set(np.unique(train.masks)) == {0, 1}
     expected = train.images[:, 3][valid]
     assert stats["bands"] == ["blue", "green", "red", "nir"]
     assert stats["count"] == expected.size

@@ -188,8 +188,9 @@ def cut_tiles(
     for i, (row, col, height, width) in enumerate(kept):
         rows, cols = slice(row, row + height), slice(col, col + width)
         images[i] = np.nan_to_num(scene[:, rows, cols], nan=0.0)
-        labels[i] = mask[rows, cols]
         valid[i] = ~nodata[rows, cols]
+        # Training sees 0/1 only: nodata pixels are 0 in the mask as in the image.
+        labels[i] = (mask[rows, cols] == masks.GLACIER) & valid[i]
     tiles = TileSet(images, labels, kept, grid.crs.to_wkt(), np.array(tuple(grid.transform)[:6]))
     return tiles, valid
 
