@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -134,6 +135,9 @@ def main() -> None:
                 f"overlap {overlap:.2f}: {seconds:8.1f} s  {run['km2_per_s']:9.2f} km2/s  "
                 f"{run['megapixels_per_s']:8.3f} MP/s"
             )
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    results["peak_rss_mb"] = round(peak_mb)
+    print(f"peak memory of the process (model included): {peak_mb:.0f} MB")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=2))

@@ -185,3 +185,23 @@ def test_written_maps_keep_grid_and_are_cloud_optimized(tmp_path):
     assert np.isnan(prob[:3, :3]).all() and (mask[:3, :3] == 255).all()
     assert np.allclose(prob[3:, 3:], 0.6, atol=1e-6) and (mask[3:, 3:] == 1).all()
     assert not list(tmp_path.glob(".*"))  # no temporary or staging file left behind
+
+
+def test_a_failure_mid_scene_leaves_no_output(tmp_path):
+    class FailingPredictor(ConstantPredictor):
+        def predict_proba(self, x):
+            if self.calls == 2:  # the third batch, after two blocks were written
+                raise RuntimeError("out of memory")
+            return super().predict_proba(x)
+
+    scene = write_scene(tmp_path / "scene.tif", np.ones((4, 96, 96), np.float32))
+    with open_workflow_scene(scene, BANDS) as source, pytest.raises(RuntimeError):
+        write_maps(
+            source,
+            FailingPredictor(),
+            tmp_path / "p.tif",
+            tmp_path / "m.tif",
+            InferenceSettings(0.0, "uniform", 1, 32),
+            threshold=0.5,
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scene.tif"]

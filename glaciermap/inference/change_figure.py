@@ -111,6 +111,7 @@ def change_figure(
         subtitle = (
             f"{dates[0]}: {areas[0]:.2f} km², {dates[1]}: {areas[1]:.2f} km², "
             f"change {change:+.2f} km²"
+            + (f" ({100 * change / areas[0]:+.1f} %)" if areas[0] > 0 else "")
         )
     else:
         fill = np.zeros((*shape, 4), np.float32)
