@@ -295,12 +295,14 @@ def build_table3(
     table = pd.concat([table[~table["baseline"]], table[table["baseline"]]], ignore_index=True)
     order = [r for r in markdown_rows if r["model"] != BASELINE_LABEL]
     order += [r for r in markdown_rows if r["model"] == BASELINE_LABEL]
-    _write_table(table, out_csv, pd.DataFrame(order).to_markdown(index=False))
+    _write_table(
+        table, out_csv, pd.DataFrame(order).to_markdown(index=False, disable_numparse=True)
+    )
     long_md = long.assign(
         model=[_display_name(m) for m in long["model"]],
         **{"mean ± std": [_mean_std(m, s) for m, s in zip(long["mean"], long["std"], strict=True)]},
     ).drop(columns=["mean", "std", "baseline"])
-    _write_table(long, out_long_csv, long_md.to_markdown(index=False))
+    _write_table(long, out_long_csv, long_md.to_markdown(index=False, disable_numparse=True))
     return table
 
 
@@ -334,7 +336,7 @@ def _selection_markdown(table: pd.DataFrame, label_columns: list[str]) -> str:
             "" if pd.isna(row["train_seconds_mean"]) else f"{row['train_seconds_mean']:.1f}"
         )
         rows.append(out)
-    return pd.DataFrame(rows).to_markdown(index=False)
+    return pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)
 
 
 def _parameters(n: float, baseline: bool) -> str:
