@@ -175,7 +175,8 @@ def main(argv: list[str] | None = None) -> None:
     name = describe_device(device)
     if device.type == "cpu":
         name += f", {platform.processor() or platform.machine()}"
-    print(f"Device: {name}; {SIZE}x{SIZE}x{BANDS}, batch {args.batch}, {args.steps} timed steps")
+    print(f"Device: {name}; {SIZE}x{SIZE}x{BANDS}, batch {args.batch}, encoder {args.encoder}")
+    print(f"median of {args.steps} interleaved steps after {args.warmup} warm-up")
     print(f"torch {torch.__version__}; patches/s, higher is better\n")
     print(
         "| model | parameters | train project | train reference | ratio "

@@ -35,6 +35,12 @@ _LUMA = (0.299, 0.587, 0.114)  # red, green, blue
 
 AUG_MODES = ("noaug", "aug-concat", "aug-online")
 
+# RGB (red, green, blue) <-> YIQ; Y is the luma above, I and Q span the chroma plane.
+_TO_YIQ = torch.tensor(
+    [[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], dtype=torch.float64
+)
+_TO_RGB = torch.linalg.inv(_TO_YIQ)
+
 
 @dataclass(frozen=True)
 class AugmentParams:
@@ -109,10 +115,8 @@ def _luminance(images: torch.Tensor) -> torch.Tensor:
 
 def _hue_rotation(images: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
     """Rotate the chroma (I, Q) of the RGB bands in YIQ space by 2*pi*turns per tile."""
-    to_yiq = images.new_tensor(
-        [[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]]
-    )
-    to_rgb = torch.linalg.inv(to_yiq)
+    to_yiq = _TO_YIQ.to(images)
+    to_rgb = _TO_RGB.to(images)
     angle = 2 * math.pi * turns.to(images.dtype)
     cos, sin = torch.cos(angle), torch.sin(angle)
     one, zero = torch.ones_like(cos), torch.zeros_like(cos)

@@ -180,21 +180,18 @@ def _train_epoch(
 @torch.no_grad()
 def _validate(
     trainer: Trainer, images: torch.Tensor, masks: torch.Tensor
-) -> tuple[float, list[int], torch.Tensor]:
-    """Mean loss, confusion counts and the probabilities of the first few tiles."""
+) -> tuple[float, list[int]]:
+    """Mean loss and confusion counts over the validation tiles (eval mode)."""
     trainer.model.eval()
     loss_sum = torch.zeros((), device=trainer.device)
     counts = torch.zeros(4, dtype=torch.int64, device=trainer.device)
-    shown = None
-    step = max(1, 2 * trainer.settings.batch_size)  # no gradients: larger batches fit
+    step = 2 * trainer.settings.batch_size  # no gradients: larger batches fit
     for start in range(0, images.shape[0], step):
         x, y = images[start : start + step], masks[start : start + step]
         loss, probability = trainer.forward(x, y)
         loss_sum += loss.float() * len(x)
         counts += trainer.counts(probability, y)
-        if shown is None:
-            shown = probability[:N_BOARD_TILES]
-    return loss_sum.item() / images.shape[0], [int(c) for c in counts], shown
+    return loss_sum.item() / images.shape[0], [int(c) for c in counts]
 
 
 def _epoch_record(
@@ -235,7 +232,10 @@ def selection_score(history: list[dict[str, Any]], last_epochs: int) -> float:
 def _hparam_values(settings: RunSettings) -> dict[str, Any]:
     """TensorBoard's hparams accept only numbers, strings and booleans."""
     values = settings.to_dict()
-    values.pop("augmentation")
+    augmentation = values.pop("augmentation")
+    jitter = augmentation.pop("jitter")
+    values.update({f"aug_{key}": value for key, value in augmentation.items()})
+    values.update({f"jitter_{key}": value for key, value in jitter.items()})
     values["encoder_weights"] = values["encoder_weights"] or "none"
     return values
 
@@ -353,7 +353,7 @@ def _train_epochs(
             order = torch.randperm(len(train_images), generator=generator)
             progress = EpochProgress(epoch=epoch, order=order)
         progress = _train_epoch(trainer, train_images, train_masks, progress, generator, stop, save)
-        val_loss, val_counts, _ = _validate(trainer, val_images, val_masks)
+        val_loss, val_counts = _validate(trainer, val_images, val_masks)
         record = _epoch_record(epoch, progress, val_loss, val_counts)
         state.history.append(record)
         state.train_seconds += record["seconds"]
