@@ -66,7 +66,12 @@ def check_config(config: Mapping[str, Any], base_dir: str | Path = ".") -> None:
     base = Path(base_dir)
     data = config["data"]
     scenes = data["scenes"]
+    from glaciermap.acquire.settings import acquired_files  # acquire imports this module
+
+    pending = acquired_files(config)  # written by rules/acquire.smk, so not there yet
     for date, scene in scenes.items():
+        if scene.get("file") in pending:
+            continue
         for band in BANDS:
             source = scene["bands"][band]
             key = f"data.scenes.{date}.bands.{band}"
@@ -85,8 +90,9 @@ def check_config(config: Mapping[str, Any], base_dir: str | Path = ".") -> None:
         raise ConfigError(
             f"config key 'data.reference_date': '{ref}' is not a scene label ({', '.join(scenes)})"
         )
-    _require_file(base / data["outlines"]["file"], "data.outlines.file")
-    _check_data_files(data, base)
+    if data["outlines"]["file"] not in pending:
+        _require_file(base / data["outlines"]["file"], "data.outlines.file")
+    _check_data_files(data, base, pending)
     tiles = data.get("tiles", {})
     if tiles.get("stride", 1) > tiles.get("size", 128):
         raise ConfigError("config key 'data.tiles.stride': larger than data.tiles.size")
@@ -101,14 +107,17 @@ def check_config(config: Mapping[str, Any], base_dir: str | Path = ".") -> None:
         _require_file(base / weights, "training.encoder_weights")
 
 
-def _check_data_files(data: Mapping[str, Any], base: Path) -> None:
+def _check_data_files(data: Mapping[str, Any], base: Path, pending: set[str]) -> None:
     """Open the scenes' headers and the outlines' ids, so bad inputs fail before any job."""
     from glaciermap.io.outlines import glacier_ids  # io imports this module
     from glaciermap.io.scenes import check_scene_sources
 
     for date, scene in data["scenes"].items():
-        check_scene_sources(scene, date, base)
+        if scene.get("file") not in pending:
+            check_scene_sources(scene, date, base)
     outlines = data["outlines"]
+    if outlines["file"] in pending:
+        return
     wanted = {"data.outlines.glaciers": outlines.get("glaciers") or []}
     for name, region in data["regions"].items():
         wanted[f"data.regions.{name}.glaciers"] = region.get("glaciers") or []
