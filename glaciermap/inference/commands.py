@@ -39,6 +39,20 @@ from glaciermap.utils.atomic import atomic_path
 log = logging.getLogger(__name__)
 
 DEFAULT_BANDS = "blue=1,green=2,red=3,nir=4"
+PREDICT_DESCRIPTION = """\
+Map glaciers on a scene with a trained checkpoint (its normalisation, band
+order and tile size are stored in it). Writes OUT/probability.tif and
+OUT/mask.tif (Cloud-Optimized GeoTIFFs on the scene's grid) and
+OUT/outlines.gpkg. Nodata stays nodata; a scene smaller than one tile is
+padded with 0; a scene without georeference is mapped on its pixel grid with
+a warning (areas in km2 are then unknown).
+
+examples:
+  glaciermap predict --checkpoint run/best.pt --scene scene.tif \\
+      --bands blue=1,green=2,red=3,nir=4 --out out/
+  glaciermap predict --checkpoint run/best.pt --product sentinel2_l2a --out out/ \\
+      --bands blue=GRANULE/.../R10m/T45RVL_..._B02_10m.jp2,green=..._B03_10m.jp2,...
+"""
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -223,7 +237,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "predict",
         help="map glaciers on a scene with a trained checkpoint",
-        description=__doc__,
+        description=PREDICT_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--checkpoint", required=True, help="best.pt of a run")
