@@ -100,6 +100,15 @@ def test_area_tables_are_consistent_with_the_masks(tmp_path):
     west = box(*(TRANSFORM @ (0, 60)), *(TRANSFORM @ (40, 0)))  # columns 0-39
     glaciers = gpd.GeoDataFrame({"glacier_id": ["G1"]}, geometry=[west], crs=CRS)
     run = "fpn/dropout0.4-softmax-mean/a+b/noaug/seed1"
+    for date in ("a", "b"):  # specks of 1 pixel dropped from the outlines
+        vectorize_mask_file(
+            tmp_path / f"{date}.tif",
+            tmp_path / f"{date}.gpkg",
+            min_area_km2=2 * PIXEL_KM2,
+            date=date,
+            model="fpn",
+            run=run,
+        )
     write_area_tables(
         [(run, "a", tmp_path / "a.tif"), (run, "b", tmp_path / "b.tif")],
         {"a": tmp_path / "ref_a.tif", "b": tmp_path / "ref_b.tif"},
@@ -108,6 +117,7 @@ def test_area_tables_are_consistent_with_the_masks(tmp_path):
         tmp_path / "change.csv",
         regions_path=tmp_path / "regions.tif",
         glaciers=glaciers,
+        outlines=[(run, "a", tmp_path / "a.gpkg"), (run, "b", tmp_path / "b.gpkg")],
         block_size=32,
     )
     areas = gpd.pd.read_csv(tmp_path / "areas.csv")
@@ -131,6 +141,9 @@ def test_area_tables_are_consistent_with_the_masks(tmp_path):
         (before[:, :40] == 1).sum() * PIXEL_KM2
     )
     assert area("reference", "b", "region", "val") == 0
+    assert area("outlines", "a", "scene", "all") == pytest.approx(
+        area("predicted", "a", "scene", "all") - 2 * PIXEL_KM2  # the two one-pixel specks
+    )
     row = change[(change.source == "predicted") & (change.zone == "all")].iloc[0]
     lost = ((before == 1) & (after != 1)).sum() * PIXEL_KM2
     assert row.change_km2 == pytest.approx(-lost, abs=1e-6)
