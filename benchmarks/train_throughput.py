@@ -53,15 +53,19 @@ def _median_step_seconds(
 ) -> dict[str, float]:
     """Median seconds per call of each loop, the loops' timed calls interleaved.
 
-    Interleaving puts both loops under the same machine load, so their ratio
-    holds on a shared machine even when the absolute figures wander.
+    Interleaving (in a rotating order) puts the loops under the same machine
+    load, so their ratios hold on a shared machine even when the absolute
+    figures wander.
     """
     for loop in loops.values():
         for _ in range(warmup):
             loop()
     times: dict[str, list[float]] = {name: [] for name in loops}
-    for _ in range(steps):
-        for name, loop in loops.items():
+    names = list(loops)
+    for step in range(steps):
+        # Rotate the order every round: no loop always runs right after another.
+        for name in names[step % len(names) :] + names[: step % len(names)]:
+            loop = loops[name]
             _sync(device)
             start = time.perf_counter()
             loop()
