@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,9 +37,12 @@ class SlurmUnavailable(RuntimeError):
 @contextmanager
 def one_node_cluster() -> Iterator[None]:
     """Start the cluster (installing it when missing); always stop what was started."""
+    # Own state folder: stop_slurm.sh stops what this start started, nothing else.
+    state = tempfile.mkdtemp(prefix="glaciermap-slurm-")
+    env = {**os.environ, "GLACIERMAP_SLURM_STATE": state}
     try:
         started = subprocess.run(
-            [str(CLUSTER / "start_slurm.sh")], capture_output=True, text=True, timeout=600
+            [str(CLUSTER / "start_slurm.sh")], capture_output=True, text=True, timeout=600, env=env
         )
         if started.returncode == CANNOT_INSTALL:
             raise SlurmUnavailable(started.stderr.strip())
@@ -46,7 +50,8 @@ def one_node_cluster() -> Iterator[None]:
             raise RuntimeError(f"start_slurm.sh failed:\n{started.stdout}\n{started.stderr}")
         yield
     finally:
-        subprocess.run([str(CLUSTER / "stop_slurm.sh")], timeout=120, check=False)
+        subprocess.run([str(CLUSTER / "stop_slurm.sh")], timeout=120, check=False, env=env)
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def make_workdir(path: Path, config_changes: dict | None = None) -> Path:
@@ -120,7 +125,7 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
     while not condition():
         if time.monotonic() > deadline:
             raise TimeoutError(f"waited {timeout:.0f} s for {what}")
-        time.sleep(1)
+        time.sleep(0.5)
 
 
 def slurm_installed() -> bool:

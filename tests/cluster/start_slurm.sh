@@ -12,7 +12,8 @@
 #
 # Exit status: 0 cluster up; 3 the daemons cannot be installed here (callers skip);
 # anything else is a failure. The daemons this run started are listed, one name
-# per line, in $STATE_DIR/started, for stop_slurm.sh.
+# per line, in $STATE_DIR/started, for stop_slurm.sh (give each caller its own
+# GLACIERMAP_SLURM_STATE so that one never stops another's daemons).
 set -euo pipefail
 
 PARTITION="${GLACIERMAP_SLURM_PARTITION:-main}"
@@ -58,7 +59,7 @@ write_config() {
   mem=$(slurmd -C | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' | head -n1)
   mem=$((mem * 9 / 10))
   getent hosts "$host" >/dev/null || { log "hostname $host does not resolve"; exit 1; }
-  cat >"$CONF" <<EOF
+  cat >"$CONF.new" <<EOF
 $MARKER
 ClusterName=glaciermap-test
 SlurmctldHost=$host
@@ -96,10 +97,16 @@ NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem Gres=gpu:1 State=UN
 PartitionName=$PARTITION Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
   # one GPU without a device file: scheduled like a GPU, nothing is bound
-  cat >/etc/slurm/gres.conf <<EOF
+  cat >"$CONF.gres.new" <<EOF
 $MARKER
 NodeName=$host Name=gpu File=/dev/null Count=1
 EOF
+  # daemons that are already running re-read a changed configuration (below)
+  if ! cmp -s "$CONF.new" "$CONF" || ! cmp -s "$CONF.gres.new" /etc/slurm/gres.conf; then
+    CONFIG_CHANGED=1
+  fi
+  mv "$CONF.new" "$CONF"
+  mv "$CONF.gres.new" /etc/slurm/gres.conf
 }
 
 alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
@@ -139,9 +146,14 @@ wait_for_node() {
   exit 1
 }
 
+CONFIG_CHANGED=0
 mkdir -p "$STATE_DIR"
 : >"$STATE_DIR/started"
 install_packages
 write_config
 start_daemons
+if [[ $CONFIG_CHANGED == 1 ]] && ! grep -qx slurmctld "$STATE_DIR/started"; then
+  log "configuration changed: scontrol reconfigure"
+  scontrol reconfigure
+fi
 wait_for_node
