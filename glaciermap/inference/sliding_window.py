@@ -10,7 +10,9 @@ The scene is processed in square blocks of ``block_size`` pixels: for each block
 the tiles that touch it are read (the block plus a halo of up to one tile),
 predicted, and only the block itself is returned. Because the tile grid is
 global, a pixel gets the same tiles whichever block it is in: blocks leave no
-seams, and memory depends on ``block_size`` and not on the scene size.
+seams, and memory depends on ``block_size`` and not on the scene size. Tiles
+that straddle a block edge are predicted once for each block they touch (about
+``2 * tile / block_size`` extra work).
 
 Nodata (NaN in any band) stays NaN. Nodata pixels are given to the model as 0,
 as in the training tiles; tiles with no valid pixel are skipped. A scene smaller
