@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import rasterio
 
 from glaciermap.inference.geotiff import cog_writer
 from glaciermap.inference.scene import SceneBands
@@ -16,6 +18,10 @@ from glaciermap.inference.sliding_window import InferenceSettings, Predictor, pr
 log = logging.getLogger(__name__)
 
 MASK_NODATA = 255
+# GDAL caches raster blocks up to 5 % of the machine's memory by default; a fixed
+# cap keeps the memory of a prediction independent of the machine and the scene
+# (a GDAL_CACHEMAX set in the environment wins).
+GDAL_CACHE_MB = 256
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,7 @@ def write_maps(
     valid = glacier = 0
     start = time.perf_counter()
     with (
+        rasterio.Env(GDAL_CACHEMAX=os.environ.get("GDAL_CACHEMAX", GDAL_CACHE_MB)),
         cog_writer(
             probability_path,
             dtype="float32",
