@@ -34,6 +34,8 @@ from glaciermap.inference.sliding_window import WINDOW_KINDS, InferenceSettings
 from glaciermap.inference.vectorize import outline_area_km2, vectorize_mask_file
 from glaciermap.io import sentinel2
 from glaciermap.io.outlines import read_outlines
+from glaciermap.models import checkpoint as checkpoints
+from glaciermap.models.checkpoint import Predictor
 from glaciermap.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -64,14 +66,9 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def load_predictor(checkpoint: str | Path, device: str = "auto") -> Any:
-    """Load a prediction checkpoint (``glaciermap.models.checkpoint``) on ``device``."""
-    from glaciermap.models.checkpoint import load_predictor as load
-
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise InputDataError(f"checkpoint not found: {path}")
-    return load(path, resolve_device(device))
+def load_predictor(checkpoint: str | Path, device: str = "auto") -> Predictor:
+    """Load a prediction checkpoint on ``device`` (``auto``: the GPU when there is one)."""
+    return checkpoints.load_predictor(checkpoint, resolve_device(device))
 
 
 def settings_from_config(inference: Mapping[str, Any]) -> InferenceSettings:
@@ -80,9 +77,9 @@ def settings_from_config(inference: Mapping[str, Any]) -> InferenceSettings:
     return InferenceSettings(**{k: inference[k] for k in keys if k in inference})
 
 
-def _threshold(configured: float | None, predictor: Any) -> float:
+def _threshold(configured: float | None, predictor: Predictor) -> float:
     """The configured threshold, else the one stored with the checkpoint."""
-    return float(configured if configured is not None else getattr(predictor, "threshold", 0.5))
+    return float(configured if configured is not None else predictor.threshold)
 
 
 def predict_scene_maps(
@@ -114,7 +111,7 @@ def write_area_tables(
     change_path: str | Path,
     *,
     regions_path: str | Path | None = None,
-    glaciers: Any = None,
+    glaciers: gpd.GeoDataFrame | None = None,
     outlines: Sequence[tuple[str, str, str | Path]] = (),
     block_size: int = 2048,
 ) -> None:
@@ -228,7 +225,7 @@ def predict_command(args: argparse.Namespace) -> None:
         out / "outlines.gpkg",
         min_area_km2=args.min_area_km2,
         date=args.date,
-        model=getattr(getattr(predictor, "spec", None), "name", ""),
+        model=predictor.spec.name,
         run=str(args.checkpoint),
     )
 
