@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 
 import pytest
 import yaml
@@ -12,6 +13,8 @@ from glaciermap.cli import main
 from glaciermap.config import validate_config
 from glaciermap.errors import ConfigError
 from glaciermap.models.spec import HParams
+from glaciermap.training import commands
+from glaciermap.training.interruption import RunInterrupted
 from glaciermap.training.settings import RunSettings
 
 
@@ -59,6 +62,7 @@ def test_from_config_applies_defaults_overrides_and_augmentation():
     [
         ({"models": {"fpn": {"learnin_rate": 1}}}, "training.models.fpn.learnin_rate"),
         ({"models": {"fpn": {"epochs": 0}}}, "training.epochs"),
+        ({"batch_size": 1}, "training.batch_size"),
     ],
 )
 def test_bad_overrides_name_the_key(kwargs, key):
@@ -115,3 +119,15 @@ def test_train_command_reports_missing_tiles(tmp_path, monkeypatch, capsys):
     )
     assert code == 1
     assert "tiles/july/train.npz" in capsys.readouterr().err
+
+
+def test_sigterm_in_the_command_exits_143(tmp_path, monkeypatch):
+    def stopped(*args, **kwargs):
+        raise RunInterrupted(signal.SIGTERM, "last.pt")
+
+    monkeypatch.setattr(commands, "train_run", stopped)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config()))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        main(["train", "--model", "fpn", "--hparams", "dropout0.2-sigmoid-mean", "--dates", "july"])
+    assert exited.value.code == 143

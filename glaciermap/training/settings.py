@@ -66,7 +66,8 @@ class RunSettings:
             ("training.loss", self.loss in LOSSES, f"one of {', '.join(LOSSES)}"),
             ("training.device", self.device in DEVICES, f"one of {', '.join(DEVICES)}"),
             ("training.epochs", self.epochs >= 1, "at least 1"),
-            ("training.batch_size", self.batch_size >= 1, "at least 1"),
+            # batch normalisation (and smp's pooled BN in DeepLabV3+/PAN) needs 2 tiles
+            ("training.batch_size", self.batch_size >= 2, "at least 2"),
             ("training.learning_rate", self.learning_rate > 0, "positive"),
             ("training.aux_weight", self.aux_weight >= 0, "not negative"),
             ("training.selection_epochs", self.selection_epochs >= 1, "at least 1"),
