@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -118,6 +119,34 @@ def running_job_ids(comment_part: str) -> list[int]:
         ["squeue", "-h", "-t", "RUNNING", "-o", "%i %k"], capture_output=True, text=True, check=True
     ).stdout
     return [int(line.split()[0]) for line in out.splitlines() if comment_part in line]
+
+
+def cancel_jobs_under(workdir: Path) -> None:
+    """scancel the jobs still queued or running whose working folder is ``workdir``
+    (left behind when a test stops Snakemake the hard way)."""
+    out = subprocess.run(
+        ["squeue", "-h", "-o", "%i %Z"], capture_output=True, text=True, check=False
+    ).stdout
+    job_ids = [
+        line.split()[0]
+        for line in out.splitlines()
+        if len(line.split()) == 2 and Path(line.split()[1]) == workdir.resolve()
+    ]
+    if job_ids:
+        subprocess.run(["scancel", *job_ids], check=False)
+
+
+def stop_snakemake(proc: subprocess.Popen, workdir: Path) -> None:
+    """Stop a Snakemake that is still running (Ctrl-C first, so that it cancels its
+    SLURM jobs), then cancel whatever it left in the queue."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    cancel_jobs_under(workdir)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
