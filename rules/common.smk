@@ -91,14 +91,22 @@ def training_settings(wildcards):
     exactly the runs it applies to. Keys that do not change a run's numbers
     (device, threads, image_every) are left out."""
     training = config["training"]
-    settings = {k: v for k, v in training.items() if k != "models" and k not in NON_NUMERIC}
-    settings.update(training["models"].get(wildcards.model, {}))
+    merged = {**training, **training["models"].get(wildcards.model, {})}
+    settings = {k: v for k, v in merged.items() if k != "models" and k not in NON_NUMERIC}
     if wildcards.aug != "noaug":
         augmentation = config["augmentation"]
         settings["augmentation"] = {
             k: v for k, v in augmentation.items() if k not in ("compare", "winner")
         }
-    return settings
+    return _canonical(settings)
+
+
+def _canonical(value):
+    """Dicts with sorted keys, recursively: reordering keys in the config file
+    must not trigger a rerun (Snakemake compares params as written)."""
+    if isinstance(value, dict):
+        return {key: _canonical(value[key]) for key in sorted(value)}
+    return value
 
 
 def train_runtime_minutes(wildcards, attempt):

@@ -136,7 +136,7 @@ def test_changing_one_model_setting_reruns_only_its_runs(workdir):
     config = yaml.safe_load(TINY.read_text())
     config["training"]["models"] = {loser: {"learning_rate": 0.01}}
     changed = workdir / "changed.yaml"
-    changed.write_text(yaml.safe_dump(config))
+    changed.write_text(yaml.safe_dump(config, sort_keys=False))
     output = snakemake(workdir, "-n", config=changed)
     planned = set(re.findall(r"output: results/runs/(\S+)/metrics\.json", output))
     existing = {
