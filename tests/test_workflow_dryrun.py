@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from glaciermap.models.spec import MODEL_NAMES, HParams
 from glaciermap.training.settings import NON_NUMERIC
@@ -124,3 +125,17 @@ def test_lint_is_clean():
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Lints for" not in done.stdout + done.stderr
+
+
+def test_pinned_winners_skip_their_stages(tmp_path):
+    """With every winner pinned, the default target trains only the final runs."""
+    config = yaml.safe_load((ROOT / "tests/configs/tiny.yaml").read_text())
+    config["model_selection"]["winner"] = "fpn"
+    config["hparam_grid"]["winner"] = {"dropout": 0.2, "activation": "sigmoid", "pooling": "max"}
+    config["augmentation"]["winner"] = "aug-concat"
+    result = dryrun_study.dry_run(config, (), tmp_path)
+    cell = "dropout0.2-sigmoid-max"
+    assert planned_runs(result.output) == {run("fpn", cell, "oct2000", "aug-concat", 1)}
+    for stage in ("table1_models", "table2_hparams", "table_augmentation"):
+        assert stage not in result.counts
+    assert result.counts["table3"] == 1
