@@ -55,7 +55,7 @@ def _training_group_sizes(log: str) -> list[int]:
             sizes += [0] if counting else []
         elif counting and line.strip() == "rule train:":
             sizes[-1] += 1
-        elif line[:1] not in ("", " "):
+        elif line.startswith(("[", "Job")):  # a job outside groups, or a submission
             counting = False
     return sizes
 

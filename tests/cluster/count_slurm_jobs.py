@@ -51,6 +51,20 @@ def count_jobs(output: str) -> dict[str, int]:
     }
 
 
+def group_members(output: str) -> dict[str, list[str]]:
+    """Rules of the jobs in each group job (indented under its header)."""
+    groups: dict[str, list[str]] = {}
+    current = None
+    for line in output.splitlines():
+        if header := GROUP_HEADER.match(line):
+            current = groups.setdefault(header[1], [])
+        elif current is not None and (job := JOB.match(line)) and job[1]:
+            current.append(job[3])
+        elif line.startswith(("[", "Job")):  # a job outside groups, or the end
+            current = None
+    return groups
+
+
 def dry_run(config: dict, targets: tuple[str, ...], workdir: Path) -> str:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "data").symlink_to(REPO / "data", target_is_directory=True)
