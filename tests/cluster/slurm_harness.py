@@ -7,6 +7,7 @@ nothing here imitates SLURM.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -26,6 +27,7 @@ CLUSTER = REPO / "tests" / "cluster"
 PROFILE = REPO / "tests" / "slurm_profile"
 TINY_CONFIG = REPO / "tests" / "configs" / "tiny.yaml"
 JOBCOMP_LOG = Path("/var/log/slurm/jobcomp.log")  # JobCompLoc of start_slurm.sh
+LOCK_FILE = Path(tempfile.gettempdir()) / "glaciermap-slurm-test.lock"
 CANNOT_INSTALL = 3  # start_slurm.sh's exit status when SLURM cannot be installed
 
 SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+)")
@@ -37,10 +39,16 @@ class SlurmUnavailable(RuntimeError):
 
 @contextmanager
 def one_node_cluster() -> Iterator[None]:
-    """Start the cluster (installing it when missing); always stop what was started."""
+    """Start the cluster (installing it when missing); always stop what was started.
+
+    Test sessions on one machine take turns (a lock file): one session's teardown
+    must not stop the daemons under another's running workflow.
+    """
     # Own state folder: stop_slurm.sh stops what this start started, nothing else.
     state = tempfile.mkdtemp(prefix="glaciermap-slurm-")
     env = {**os.environ, "GLACIERMAP_SLURM_STATE": state}
+    lock = open(LOCK_FILE, "w")  # held until the end of the block
+    fcntl.flock(lock, fcntl.LOCK_EX)
     try:
         started = subprocess.run(
             [str(CLUSTER / "start_slurm.sh")], capture_output=True, text=True, timeout=600, env=env
@@ -53,6 +61,7 @@ def one_node_cluster() -> Iterator[None]:
     finally:
         subprocess.run([str(CLUSTER / "stop_slurm.sh")], timeout=120, check=False, env=env)
         shutil.rmtree(state, ignore_errors=True)
+        lock.close()  # releases the lock
 
 
 def make_workdir(path: Path, config_changes: dict | None = None) -> Path:
