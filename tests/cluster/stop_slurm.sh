@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Stop the SLURM daemons that start_slurm.sh started (listed in $STATE_DIR/started),
 # by the pids in their pid files; daemons that were already running are left alone.
+# When it stops the controller it also removes the slurm.conf and gres.conf that
+# start_slurm.sh wrote (the next start writes them again).
 set -uo pipefail
 
 STATE_DIR="${GLACIERMAP_SLURM_STATE:-/run/glaciermap-slurm}"
+MARKER="# written by glaciermap tests/cluster/start_slurm.sh"
 STARTED="$STATE_DIR/started"
 [[ -f $STARTED ]] || exit 0
 
@@ -31,4 +34,12 @@ for daemon in slurmd slurmctld munged; do
     kill -9 "$pid" 2>/dev/null
   fi
 done
+# With the controller gone, our slurm.conf only slows things down: every SLURM
+# client (and Snakemake's SLURM plugin at start-up, via scontrol) waits ~9 s for
+# a controller that is not there; without the file they fail at once.
+if grep -qx slurmctld "$STARTED"; then
+  for conf in /etc/slurm/slurm.conf /etc/slurm/gres.conf; do
+    if grep -qF "$MARKER" "$conf" 2>/dev/null; then rm -f "$conf"; fi
+  done
+fi
 rm -f "$STARTED"
