@@ -16,6 +16,8 @@ if config.get("acquire", {}).get("enabled", False):
             "logs/acquire/outlines.log",
         benchmark:
             "benchmarks/results/acquire/outlines.tsv"
+        conda:
+            CONDA_ENV
         script:
             "../scripts/acquire_outlines.py"
 
@@ -41,5 +43,7 @@ if config.get("acquire", {}).get("enabled", False):
                 f"logs/acquire/scene_{_date}.log",
             benchmark:
                 f"benchmarks/results/acquire/scene_{_date}.tsv"
+            conda:
+                CONDA_ENV
             script:
                 "../scripts/acquire_scene.py"

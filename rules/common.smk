@@ -33,6 +33,9 @@ SEEDS = list(config["seeds"])
 BASE_AUG = "noaug"
 
 RUN = "{model}/{hparams}/{dates}/{aug}/seed{seed}"
+# With --software-deployment-method conda every job runs in this environment
+# (pinned like pyproject.toml; relative to the rule files).
+CONDA_ENV = "../envs/glaciermap.yaml"
 
 
 wildcard_constraints:

@@ -15,6 +15,8 @@ rule evaluate:
         f"logs/evaluate/{RUN}/{{date}}.log",
     benchmark:
         f"benchmarks/results/evaluate/{RUN}/{{date}}.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/evaluate.py"
 
@@ -29,6 +31,8 @@ rule baseline_fit:
         "logs/baseline/{dates}/fit.log",
     benchmark:
         "benchmarks/results/baseline/{dates}/fit.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/baseline_fit.py"
 
@@ -43,6 +47,8 @@ rule baseline_predict:
         "logs/baseline/{dates}/{date}/predict.log",
     benchmark:
         "benchmarks/results/baseline/{dates}/{date}/predict.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/baseline_predict.py"
 
@@ -60,5 +66,7 @@ rule baseline_evaluate:
         "logs/evaluate/baseline/{dates}/{date}.log",
     benchmark:
         "benchmarks/results/evaluate/baseline/{dates}/{date}.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/evaluate.py"

@@ -23,6 +23,8 @@ rule maps_predict:
         f"logs/maps/{RUN}/{{date}}/predict.log",
     benchmark:
         f"benchmarks/results/maps/{RUN}/{{date}}/predict.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/maps_predict.py"
 
@@ -39,11 +41,14 @@ rule maps_outlines:
         f"logs/maps/{RUN}/{{date}}/outlines.log",
     benchmark:
         f"benchmarks/results/maps/{RUN}/{{date}}/outlines.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/maps_outlines.py"
 
 
 rule maps_areas:
+    localrule: True
     input:
         masks=lambda wc: [
             f"results/maps/{run}/{date}/mask.tif" for run in final_runs() for date in DATES
@@ -70,11 +75,14 @@ rule maps_areas:
         "logs/maps/areas.log",
     benchmark:
         "benchmarks/results/maps/areas.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/maps_areas.py"
 
 
 rule maps_change_figure:
+    localrule: True
     input:
         scene=f"results/scenes/{CHANGE_DATES[-1]}.tif",
         masks=lambda wc: [
@@ -98,5 +106,7 @@ rule maps_change_figure:
         "logs/maps/area_change_figure.log",
     benchmark:
         "benchmarks/results/maps/area_change_figure.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/maps_change_figure.py"

@@ -23,6 +23,8 @@ rule prepare_scene:
         "logs/prepare/scene_{date}.log",
     benchmark:
         "benchmarks/results/prepare/scene_{date}.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/prepare_scene.py"
 
@@ -39,6 +41,8 @@ rule prepare_mask:
         "logs/prepare/mask_{date}.log",
     benchmark:
         "benchmarks/results/prepare/mask_{date}.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/prepare_mask.py"
 
@@ -55,6 +59,8 @@ rule prepare_regions:
         "logs/prepare/regions.log",
     benchmark:
         "benchmarks/results/prepare/regions.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/prepare_regions.py"
 
@@ -75,5 +81,7 @@ rule prepare_tiles:
         "logs/prepare/tiles_{date}.log",
     benchmark:
         "benchmarks/results/prepare/tiles_{date}.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/prepare_tiles.py"

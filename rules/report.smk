@@ -3,6 +3,7 @@
 
 
 rule table3:
+    localrule: True
     input:
         evals=lambda wc: eval_files(final_runs()),
         baseline=baseline_eval_files(),
@@ -17,11 +18,14 @@ rule table3:
         "logs/report/table3.log",
     benchmark:
         "benchmarks/results/report/table3.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/table3.py"
 
 
 rule figure2_model_selection:
+    localrule: True
     input:
         lambda wc: metrics_files(selection_runs()),
     output:
@@ -37,11 +41,14 @@ rule figure2_model_selection:
         "logs/report/figure2_model_selection.log",
     benchmark:
         "benchmarks/results/report/figure2_model_selection.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/training_figure.py"
 
 
 rule figure3_augmentation:
+    localrule: True
     input:
         lambda wc: metrics_files(augmentation_runs()),
     output:
@@ -57,11 +64,14 @@ rule figure3_augmentation:
         "logs/report/figure3_augmentation.log",
     benchmark:
         "benchmarks/results/report/figure3_augmentation.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/training_figure.py"
 
 
 rule figure4_final_history:
+    localrule: True
     input:
         lambda wc: metrics_files(history_runs()),
     output:
@@ -77,11 +87,14 @@ rule figure4_final_history:
         "logs/report/figure4_final_history.log",
     benchmark:
         "benchmarks/results/report/figure4_final_history.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/training_figure.py"
 
 
 rule overlay_figure:
+    localrule: True
     input:
         scene="results/scenes/{date}.tif",
         probability=lambda wc: f"results/maps/{overlay_run()}/{wc.date}/probability.tif",
@@ -102,5 +115,7 @@ rule overlay_figure:
         "logs/report/overlay_{region}_{date}.log",
     benchmark:
         "benchmarks/results/report/overlay_{region}_{date}.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/overlay_figure.py"

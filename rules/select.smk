@@ -4,6 +4,7 @@
 
 
 checkpoint table1_models:
+    localrule: True
     input:
         metrics=lambda wc: metrics_files(selection_runs()),
         baseline=f"results/baseline/{ALL_DATES}/rules.json",
@@ -18,11 +19,14 @@ checkpoint table1_models:
         "logs/select/table1_models.log",
     benchmark:
         "benchmarks/results/select/table1_models.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/stage_table.py"
 
 
 checkpoint table2_hparams:
+    localrule: True
     input:
         metrics=lambda wc: metrics_files(grid_runs()),
         baseline=f"results/baseline/{ALL_DATES}/rules.json",
@@ -37,11 +41,14 @@ checkpoint table2_hparams:
         "logs/select/table2_hparams.log",
     benchmark:
         "benchmarks/results/select/table2_hparams.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/stage_table.py"
 
 
 checkpoint table_augmentation:
+    localrule: True
     input:
         metrics=lambda wc: metrics_files(augmentation_runs()),
         baseline=f"results/baseline/{ALL_DATES}/rules.json",
@@ -56,5 +63,7 @@ checkpoint table_augmentation:
         "logs/select/table_augmentation.log",
     benchmark:
         "benchmarks/results/select/table_augmentation.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/stage_table.py"

@@ -21,5 +21,7 @@ rule train:
     resources:
         mem_mb=lambda wc, attempt: 8000 * attempt,
         runtime=train_runtime_minutes,
+    conda:
+        CONDA_ENV
     script:
         "../scripts/train.py"
