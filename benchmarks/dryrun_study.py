@@ -1,9 +1,9 @@
 """Time the dry run of the study config (configs/study.yaml) and count its jobs.
 
-The study's scene files are placeholders that a user fills in, and the
-Snakefile checks that input files exist, so the dry run points the study's
-two dates at the embedded demo scene (only the files change: dates, models,
-grid, seeds and epochs stay the study's). It runs in a temporary working
+The study's scenes and outlines are downloaded by the acquire rules, which
+would come first in the plan, so the dry run points the study's two dates at
+the embedded demo scene with acquire off (only the files change: dates,
+models, grid, seeds and epochs stay the study's). It runs in a temporary working
 directory, so existing results/ do not hide jobs.
 
 Two dry runs:
@@ -48,10 +48,12 @@ _JOB_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s+(\d+)$")
 
 
 def study_config(pinned: bool = False) -> dict:
-    """configs/study.yaml with the demo files in place of the placeholders."""
+    """configs/study.yaml with the demo files in place of the downloaded scenes and outlines."""
     config = yaml.safe_load((ROOT / "configs" / "study.yaml").read_text())
+    config["acquire"]["enabled"] = False  # the demo files are there already
     for scene in config["data"]["scenes"].values():
         scene.pop("processing_baseline", None)
+        scene.pop("file", None)
         scene.update(product="generic", scale=1 / 255)
         scene["bands"] = {
             "blue": {"file": DEMO["rgb"], "band": 3},
