@@ -227,3 +227,13 @@ def test_changed_settings_start_again(tiles, tmp_path):
     run(settings(epochs=1), tiles, tmp_path)
     metrics = run(settings(epochs=2, learning_rate=0.02), tiles, tmp_path)
     assert len(metrics["epochs"]) == 2 and not math.isnan(metrics["selection_score"])
+
+
+def test_changed_tiles_start_again(tmp_path, caplog):
+    """Same settings, new tile contents: the finished last.pt must not be handed back."""
+    tiles = write_date(tmp_path / "tiles", seed=0)
+    first = run(settings(epochs=1), tiles, tmp_path / "run")
+    write_date(tmp_path / "tiles", seed=1)  # same paths and sizes, other content
+    again = run(settings(epochs=1), tiles, tmp_path / "run")
+    assert comparable(again)["epochs"] != comparable(first)["epochs"]
+    assert "other input tiles" in caplog.text

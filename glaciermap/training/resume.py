@@ -3,13 +3,16 @@
 It holds the model and optimizer, every random-number-generator state, the
 epochs done with their metrics, the best epoch's weights and, when the run was
 stopped by SIGTERM in the middle of an epoch, that epoch's tile order and
-running sums. It is rewritten atomically, so a SIGKILL at any moment leaves the
-previous complete state.
+running sums, and a fingerprint of the input files, so that a run whose tiles
+changed starts again. It is rewritten atomically, so a SIGKILL at any moment
+leaves the previous complete state.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,9 +78,33 @@ def _numeric_settings(settings: RunSettings) -> dict[str, Any]:
     return data
 
 
+def _sha256(path: str | Path) -> str:
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def input_fingerprint(
+    train_sets: Sequence[str | Path],
+    val_sets: Sequence[str | Path],
+    stats_files: Sequence[str | Path],
+) -> dict[str, list[str]]:
+    """sha256 of the content of each input file of a run, in the order given.
+
+    Stored in ``last.pt``: a run rerun because its tiles changed (same settings)
+    must train again rather than resume the old model. Paths are left out, so
+    moving the results folder keeps the state.
+    """
+    return {
+        "train": [_sha256(f) for f in train_sets],
+        "val": [_sha256(f) for f in val_sets],
+        "stats": [_sha256(f) for f in stats_files],
+    }
+
+
 def save_resume_state(
     path: Path,
     settings: RunSettings,
+    inputs: dict[str, list[str]],
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     generator: torch.Generator,
@@ -87,6 +114,7 @@ def save_resume_state(
     payload = {
         "format": FORMAT,
         "settings": _numeric_settings(settings),
+        "inputs": inputs,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "rng": capture_rng_states(generator),
@@ -105,14 +133,17 @@ def save_resume_state(
 def load_resume_state(
     path: Path,
     settings: RunSettings,
+    inputs: dict[str, list[str]],
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     generator: torch.Generator,
 ) -> RunState | None:
     """Restore model, optimizer and RNGs from ``last.pt``; None when there is nothing to resume.
 
-    A state saved with other settings (the user changed the config) is ignored
-    with a warning: the run starts again from scratch.
+    A state saved with other settings (the user changed the config) or from
+    other input files (``inputs``, see :func:`input_fingerprint`; a state
+    without one is from an older version) is ignored with a warning: the run
+    starts again from scratch.
     """
     if not path.exists():
         return None
@@ -125,6 +156,12 @@ def load_resume_state(
         raise InputDataError(f"{path} is not a glaciermap resume state; delete it")
     if payload["settings"] != _numeric_settings(settings):
         log.warning("%s was saved with other settings: starting the run again", path)
+        return None
+    if payload.get("inputs") != inputs:
+        log.warning(
+            "%s was saved from other input tiles (train/val/stats content): starting the run again",
+            path,
+        )
         return None
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])

@@ -37,6 +37,7 @@ from glaciermap.training.losses import auxiliary_loss, segmentation_loss
 from glaciermap.training.resume import (
     EpochProgress,
     RunState,
+    input_fingerprint,
     load_resume_state,
     save_resume_state,
 )
@@ -253,8 +254,9 @@ def train_run(
     ``train_sets``/``val_sets`` are the ``{train,val}.npz`` tile files of the run's
     dates, ``stats_files`` their ``stats.json`` (the normalisation is pooled over
     them). A ``last.pt`` left in ``out_dir`` by a killed run with the same
-    settings is continued from. ``build`` makes the model from its spec (tests
-    pass a small one). Raises :class:`RunInterrupted` after saving on SIGTERM.
+    settings and the same input file contents is continued from. ``build`` makes
+    the model from its spec (tests pass a small one). Raises
+    :class:`RunInterrupted` after saving on SIGTERM.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -263,6 +265,7 @@ def train_run(
     device = resolve_device(settings.device)
     generator = seed_everything(settings.seed)
 
+    inputs = input_fingerprint(train_sets, val_sets, stats_files)
     normalization = pooled_normalization(stats_files)
     train_images, train_masks = load_tiles(train_sets)
     val_images, val_masks = load_tiles(val_sets)
@@ -283,7 +286,7 @@ def train_run(
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     trainer = Trainer(settings, model, device, normalization)
-    state = load_resume_state(last_path, settings, model, trainer.optimizer, generator)
+    state = load_resume_state(last_path, settings, inputs, model, trainer.optimizer, generator)
     if state is None:
         state = RunState()
     n_parameters = count_parameters(model)
@@ -308,6 +311,7 @@ def train_run(
                 stop,
                 writer,
                 last_path,
+                inputs,
                 (train_images, train_masks, val_images, val_masks),
             )
         metrics = _finish(settings, state, n_parameters, sizes, device)
@@ -336,6 +340,7 @@ def _train_epochs(
     stop: StopFlag,
     writer: SummaryWriter,
     last_path: Path,
+    inputs: dict[str, list[str]],
     tensors: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
 ) -> None:
     settings = trainer.settings
@@ -344,7 +349,9 @@ def _train_epochs(
 
     def save(progress: EpochProgress | None) -> Path:
         state.progress = progress
-        save_resume_state(last_path, settings, trainer.model, trainer.optimizer, generator, state)
+        save_resume_state(
+            last_path, settings, inputs, trainer.model, trainer.optimizer, generator, state
+        )
         return last_path
 
     for epoch in range(state.epochs_done + 1, settings.epochs + 1):
