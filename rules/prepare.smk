@@ -18,7 +18,7 @@ rule prepare_scene:
     output:
         "results/scenes/{date}.tif",
     params:
-        settings=lambda wc: scene_settings(config["data"], wc.date),
+        settings=lambda wc: _canonical(scene_settings(config["data"], wc.date)),
     log:
         "logs/prepare/scene_{date}.log",
     benchmark:
@@ -36,7 +36,7 @@ rule prepare_mask:
     output:
         "results/masks/{date}.tif",
     params:
-        settings=lambda wc: mask_settings(config["data"], wc.date),
+        settings=lambda wc: _canonical(mask_settings(config["data"], wc.date)),
     log:
         "logs/prepare/mask_{date}.log",
     benchmark:
@@ -54,7 +54,7 @@ rule prepare_regions:
     output:
         "results/regions.tif",
     params:
-        settings=regions_settings(config["data"]),
+        settings=_canonical(regions_settings(config["data"])),
     log:
         "logs/prepare/regions.log",
     benchmark:
@@ -76,7 +76,7 @@ rule prepare_tiles:
         test="results/tiles/{date}/test.npz",
         stats="results/tiles/{date}/stats.json",
     params:
-        tiles=config["data"]["tiles"],
+        tiles=_canonical(config["data"]["tiles"]),
     log:
         "logs/prepare/tiles_{date}.log",
     benchmark:
