@@ -101,14 +101,14 @@ def training_settings(wildcards):
         settings["augmentation"] = {
             k: v for k, v in augmentation.items() if k not in ("compare", "winner")
         }
-    return _canonical(settings)
+    return canonical_params(settings)
 
 
-def _canonical(value):
+def canonical_params(value):
     """Dicts with sorted keys, recursively: reordering keys in the config file
     must not trigger a rerun (Snakemake compares params as written)."""
     if isinstance(value, dict):
-        return {key: _canonical(value[key]) for key in sorted(value)}
+        return {key: canonical_params(value[key]) for key in sorted(value)}
     return value
 
 
