@@ -512,8 +512,11 @@ def test_snakemake_rules_download_outlines_and_scenes(server, cogs, tmp_path):
     config = make_config(base, Path("."))  # paths relative to the working directory
     work.mkdir()
     (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    rules = Path(__file__).resolve().parents[1] / "rules" / "acquire.smk"
-    (work / "Snakefile").write_text(f'configfile: "config.yaml"\n\ninclude: "{rules}"\n')
+    rules = Path(__file__).resolve().parents[1] / "rules"
+    (work / "Snakefile").write_text(
+        f'configfile: "config.yaml"\n\ninclude: "{rules / "common.smk"}"\n'
+        f'include: "{rules / "acquire.smk"}"\n'
+    )
     targets = ["scenes/july.tif", "scenes/august.tif", "outlines.gpkg"]
     done = subprocess.run(
         [sys.executable, "-m", "snakemake", *targets, "--cores", "1", "--directory", str(work),
