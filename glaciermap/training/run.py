@@ -265,10 +265,11 @@ def train_run(
     device = resolve_device(settings.device)
     generator = seed_everything(settings.seed)
 
-    inputs = input_fingerprint(train_sets, val_sets, stats_files)
     normalization = pooled_normalization(stats_files)
     train_images, train_masks = load_tiles(train_sets)
     val_images, val_masks = load_tiles(val_sets)
+    # After loading, which names a missing or unreadable file clearly.
+    inputs = input_fingerprint(train_sets, val_sets, stats_files)
     for name, files, tensor in (("train", train_sets, train_images), ("val", val_sets, val_masks)):
         if len(tensor) < 2:
             names = ", ".join(str(f) for f in files)
