@@ -138,8 +138,11 @@ def _require_file(path: Path, key: str) -> None:
         raise ConfigError(f"config key '{key}': file not found: {path}")
 
 
-def load_config(path: str | Path, base_dir: str | Path | None = None) -> dict[str, Any]:
-    """Read a YAML config, validate it, fill defaults and check its files."""
+def load_config(
+    path: str | Path, base_dir: str | Path | None = None, check_files: bool = True
+) -> dict[str, Any]:
+    """Read a YAML config, validate it, fill defaults and (unless ``check_files`` is
+    false, e.g. before its inputs are downloaded) check its files."""
     path = Path(path)
     try:
         config = yaml.safe_load(path.read_text())
@@ -148,5 +151,6 @@ def load_config(path: str | Path, base_dir: str | Path | None = None) -> dict[st
     if not isinstance(config, dict):
         raise ConfigError(f"config file {path} does not hold a mapping")
     validate_config(config)
-    check_config(config, base_dir if base_dir is not None else ".")
+    if check_files:
+        check_config(config, base_dir if base_dir is not None else ".")
     return config

@@ -3,36 +3,21 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
-import yaml
 
 from glaciermap.acquire.glims import acquire_outlines
 from glaciermap.acquire.settings import acquire_settings, scene_targets
 from glaciermap.acquire.stac import download_scene
-from glaciermap.config import validate_config
+from glaciermap.config import load_config
 from glaciermap.errors import ConfigError
 
 
-def read_config(path: str | Path) -> dict:
-    """Read and validate a config without requiring its input files (they are downloaded)."""
-    path = Path(path)
-    try:
-        config = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
-    if not isinstance(config, dict):
-        raise ConfigError(f"config file {path} does not hold a mapping")
-    return validate_config(config)
-
-
 def run_outlines(args: argparse.Namespace) -> None:
-    config = read_config(args.config)
+    config = load_config(args.config, check_files=False)
     acquire_outlines(acquire_settings(config), args.output or config["data"]["outlines"]["file"])
 
 
 def run_scenes(args: argparse.Namespace) -> None:
-    config = read_config(args.config)
+    config = load_config(args.config, check_files=False)
     settings = acquire_settings(config)
     targets = scene_targets(config)
     dates = args.date or list(targets)

@@ -9,7 +9,6 @@ tile grids, so items of that zone are copied without resampling.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import geopandas as gpd
 from affine import Affine
@@ -18,30 +17,7 @@ from rasterio.warp import transform_bounds
 
 from glaciermap.acquire.settings import AreaSpec
 from glaciermap.errors import ConfigError
-
-LONLAT = CRS.from_epsg(4326)
-
-
-@dataclass(frozen=True)
-class Grid:
-    crs: CRS
-    transform: Affine
-    width: int
-    height: int
-
-    @property
-    def bounds(self) -> tuple[float, float, float, float]:
-        left, top = self.transform.c, self.transform.f
-        return (
-            left,
-            top + self.height * self.transform.e,
-            left + self.width * self.transform.a,
-            top,
-        )
-
-    def lonlat_bbox(self) -> tuple[float, float, float, float]:
-        """The grid's envelope in lon/lat (for STAC and GLIMS queries)."""
-        return transform_bounds(self.crs, LONLAT, *self.bounds, densify_pts=21)
+from glaciermap.io.grid import LONLAT, Grid
 
 
 def utm_crs(lon: float, lat: float) -> CRS:

@@ -8,7 +8,9 @@ import numpy as np
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.io import DatasetReader
-from rasterio.warp import Resampling, reproject
+from rasterio.warp import Resampling, reproject, transform_bounds
+
+LONLAT = CRS.from_epsg(4326)
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,10 @@ class Grid:
             strict=True,
         )
         return (min(xs), min(ys), max(xs), max(ys))
+
+    def lonlat_bbox(self) -> tuple[float, float, float, float]:
+        """The grid's envelope in lon/lat (for STAC and GLIMS queries)."""
+        return transform_bounds(self.crs, LONLAT, *self.bounds, densify_pts=21)
 
     def matches(self, other: Grid, tolerance: float = 1e-6) -> bool:
         """True when both grids put the same pixels at the same map coordinates."""

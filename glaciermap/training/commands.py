@@ -7,10 +7,7 @@ import dataclasses
 import logging
 from pathlib import Path
 
-import yaml
-
-from glaciermap.config import validate_config
-from glaciermap.errors import ConfigError
+from glaciermap.config import load_config
 from glaciermap.training.augmentation import AUG_MODES
 from glaciermap.training.interruption import RunInterrupted
 from glaciermap.training.run import train_run
@@ -31,19 +28,9 @@ def run_folder(runs_dir: str | Path, settings: RunSettings) -> Path:
     )
 
 
-def _read_config(path: str) -> dict:
-    try:
-        config = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
-    if not isinstance(config, dict):
-        raise ConfigError(f"config file {path} does not hold a mapping")
-    # Schema and defaults only: training needs the tiles, not the scene files.
-    return validate_config(config)
-
-
 def train_command(args: argparse.Namespace) -> None:
-    config = _read_config(args.config)
+    # Schema and defaults only: training needs the tiles, not the scene files.
+    config = load_config(args.config, check_files=False)
     settings = RunSettings.from_config(
         config, args.model, args.hparams, args.dates, args.aug, args.seed
     )
