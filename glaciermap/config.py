@@ -69,22 +69,15 @@ def check_config(config: Mapping[str, Any], base_dir: str | Path = ".") -> None:
     from glaciermap.acquire.settings import acquired_files  # acquire imports this module
 
     pending = acquired_files(config)  # written by rules/acquire.smk, so not there yet
+    from glaciermap.io.scenes import band_sources  # io imports this module
+
     for date, scene in scenes.items():
         if scene.get("file") in pending:
             continue
-        for band in BANDS:
-            source = scene["bands"][band]
-            key = f"data.scenes.{date}.bands.{band}"
-            if isinstance(source, int):
-                if "file" not in scene:
-                    raise ConfigError(
-                        f"config key '{key}': a band index needs 'data.scenes.{date}.file'"
-                    )
-                continue
-            file = source if isinstance(source, str) else source["file"]
-            _require_file(base / file, key)
         if "file" in scene:
             _require_file(base / scene["file"], f"data.scenes.{date}.file")
+        for source in band_sources(scene, date, base).values():
+            _require_file(source.file, source.key)
     ref = data.get("reference_date")
     if ref is not None and ref not in scenes:
         raise ConfigError(
