@@ -23,13 +23,14 @@ import rasterio
 import torch
 from affine import Affine
 
-from glaciermap.inference.commands import load_predictor, resolve_device
+from glaciermap.inference.commands import load_predictor
 from glaciermap.inference.maps import write_maps
 from glaciermap.inference.scene import open_workflow_scene
 from glaciermap.inference.sliding_window import InferenceSettings
 from glaciermap.models.checkpoint import save_prediction_checkpoint
 from glaciermap.models.registry import build_model
 from glaciermap.models.spec import HParams, ModelSpec
+from glaciermap.utils.device import resolve_device
 
 PIXEL_M = 10.0
 BANDS = ("blue", "green", "red", "nir")

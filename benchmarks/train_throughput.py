@@ -35,8 +35,9 @@ from torch.utils.data import DataLoader, Dataset
 from glaciermap.models.registry import build_model, count_parameters
 from glaciermap.models.spec import DISPLAY_NAMES, MODEL_NAMES, HParams
 from glaciermap.training.losses import auxiliary_loss, segmentation_loss
-from glaciermap.training.run import Trainer, describe_device, resolve_device
+from glaciermap.training.run import Trainer, describe_device
 from glaciermap.training.settings import RunSettings
+from glaciermap.utils.device import resolve_device
 
 SIZE, BANDS = 128, 4
 HPARAMS = HParams(0.4, "softmax", "mean")  # the study's model-selection cell

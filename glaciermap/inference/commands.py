@@ -18,9 +18,8 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 import rasterio
-import torch
 
-from glaciermap.errors import ConfigError, InputDataError
+from glaciermap.errors import InputDataError
 from glaciermap.inference.areas import AREA_COLUMNS, MaskEntry, area_change, area_table
 from glaciermap.inference.change_figure import change_figure
 from glaciermap.inference.maps import MapSummary, write_maps
@@ -37,6 +36,7 @@ from glaciermap.io.outlines import read_outlines
 from glaciermap.models import checkpoint as checkpoints
 from glaciermap.models.checkpoint import Predictor
 from glaciermap.utils.atomic import atomic_path
+from glaciermap.utils.device import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -57,18 +57,11 @@ examples:
 """
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` = the GPU when there is one, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("config key 'training.device' / --device: cuda asked, no GPU found")
-    return torch.device(name)
-
-
 def load_predictor(checkpoint: str | Path, device: str = "auto") -> Predictor:
     """Load a prediction checkpoint on ``device`` (``auto``: the GPU when there is one)."""
-    return checkpoints.load_predictor(checkpoint, resolve_device(device))
+    return checkpoints.load_predictor(
+        checkpoint, resolve_device(device, "training.device / --device")
+    )
 
 
 def settings_from_config(inference: Mapping[str, Any]) -> InferenceSettings:

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
-from glaciermap.errors import ConfigError, InputDataError
+from glaciermap.errors import InputDataError
 from glaciermap.evaluation.metrics import ConfusionCounts
 from glaciermap.models.checkpoint import save_prediction_checkpoint
 from glaciermap.models.registry import build_model, count_parameters
@@ -45,22 +45,13 @@ from glaciermap.training.seeding import seed_everything
 from glaciermap.training.settings import RunSettings
 from glaciermap.training.tiles import load_tiles, pooled_normalization
 from glaciermap.utils.atomic import write_text_atomic
+from glaciermap.utils.device import resolve_device
 
 log = logging.getLogger(__name__)
 
-BANDS = ["blue", "green", "red", "nir"]
 N_BOARD_TILES = 4  # validation tiles shown in TensorBoard
 
 ModelFactory = Callable[[ModelSpec], nn.Module]
-
-
-def resolve_device(requested: str) -> torch.device:
-    """``auto`` picks CUDA when present; asking for CUDA without one is a config error."""
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("config key 'training.device': cuda requested but no GPU is visible")
-    return torch.device(requested)
 
 
 def describe_device(device: torch.device) -> str:
