@@ -18,7 +18,7 @@ from glaciermap.models.spec import HParams, ModelSpec
 
 BANDS = ("blue", "green", "red", "nir")
 TRANSFORM = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 3100000.0)
-INFERENCE = {"overlap": 0.5, "window": "gaussian", "batch_size": 8, "block_size": 256}
+INFERENCE = {"window": 64, "margin": 16, "blend": "gaussian", "batch_size": 8, "block_size": 256}
 
 
 @pytest.fixture(scope="module")
@@ -223,3 +223,98 @@ def test_scene_without_georeference_warns_and_maps(checkpoint, tmp_path, capsys)
     assert crs is None and probability.shape == (40, 50)
     outlines = gpd.read_file(tmp_path / "out" / "outlines.gpkg")
     assert len(outlines) and outlines.area_km2.isna().all()
+
+
+def predict_cli(checkpoints, scene, out, *extra):
+    args = ["predict", "--scene", str(scene), "--out", str(out), "--device", "cpu", *extra]
+    for path in checkpoints:
+        args += ["--checkpoint", str(path)]
+    return main(args)
+
+
+@pytest.fixture(scope="module")
+def other_checkpoint(tmp_path_factory):
+    """A second member: another seed's weights, another normalisation."""
+    torch.manual_seed(1)
+    spec = ModelSpec("pspnet", HParams(0.2, "sigmoid", "mean"), encoder="resnet18")
+    path = tmp_path_factory.mktemp("run2") / "best.pt"
+    normalization = {"mean": [0.5, 0.4, 0.3, 0.6], "std": [0.2, 0.2, 0.2, 0.3]}
+    save_prediction_checkpoint(path, build_model(spec), spec, normalization, 32, 0.5)
+    return path
+
+
+def test_the_pipeline_output_is_byte_stable_across_runs(checkpoint, other_checkpoint, tmp_path):
+    bands = reflectance((150, 130), seed=3)
+    bands[:, :4, :7] = np.nan
+    scene = write_raster(tmp_path / "scene.tif", bands, names=BANDS)
+    extra = ["--window", "64", "--margin", "16", "--block-size", "64", "--batch-size", "3"]
+    for out in ("a", "b"):
+        assert predict_cli([checkpoint, other_checkpoint], scene, tmp_path / out, *extra) == 0
+    for name in ("probability.tif", "mask.tif", "uncertainty.tif"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    probability = read(tmp_path / "a" / "probability.tif")[0]
+    assert np.isnan(probability[:4, :7]).all() and np.isfinite(probability[4:]).all()
+    assert len(np.unique(probability[4:])) > 1000  # a real map, not a constant
+
+
+def test_an_ensemble_of_two_identical_checkpoints_is_the_member(checkpoint, tmp_path):
+    scene = write_raster(tmp_path / "scene.tif", reflectance((90, 70), seed=4), names=BANDS)
+    extra = ["--window", "64", "--margin", "16", "--threshold", "0.45"]
+    assert predict_cli([checkpoint], scene, tmp_path / "one", *extra) == 0
+    assert predict_cli([checkpoint, checkpoint], scene, tmp_path / "two", *extra) == 0
+    assert not (tmp_path / "one" / "uncertainty.tif").exists()  # one model: as before
+    uncertainty, crs, transform = read(tmp_path / "two" / "uncertainty.tif")
+    assert (crs, transform) == ("EPSG:32645", TRANSFORM) and (uncertainty == 0).all()
+    for name in ("probability.tif", "mask.tif"):
+        assert np.array_equal(read(tmp_path / "one" / name)[0], read(tmp_path / "two" / name)[0])
+    assert 0 < read(tmp_path / "one" / "mask.tif")[0].mean() < 1
+
+
+def test_an_ensemble_averages_its_members_and_maps_their_spread(
+    checkpoint, other_checkpoint, tmp_path
+):
+    bands = reflectance((90, 70), seed=5)
+    bands[:, -3:, -3:] = np.nan
+    scene = write_raster(tmp_path / "scene.tif", bands, names=BANDS)
+    maps = {}
+    for name, members in (("a", [checkpoint]), ("b", [other_checkpoint])):
+        predict_scene_maps(
+            members, scene, tmp_path / f"{name}.tif", tmp_path / f"{name}m.tif", INFERENCE, "cpu"
+        )
+        maps[name] = read(tmp_path / f"{name}.tif")[0].astype(np.float64)
+    predict_scene_maps(
+        [checkpoint, other_checkpoint],
+        scene,
+        tmp_path / "p.tif",
+        tmp_path / "m.tif",
+        {**INFERENCE, "threshold": 0.5},
+        "cpu",
+        uncertainty_path=tmp_path / "u.tif",
+    )
+    probability, uncertainty, mask = (read(tmp_path / n)[0] for n in ("p.tif", "u.tif", "m.tif"))
+    assert np.allclose(probability, (maps["a"] + maps["b"]) / 2, atol=1e-6, equal_nan=True)
+    assert np.allclose(uncertainty, np.abs(maps["a"] - maps["b"]) / 2, atol=1e-6, equal_nan=True)
+    assert np.nanmax(uncertainty) > 0.01
+    assert np.isnan(uncertainty[-3:, -3:]).all() and (mask[-3:, -3:] == 255).all()
+    assert np.array_equal(mask[:-3], (probability[:-3] >= 0.5).astype(np.uint8))
+    with rasterio.open(tmp_path / "u.tif") as dataset:
+        assert dataset.dtypes == ("float32",) and dataset.crs == "EPSG:32645"
+        assert dataset.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+
+
+def test_ensemble_members_must_share_a_band_layout_and_threshold(checkpoint, tmp_path):
+    stored = torch.load(checkpoint, weights_only=True)
+    stored["threshold"] = 0.3
+    torch.save(stored, tmp_path / "t03.pt")
+    scene = write_raster(tmp_path / "scene.tif", reflectance(), names=BANDS)
+    with pytest.raises(InputDataError, match=r"t03\.pt store different thresholds"):
+        predict_scene_maps(
+            [checkpoint, tmp_path / "t03.pt"],
+            scene,
+            tmp_path / "p.tif",
+            tmp_path / "m.tif",
+            INFERENCE,
+            "cpu",
+            uncertainty_path=tmp_path / "u.tif",
+        )
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["scene.tif", "t03.pt"]  # nothing else

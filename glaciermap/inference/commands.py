@@ -18,18 +18,19 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 import rasterio
+import torch
 
 from glaciermap.errors import InputDataError
 from glaciermap.inference.areas import AREA_COLUMNS, MaskEntry, area_change, area_table
 from glaciermap.inference.change_figure import change_figure
-from glaciermap.inference.maps import MapSummary, write_maps
+from glaciermap.inference.maps import MapPaths, MapSummary, write_maps
 from glaciermap.inference.scene import (
     SceneBands,
     band_names_of,
     open_workflow_scene,
     parse_band_spec,
 )
-from glaciermap.inference.sliding_window import WINDOW_KINDS, InferenceSettings
+from glaciermap.inference.settings import BLEND_KINDS, TTA_KINDS, InferenceSettings
 from glaciermap.inference.vectorize import outline_area_km2, vectorize_mask_file
 from glaciermap.io import sentinel2
 from glaciermap.io.outlines import read_outlines
@@ -41,58 +42,103 @@ from glaciermap.utils.device import resolve_device
 log = logging.getLogger(__name__)
 
 DEFAULT_BANDS = "blue=1,green=2,red=3,nir=4"
+# Channels-last convolutions measured faster on the CPU (README, Benchmarks) and
+# are the usual fast path of cuDNN.
+MEMORY_FORMAT = torch.channels_last
 PREDICT_DESCRIPTION = """\
-Map glaciers on a scene with a trained checkpoint (its normalisation, band
-order and tile size are stored in it). Writes OUT/probability.tif and
-OUT/mask.tif (Cloud-Optimized GeoTIFFs on the scene's grid) and
-OUT/outlines.gpkg. Nodata stays nodata; a scene smaller than one tile is
-padded with 0; a scene without georeference is mapped on its pixel grid with
-a warning (areas in km2 are then unknown).
+Map glaciers on a scene with a trained checkpoint (its normalisation and band
+order are stored in it). Writes OUT/probability.tif and OUT/mask.tif
+(Cloud-Optimized GeoTIFFs on the scene's grid) and OUT/outlines.gpkg. With
+several --checkpoint (an ensemble, e.g. the seeds of one run) the probability
+is the members' mean and OUT/uncertainty.tif holds their standard deviation.
+The model predicts --window px windows overlapping by --margin px (blended),
+optionally averaged over flipped and rotated copies (--tta). Nodata stays
+nodata; a scene smaller than one window is padded with 0; a scene without
+georeference is mapped on its pixel grid with a warning (areas in km2 are
+then unknown).
 
 examples:
   glaciermap predict --checkpoint run/best.pt --scene scene.tif \\
       --bands blue=1,green=2,red=3,nir=4 --out out/
   glaciermap predict --checkpoint run/best.pt --product sentinel2_l2a --out out/ \\
       --bands blue=GRANULE/.../R10m/T45RVL_..._B02_10m.jp2,green=..._B03_10m.jp2,...
+  glaciermap predict --checkpoint seed1/best.pt --checkpoint seed2/best.pt \\
+      --checkpoint seed3/best.pt --tta d4 --scene scene.tif --out out/
 """
 
 
 def load_predictor(checkpoint: str | Path, device: str = "auto") -> Predictor:
     """Load a prediction checkpoint on ``device`` (``auto``: the GPU when there is one)."""
-    return checkpoints.load_predictor(
+    predictor = checkpoints.load_predictor(
         checkpoint, resolve_device(device, "training.device / --device")
     )
+    predictor.model.to(memory_format=MEMORY_FORMAT)
+    return predictor
+
+
+def load_ensemble(paths: Sequence[str | Path], device: str = "auto") -> list[Predictor]:
+    """Load one or more checkpoints that share one band layout (an ensemble's members)."""
+    if not paths:
+        raise InputDataError("predict: no checkpoint given")
+    members = [load_predictor(path, device) for path in paths]
+    for path, member in zip(paths[1:], members[1:], strict=True):
+        if member.bands != members[0].bands:
+            raise InputDataError(
+                f"{path}: band layout {member.bands} differs from {paths[0]} "
+                f"{members[0].bands}; an ensemble's members must share one"
+            )
+    return members
 
 
 def settings_from_config(inference: Mapping[str, Any]) -> InferenceSettings:
     """The ``inference:`` config section as :class:`InferenceSettings`."""
-    keys = ("overlap", "window", "batch_size", "block_size")
-    return InferenceSettings(**{k: inference[k] for k in keys if k in inference})
+    return InferenceSettings.from_config(inference)
 
 
-def _threshold(configured: float | None, predictor: Predictor) -> float:
-    """The configured threshold, else the one stored with the checkpoint."""
-    return float(configured if configured is not None else predictor.threshold)
+def ensemble_threshold(
+    configured: float | None, members: Sequence[Predictor], names: Sequence[str | Path]
+) -> float:
+    """The configured threshold, else the one stored with the checkpoints (all the same)."""
+    if configured is not None:
+        return float(configured)
+    stored = sorted({float(member.threshold) for member in members})
+    if len(stored) > 1:
+        raise InputDataError(
+            f"checkpoints {', '.join(map(str, names))} store different thresholds "
+            f"{stored}: set inference.threshold (--threshold)"
+        )
+    return stored[0]
 
 
 def predict_scene_maps(
-    checkpoint: str | Path,
+    checkpoint: str | Path | Sequence[str | Path],
     scene: str | Path,
     probability_path: str | Path,
     mask_path: str | Path,
     inference: Mapping[str, Any],
     device: str = "auto",
+    uncertainty_path: str | Path | None = None,
 ) -> MapSummary:
-    """Rule ``maps_predict``: a workflow scene (``results/scenes/{date}.tif``) to maps."""
-    predictor = load_predictor(checkpoint, device)
-    with open_workflow_scene(scene, predictor.bands) as source:
+    """Rules ``maps_predict`` and ``maps_ensemble``: a workflow scene to maps.
+
+    One checkpoint writes probability and mask; several (an ensemble) write their
+    mean probability, its mask, and the members' standard deviation to
+    ``uncertainty_path``.
+    """
+    paths = [checkpoint] if isinstance(checkpoint, str | Path) else list(checkpoint)
+    members = load_ensemble(paths, device)
+    with open_workflow_scene(scene, members[0].bands) as source:
         return write_maps(
             source,
-            predictor,
-            probability_path,
-            mask_path,
+            members,
+            MapPaths(
+                Path(probability_path),
+                Path(mask_path),
+                Path(uncertainty_path) if uncertainty_path is not None else None,
+            ),
             settings_from_config(inference),
-            _threshold(inference.get("threshold"), predictor),
+            ensemble_threshold(inference.get("threshold"), members, paths),
+            MEMORY_FORMAT,
         )
 
 
@@ -201,25 +247,38 @@ def _open_cli_scene(args: argparse.Namespace, bands: Sequence[str]) -> SceneBand
 
 
 def predict_command(args: argparse.Namespace) -> None:
-    predictor = load_predictor(args.checkpoint, args.device)
+    members = load_ensemble(args.checkpoint, args.device)
     out = Path(args.out)
-    settings = InferenceSettings(args.overlap, args.window, args.batch_size, args.block_size)
-    with _open_cli_scene(args, predictor.bands) as source:
+    settings = InferenceSettings(
+        window=args.window,
+        margin=args.margin,
+        blend=args.blend,
+        batch_size=args.batch_size,
+        block_size=args.block_size,
+        tta=args.tta,
+    )
+    threshold = ensemble_threshold(args.threshold, members, args.checkpoint)
+    ensemble = len(members) > 1
+    with _open_cli_scene(args, members[0].bands) as source:
         write_maps(
             source,
-            predictor,
-            out / "probability.tif",
-            out / "mask.tif",
+            members,
+            MapPaths(
+                out / "probability.tif",
+                out / "mask.tif",
+                out / "uncertainty.tif" if ensemble else None,
+            ),
             settings,
-            _threshold(args.threshold, predictor),
+            threshold,
+            MEMORY_FORMAT,
         )
     vectorize_mask_file(
         out / "mask.tif",
         out / "outlines.gpkg",
         min_area_km2=args.min_area_km2,
         date=args.date,
-        model=predictor.spec.name,
-        run=str(args.checkpoint),
+        model="+".join(dict.fromkeys(member.spec.name for member in members)),
+        run=",".join(map(str, args.checkpoint)),
     )
 
 
@@ -230,7 +289,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=PREDICT_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--checkpoint", required=True, help="best.pt of a run")
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        action="append",
+        help="best.pt of a run; give it several times for an ensemble (mean probability, "
+        "and uncertainty.tif: the members' standard deviation)",
+    )
     parser.add_argument("--scene", help="a GeoTIFF (or any GDAL raster) holding the bands")
     parser.add_argument(
         "--bands",
@@ -243,10 +308,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="generic: (DN + offset) * scale")
     parser.add_argument("--offset", type=float, default=0.0)
     parser.add_argument("--nodata", type=float, default=None, help="DN marking nodata")
-    parser.add_argument("--overlap", type=float, default=0.5)
-    parser.add_argument("--window", choices=WINDOW_KINDS, default="gaussian")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--block-size", type=int, default=2048)
+    defaults = InferenceSettings()
+    parser.add_argument(
+        "--window", type=int, default=defaults.window, help="window side, px (multiple of 32)"
+    )
+    parser.add_argument(
+        "--margin", type=int, default=defaults.margin, help="overlap of windows, px, blended"
+    )
+    parser.add_argument("--blend", choices=BLEND_KINDS, default=defaults.blend)
+    parser.add_argument(
+        "--tta", choices=TTA_KINDS, default=defaults.tta, help="test-time augmentation"
+    )
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="windows")
+    parser.add_argument("--block-size", type=int, default=defaults.block_size)
     parser.add_argument(
         "--threshold", type=float, default=None, help="default: the checkpoint's threshold"
     )

@@ -1,19 +1,29 @@
-"""Whole-scene maps: probability and binary mask GeoTIFFs from a predictor."""
+"""Whole-scene maps: probability, mask (and an ensemble's uncertainty) GeoTIFFs.
+
+The model's output is written by a writer thread while the model predicts the
+next blocks; the rasters are published as COGs at the end (all or nothing).
+"""
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import rasterio
+import torch
 
 from glaciermap.inference.geotiff import cog_writer
 from glaciermap.inference.scene import SceneBands
-from glaciermap.inference.sliding_window import InferenceSettings, Predictor, predict_blocks
+from glaciermap.inference.settings import InferenceSettings
+from glaciermap.inference.sliding_window import BlockPrediction, Predictor, predict_blocks
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +32,17 @@ MASK_NODATA = 255
 # cap keeps the memory of a prediction independent of the machine and the scene
 # (a GDAL_CACHEMAX set in the environment wins).
 GDAL_CACHE_MB = 256
+# finished blocks queued for the writer thread at most (bounds memory)
+WRITE_QUEUE = 2
+
+
+@dataclass(frozen=True)
+class MapPaths:
+    """Where the maps go; ``uncertainty`` is written for an ensemble only."""
+
+    probability: Path
+    mask: Path
+    uncertainty: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -33,63 +54,131 @@ class MapSummary:
     valid_pixels: int
     glacier_pixels: int
     seconds: float
+    members: int = 1
+
+
+def ensemble_maps(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation (ddof 0) over the members (axis 0), float32."""
+    if len(probabilities) == 1:
+        return probabilities[0], np.zeros_like(probabilities[0])
+    mean = probabilities.mean(axis=0, dtype=np.float64)
+    spread = np.sqrt(((probabilities - mean) ** 2).mean(axis=0))
+    return mean.astype(np.float32), spread.astype(np.float32)
+
+
+class _BlockWriter:
+    """Writes finished blocks into the open rasters and counts pixels (one thread)."""
+
+    def __init__(self, outputs: dict[str, rasterio.io.DatasetWriter], threshold: float) -> None:
+        self.outputs = outputs
+        self.threshold = threshold
+        self.valid = 0
+        self.glacier = 0
+
+    def __call__(self, block: BlockPrediction) -> None:
+        probability, spread = ensemble_maps(block.probabilities)
+        nodata = np.isnan(probability)
+        mask = (probability >= self.threshold).astype(np.uint8)
+        mask[nodata] = MASK_NODATA
+        self.outputs["probability"].write(probability, 1, window=block.window)
+        self.outputs["mask"].write(mask, 1, window=block.window)
+        if "uncertainty" in self.outputs:
+            self.outputs["uncertainty"].write(spread, 1, window=block.window)
+        self.valid += int((~nodata).sum())
+        self.glacier += int((mask == 1).sum())
 
 
 def write_maps(
     source: SceneBands,
-    predictor: Predictor,
-    probability_path: str | Path,
-    mask_path: str | Path,
+    predictors: Sequence[Predictor],
+    paths: MapPaths,
     settings: InferenceSettings,
     threshold: float,
+    memory_format: torch.memory_format = torch.contiguous_format,
 ) -> MapSummary:
-    """Predict ``source`` and write the probability COG (float32, NaN nodata) and
-    the mask COG (uint8 1 = glacier, 0 = not, 255 = nodata), both on the scene grid."""
+    """Predict ``source`` with one model or the mean of an ensemble and write COGs.
+
+    ``probability`` (float32, NaN nodata), ``mask`` (uint8 1 = glacier, 0 =
+    not, 255 = nodata, from the probability at ``threshold``) and, for two or
+    more members, ``uncertainty`` (float32, the members' standard deviation),
+    all on the scene grid.
+    """
+    members = len(predictors)
+    if members > 1 and paths.uncertainty is None:
+        raise ValueError("an ensemble needs an uncertainty path")
     grid = {
         "height": source.height,
         "width": source.width,
         "crs": source.crs if source.georeferenced else None,
         "transform": source.transform,
     }
-    valid = glacier = 0
+    layers = {
+        "probability": (
+            paths.probability,
+            "float32",
+            float("nan"),
+            "average",
+            "glacier probability",
+        ),
+        "mask": (
+            paths.mask,
+            "uint8",
+            MASK_NODATA,
+            "nearest",
+            f"glacier (probability >= {threshold:g})",
+        ),
+    }
+    if members > 1:
+        layers["uncertainty"] = (
+            paths.uncertainty,
+            "float32",
+            float("nan"),
+            "average",
+            f"standard deviation of {members} members' glacier probability",
+        )
     start = time.perf_counter()
-    with (
-        rasterio.Env(GDAL_CACHEMAX=os.environ.get("GDAL_CACHEMAX", GDAL_CACHE_MB)),
-        cog_writer(
-            probability_path,
-            dtype="float32",
-            nodata=float("nan"),
-            overview_resampling="average",
-            descriptions=("glacier probability",),
-            **grid,
-        ) as probability_out,
-        cog_writer(
-            mask_path,
-            dtype="uint8",
-            nodata=MASK_NODATA,
-            overview_resampling="nearest",
-            descriptions=(f"glacier (probability >= {threshold:g})",),
-            **grid,
-        ) as mask_out,
-    ):
-        for window, proba in predict_blocks(source, predictor, settings):
-            nodata = np.isnan(proba)
-            mask = (proba >= threshold).astype(np.uint8)
-            mask[nodata] = MASK_NODATA
-            probability_out.write(proba, 1, window=window)
-            mask_out.write(mask, 1, window=window)
-            valid += int((~nodata).sum())
-            glacier += int((mask == 1).sum())
+    with ExitStack() as stack:
+        stack.enter_context(
+            rasterio.Env(GDAL_CACHEMAX=os.environ.get("GDAL_CACHEMAX", GDAL_CACHE_MB))
+        )
+        outputs = {
+            name: stack.enter_context(
+                cog_writer(
+                    path,
+                    dtype=dtype,
+                    nodata=nodata,
+                    overview_resampling=resampling,
+                    descriptions=(text,),
+                    **grid,
+                )
+            )
+            for name, (path, dtype, nodata, resampling, text) in layers.items()
+        }
+        writer = _BlockWriter(outputs, threshold)
+        with ThreadPoolExecutor(1, thread_name_prefix="glaciermap-write") as pool:
+            pending: collections.deque[Future] = collections.deque()
+            try:
+                for block in predict_blocks(source, predictors, settings, memory_format):
+                    pending.append(pool.submit(writer, block))
+                    while len(pending) > WRITE_QUEUE or (pending and pending[0].done()):
+                        pending.popleft().result()  # re-raises a write error here
+                while pending:
+                    pending.popleft().result()
+            except BaseException:
+                for future in pending:
+                    future.cancel()
+                raise
     seconds = time.perf_counter() - start
-    if valid == 0:
+    if writer.valid == 0:
         log.warning("the scene has no valid pixel: the maps are all nodata")
     log.info(
-        "predicted %dx%d pixels in %.1f s: %d valid, %d glacier (threshold %g)",
+        "predicted %dx%d pixels with %d member(s) in %.1f s: %d valid, %d glacier (threshold %g)",
         source.height,
         source.width,
+        members,
         seconds,
-        valid,
-        glacier,
+        writer.valid,
+        writer.glacier,
         threshold,
     )
-    return MapSummary(source.height, source.width, valid, glacier, seconds)
+    return MapSummary(source.height, source.width, writer.valid, writer.glacier, seconds, members)

@@ -1,30 +1,29 @@
-"""Blended sliding-window prediction over a whole scene, in bounded memory.
+"""Blended sliding-window prediction of a whole scene, block by block, in bounded memory.
 
-Tiles of the checkpoint's size are laid on one grid over the whole scene
-(stride = tile * (1 - overlap); the last row and column of tiles end on the
-scene's edge, so any scene size is covered). Each pixel's probability is the
-weighted mean of every tile covering it, with weights from a window that
-favours tile centres, where the model sees the most context.
+The windows and blocks are those of :mod:`glaciermap.inference.windows`. Each
+pixel's probability is the weighted mean of every window covering it, with
+weights that cross-fade neighbouring windows over their overlap.
 
-The scene is processed in square blocks of ``block_size`` pixels: for each block
-the tiles that touch it are read (the block plus a halo of up to one tile),
-predicted, and only the block itself is returned. Because the tile grid is
-global, a pixel gets the same tiles whichever block it is in: blocks leave no
-seams, and memory depends on ``block_size`` and not on the scene size. Tiles
-that straddle a block edge are predicted once for each block they touch (about
-``2 * tile / block_size`` extra work).
+A pipeline keeps the model busy: a reader thread reads (and NaN-fills) the next
+blocks while the model runs; batches are filled with windows across block
+edges; each window is predicted once. A block is finished when its last window
+is predicted: the sums that windows of earlier blocks left on it (carried to
+the right and down, ``margin`` px wide) are added, and its output pixels are
+yielded. Memory holds a few blocks plus two margin-high strips a scene wide.
+
+Every member of an ensemble predicts every batch, so the scene is read once;
+each member keeps its own normalisation (inside its ``predict_proba``).
 
 Nodata (NaN in any band) stays NaN. Nodata pixels are given to the model as 0,
-as in the training tiles; tiles with no valid pixel are skipped. A scene smaller
-than one tile is padded with 0 (the same nodata convention) to one tile, and the
-outputs keep the scene's shape.
+as in the training tiles; windows with no valid pixel are skipped.
 """
 
 from __future__ import annotations
 
-import itertools
+import collections
 import logging
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,17 +31,18 @@ import numpy as np
 import torch
 from rasterio.windows import Window
 
-from glaciermap.errors import ConfigError
+from glaciermap.inference.settings import InferenceSettings
+from glaciermap.inference.tta import predict_tta
+from glaciermap.inference.windows import Block, WindowPlan, blend_weights, plan_windows
 
 log = logging.getLogger(__name__)
 
-WINDOW_KINDS = ("gaussian", "linear", "uniform")
+# blocks read ahead of the one the model works on
+READ_AHEAD = 1
 
 
 class Predictor(Protocol):
     """What prediction needs from a checkpoint (``glaciermap.models.checkpoint``)."""
-
-    tile_size: int
 
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor: ...
 
@@ -57,170 +57,185 @@ class BandSource(Protocol):
 
 
 @dataclass(frozen=True)
-class InferenceSettings:
-    """The ``inference:`` config section (threshold is applied by the caller)."""
+class BlockPrediction:
+    """The finished output pixels of one block: each member's probability, NaN = nodata."""
 
-    overlap: float = 0.5
-    window: str = "gaussian"
-    batch_size: int = 16
-    block_size: int = 2048
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.overlap < 1:
-            raise ConfigError(f"config key 'inference.overlap': {self.overlap} not in [0, 1)")
-        if self.window not in WINDOW_KINDS:
-            raise ConfigError(
-                f"config key 'inference.window': {self.window!r} is not one of "
-                f"{', '.join(WINDOW_KINDS)}"
-            )
-        if self.batch_size < 1:
-            raise ConfigError("config key 'inference.batch_size': must be at least 1")
-        if self.block_size < 1:
-            raise ConfigError("config key 'inference.block_size': must be at least 1")
+    window: Window
+    probabilities: np.ndarray  # (members, h, w) float32
 
 
-def blend_weights(size: int, kind: str) -> np.ndarray:
-    """(size, size) float32 weights, largest at the centre, positive everywhere.
-
-    ``gaussian``: sigma = size / 4 (edge weight about 0.14 of the centre);
-    ``linear``: a tent falling to 1/size at the edges; ``uniform``: all ones.
-    Weights stay positive so that a pixel covered by edge tiles only still gets
-    a value.
-    """
-    centres = np.arange(size, dtype=np.float64) + 0.5
-    if kind == "uniform":
-        line = np.ones(size)
-    elif kind == "linear":
-        line = 1.0 - np.abs(2.0 * centres / size - 1.0)
-    elif kind == "gaussian":
-        sigma = size / 4.0
-        line = np.exp(-((centres - size / 2.0) ** 2) / (2.0 * sigma**2))
-    else:
-        raise ConfigError(f"config key 'inference.window': unknown window {kind!r}")
-    weights = np.outer(line, line)
-    return (weights / weights.max()).astype(np.float32)
+@dataclass
+class _LiveBlock:
+    block: Block
+    image: torch.Tensor  # (bands, h, w) on the device, nodata as 0, padded to whole windows
+    valid: np.ndarray  # (h, w) bool
+    sums: torch.Tensor  # (members + 1, h, w): weighted probability sums, then weight sums
+    remaining: int = 0
 
 
-def tile_stride(tile_size: int, overlap: float) -> int:
-    """Distance between neighbouring tiles for a fractional ``overlap``."""
-    return max(1, int(round(tile_size * (1.0 - overlap))))
+class _Carries:
+    """Sums that windows of finished blocks left on pixels that later blocks output."""
+
+    def __init__(self) -> None:
+        self.right: torch.Tensor | None = None  # for the next block of the row
+        self.above: torch.Tensor | None = None  # strip a scene wide, for this block row
+        self.below: torch.Tensor | None = None  # strip a scene wide, for the next block row
 
 
-def tile_starts(length: int, tile_size: int, stride: int) -> list[int]:
-    """Tile offsets along one axis: every ``stride``, plus one ending on the edge."""
-    if length <= tile_size:
-        return [0]
-    starts = list(range(0, length - tile_size + 1, stride))
-    if starts[-1] != length - tile_size:
-        starts.append(length - tile_size)
-    return starts
+def device_of(predictors: Sequence[Predictor]) -> torch.device:
+    """The device of the first predictor (the CPU for those without one)."""
+    return torch.device(getattr(predictors[0], "device", "cpu"))
 
 
-def _touching(starts: Sequence[int], tile_size: int, lo: int, hi: int) -> list[int]:
-    return [s for s in starts if s < hi and s + tile_size > lo]
+def _read_block(source: BandSource, block: Block) -> tuple[np.ndarray, np.ndarray]:
+    """The block's windows' pixels, nodata as 0 and padded past the scene; validity."""
+    bottom, right = min(block.extent_bottom, source.height), min(block.extent_right, source.width)
+    image = source.read(Window(block.left, block.top, right - block.left, bottom - block.top))
+    image = image.astype(np.float32, copy=False)
+    valid = ~np.isnan(image).any(axis=0)
+    image = np.nan_to_num(image, nan=0.0, copy=False)
+    pad = ((0, block.extent_bottom - bottom), (0, block.extent_right - right))
+    if pad[0][1] or pad[1][1]:
+        image = np.pad(image, ((0, 0), *pad))
+        valid = np.pad(valid, pad)
+    return image, valid
 
 
-def _predict_batch(predictor: Predictor, tiles: list[np.ndarray]) -> np.ndarray:
-    batch = torch.from_numpy(np.stack(tiles))
-    device = getattr(predictor, "device", None)
-    if device is not None:
-        batch = batch.to(device)
-    with torch.inference_mode():
-        proba = predictor.predict_proba(batch)
-    return proba.float().cpu().numpy()
+class _Engine:
+    """Batches windows through the members and finishes blocks in raster order."""
+
+    def __init__(
+        self,
+        predictors: Sequence[Predictor],
+        settings: InferenceSettings,
+        plan: WindowPlan,
+        memory_format: torch.memory_format,
+    ) -> None:
+        self.predictors = list(predictors)
+        self.settings = settings
+        self.plan = plan
+        self.device = device_of(predictors)
+        self.memory_format = memory_format
+        self.weights = torch.from_numpy(
+            blend_weights(plan.window_height, plan.window_width, settings.margin, settings.blend)
+        ).to(self.device)
+        self.live: collections.deque[_LiveBlock] = collections.deque()
+        self.batch: list[tuple[_LiveBlock, int, int]] = []
+        self.carries = _Carries()
+
+    def add_block(self, block: Block, image: np.ndarray, valid: np.ndarray) -> None:
+        """Queue the block's windows that hold data; predict every full batch."""
+        live = _LiveBlock(
+            block,
+            torch.from_numpy(image).to(self.device),
+            valid,
+            torch.zeros((len(self.predictors) + 1, *valid.shape), device=self.device),
+        )
+        self.live.append(live)
+        h, w = self.plan.window_height, self.plan.window_width
+        for r, c in block.windows:
+            if not valid[r : r + h, c : c + w].any():
+                continue  # all nodata: nothing to predict
+            live.remaining += 1
+            self.batch.append((live, r, c))
+            if len(self.batch) == self.settings.batch_size:
+                self.flush()
+
+    def flush(self) -> None:
+        """Predict the queued windows with every member and add them to their blocks."""
+        if not self.batch:
+            return
+        h, w = self.plan.window_height, self.plan.window_width
+        with (
+            torch.inference_mode(),
+            torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"),
+        ):
+            x = torch.stack([live.image[:, r : r + h, c : c + w] for live, r, c in self.batch])
+            members = [
+                predict_tta(p.predict_proba, x, self.settings.tta, self.memory_format)
+                for p in self.predictors
+            ]
+            for i, (live, r, c) in enumerate(self.batch):
+                sums = live.sums[:, r : r + h, c : c + w]
+                for m, probability in enumerate(members):
+                    sums[m].addcmul_(probability[i].to(self.device, torch.float32), self.weights)
+                sums[-1] += self.weights
+                live.remaining -= 1
+        self.batch.clear()
+
+    def finished(self) -> Iterator[BlockPrediction]:
+        """Yield the blocks, in order, whose windows have all been predicted."""
+        while self.live and self.live[0].remaining == 0:
+            yield self._finish(self.live.popleft())
+
+    def _finish(self, live: _LiveBlock) -> BlockPrediction:
+        block, sums, carries = live.block, live.sums, self.carries
+        out_h, out_w = block.bottom - block.top, block.right - block.left
+        with torch.inference_mode():
+            if carries.right is not None:
+                sums[:, :, : carries.right.shape[2]] += carries.right
+            if carries.above is not None:
+                sums[:, : carries.above.shape[1], :out_w] += carries.above[
+                    :, :, block.left : block.right
+                ]
+            last_col = block.col + 1 == self.plan.n_block_cols
+            carries.right = None if last_col else sums[:, :, out_w:].clone()
+            if block.row + 1 < self.plan.n_block_rows:
+                if carries.below is None:
+                    shape = (sums.shape[0], sums.shape[1] - out_h, self.plan.width)
+                    carries.below = sums.new_zeros(shape)
+                carries.below[:, :, block.left : block.right] = sums[:, out_h:, :out_w]
+            if last_col:
+                carries.above, carries.below = carries.below, None
+            probability = (sums[:-1, :out_h, :out_w] / sums[-1, :out_h, :out_w]).cpu().numpy()
+        probability[:, ~live.valid[:out_h, :out_w]] = np.nan
+        return BlockPrediction(block.output, probability)
 
 
 def predict_blocks(
-    source: BandSource, predictor: Predictor, settings: InferenceSettings
-) -> Iterator[tuple[Window, np.ndarray]]:
-    """Yield (window, probability float32 (h, w), NaN = nodata) block by block."""
-    tile = int(predictor.tile_size)
-    stride = tile_stride(tile, settings.overlap)
-    weights = blend_weights(tile, settings.window)
-    row_starts = tile_starts(source.height, tile, stride)
-    col_starts = tile_starts(source.width, tile, stride)
-    if source.height < tile or source.width < tile:
+    source: BandSource,
+    predictors: Sequence[Predictor],
+    settings: InferenceSettings,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> Iterator[BlockPrediction]:
+    """Yield every member's probability over the scene, block by block, in raster order.
+
+    Calls each predictor's ``prepare(source)`` first, where it has one (e.g. to
+    take statistics of the whole scene for its normalisation).
+    """
+    if not predictors:
+        raise ValueError("predict_blocks needs at least one predictor")
+    for predictor in predictors:
+        prepare = getattr(predictor, "prepare", None)
+        if prepare is not None:
+            prepare(source)
+    plan = plan_windows(source.height, source.width, settings)
+    if plan.window_height > source.height or plan.window_width > source.width:
         log.warning(
-            "scene of %dx%d pixels is smaller than one %d-pixel tile: padded with 0 (nodata)",
+            "scene of %dx%d pixels is smaller than one %dx%d window: padded with 0 (nodata)",
             source.height,
             source.width,
-            tile,
+            plan.window_height,
+            plan.window_width,
         )
-    block = settings.block_size
-    for block_row, block_col in itertools.product(
-        range(0, source.height, block), range(0, source.width, block)
-    ):
-        row_end = min(source.height, block_row + block)
-        col_end = min(source.width, block_col + block)
-        rows = _touching(row_starts, tile, block_row, row_end)
-        cols = _touching(col_starts, tile, block_col, col_end)
-        yield (
-            Window(block_col, block_row, col_end - block_col, row_end - block_row),
-            _predict_region(
-                source,
-                predictor,
-                settings,
-                weights,
-                rows,
-                cols,
-                (block_row, row_end),
-                (block_col, col_end),
-            ),
-        )
-
-
-def _predict_region(
-    source: BandSource,
-    predictor: Predictor,
-    settings: InferenceSettings,
-    weights: np.ndarray,
-    rows: list[int],
-    cols: list[int],
-    block_rows: tuple[int, int],
-    block_cols: tuple[int, int],
-) -> np.ndarray:
-    """Predict the tiles ``rows x cols`` and return the blend over the block."""
-    tile = weights.shape[0]
-    top, left = rows[0], cols[0]
-    bottom = min(source.height, rows[-1] + tile)
-    right = min(source.width, cols[-1] + tile)
-    image = source.read(Window(left, top, right - left, bottom - top)).astype(np.float32)
-    valid = ~np.isnan(image).any(axis=0)
-    # Pad (only for a scene smaller than a tile) so that every tile is full-size.
-    pad_h = rows[-1] + tile - top - image.shape[1]
-    pad_w = cols[-1] + tile - left - image.shape[2]
-    image = np.nan_to_num(image, nan=0.0)
-    if pad_h > 0 or pad_w > 0:
-        image = np.pad(image, ((0, 0), (0, max(0, pad_h)), (0, max(0, pad_w))))
-        valid = np.pad(valid, ((0, max(0, pad_h)), (0, max(0, pad_w))))
-    total = np.zeros(valid.shape, dtype=np.float32)
-    weight_sum = np.zeros(valid.shape, dtype=np.float32)
-
-    pending: list[tuple[int, int]] = []
-    tiles: list[np.ndarray] = []
-
-    def flush() -> None:
-        proba = _predict_batch(predictor, tiles)
-        for (r, c), p in zip(pending, proba, strict=True):
-            total[r : r + tile, c : c + tile] += weights * p
-            weight_sum[r : r + tile, c : c + tile] += weights
-        pending.clear()
-        tiles.clear()
-
-    for row, col in itertools.product(rows, cols):
-        r, c = row - top, col - left
-        if not valid[r : r + tile, c : c + tile].any():
-            continue  # all nodata: nothing to predict
-        pending.append((r, c))
-        tiles.append(image[:, r : r + tile, c : c + tile])
-        if len(tiles) == settings.batch_size:
-            flush()
-    if tiles:
-        flush()
-
-    r0, r1 = block_rows[0] - top, block_rows[1] - top
-    c0, c1 = block_cols[0] - left, block_cols[1] - left
-    with np.errstate(invalid="ignore", divide="ignore"):
-        proba = total[r0:r1, c0:c1] / weight_sum[r0:r1, c0:c1]
-    proba[~valid[r0:r1, c0:c1]] = np.nan
-    return proba
+    engine = _Engine(predictors, settings, plan, memory_format)
+    reads: collections.deque[tuple[Block, Future]] = collections.deque()
+    blocks = iter(plan.blocks)
+    reader = ThreadPoolExecutor(1, thread_name_prefix="glaciermap-read")
+    try:
+        for block in blocks:
+            reads.append((block, reader.submit(_read_block, source, block)))
+            if len(reads) > READ_AHEAD:
+                break
+        while reads:
+            block, future = reads.popleft()
+            image, valid = future.result()
+            following = next(blocks, None)
+            if following is not None:
+                reads.append((following, reader.submit(_read_block, source, following)))
+            engine.add_block(block, image, valid)
+            yield from engine.finished()
+        engine.flush()
+        yield from engine.finished()
+    finally:
+        reader.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,144 @@
+"""Where the prediction windows lie on a scene, their blend weights, and the blocks.
+
+Windows of ``window`` pixels are laid on one grid over the whole scene at a
+stride of ``window - margin``, the last row and column ending on the scene's
+edge. A scene axis shorter than a window gets one window of that axis's
+length rounded up to a multiple of 32 (padded with 0, the nodata convention).
+
+The windows are grouped into blocks of whole window rows and columns; a block's
+output starts at its first window and ends where the next block's first window
+starts, so each window belongs to exactly one block and none is predicted twice.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+from rasterio.windows import Window
+
+from glaciermap.inference.settings import SIZE_MULTIPLE, BlendKind, InferenceSettings
+
+
+def window_starts(length: int, size: int, stride: int) -> list[int]:
+    """Window offsets along one axis: every ``stride``, plus one ending on the edge."""
+    if length <= size:
+        return [0]
+    starts = list(range(0, length - size + 1, stride))
+    if starts[-1] != length - size:
+        starts.append(length - size)
+    return starts
+
+
+def _taper(size: int, margin: int, kind: BlendKind) -> np.ndarray:
+    """Weights along one axis: 1 inside, falling towards both edges over ``margin`` px.
+
+    With ``margin = size / 2`` these are the weights of a whole-window Gaussian
+    (sigma = size / 4) or tent; they stay positive so that a pixel covered only
+    by window edges (at the scene's border) still gets a value.
+    """
+    centres = np.arange(size, dtype=np.float64) + 0.5
+    to_edge = np.minimum(centres, size - centres)  # distance of the pixel centre to the edge
+    if kind == "uniform" or margin == 0:
+        return np.ones(size)
+    inside = np.minimum(to_edge / margin, 1.0)
+    if kind == "linear":
+        return inside
+    if kind == "gaussian":
+        return np.exp(-((1.0 - inside) ** 2) / (2 * 0.5**2))
+    raise ValueError(f"unknown blend {kind!r}")
+
+
+def blend_weights(height: int, width: int, margin: int, kind: BlendKind) -> np.ndarray:
+    """(height, width) float32 window weights, 1 at the centre, positive everywhere."""
+    weights = np.outer(_taper(height, margin, kind), _taper(width, margin, kind))
+    return (weights / weights.max()).astype(np.float32)
+
+
+def _axis_size(length: int, window: int) -> int:
+    return min(window, -(-length // SIZE_MULTIPLE) * SIZE_MULTIPLE)
+
+
+@dataclass(frozen=True)
+class Block:
+    """Windows of whole rows and columns of the grid, and the pixels they finish.
+
+    Output rows ``top:bottom`` (cols ``left:right``) are final once this block
+    is predicted; the windows' pixels span ``top:extent_bottom``
+    (``left:extent_right``), past the scene where a window is padded.
+    """
+
+    row: int
+    col: int
+    top: int
+    bottom: int
+    left: int
+    right: int
+    extent_bottom: int
+    extent_right: int
+    row_starts: tuple[int, ...]
+    col_starts: tuple[int, ...]
+
+    @property
+    def output(self) -> Window:
+        return Window(self.left, self.top, self.right - self.left, self.bottom - self.top)
+
+    @property
+    def windows(self) -> list[tuple[int, int]]:
+        """Window offsets (row, col) relative to the block's top left."""
+        return [
+            (r - self.top, c - self.left)
+            for r, c in itertools.product(self.row_starts, self.col_starts)
+        ]
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """The windows of one scene and their blocks, in raster order."""
+
+    height: int
+    width: int
+    window_height: int
+    window_width: int
+    blocks: tuple[Block, ...]
+    n_block_rows: int
+    n_block_cols: int
+
+    @property
+    def n_windows(self) -> int:
+        return sum(len(b.row_starts) * len(b.col_starts) for b in self.blocks)
+
+
+def _axis_groups(length: int, size: int, margin: int, block_size: int) -> list[list[int]]:
+    starts = window_starts(length, size, max(1, size - margin))
+    per_block = max(1, block_size // max(1, size - margin))
+    return [starts[i : i + per_block] for i in range(0, len(starts), per_block)]
+
+
+def plan_windows(height: int, width: int, settings: InferenceSettings) -> WindowPlan:
+    """Lay the windows of ``settings`` on a ``height`` x ``width`` scene and group them."""
+    size_h, size_w = _axis_size(height, settings.window), _axis_size(width, settings.window)
+    row_groups = _axis_groups(height, size_h, settings.margin, settings.block_size)
+    col_groups = _axis_groups(width, size_w, settings.margin, settings.block_size)
+    blocks = []
+    for (i, rows), (j, cols) in itertools.product(enumerate(row_groups), enumerate(col_groups)):
+        bottom = row_groups[i + 1][0] if i + 1 < len(row_groups) else height
+        right = col_groups[j + 1][0] if j + 1 < len(col_groups) else width
+        blocks.append(
+            Block(
+                row=i,
+                col=j,
+                top=rows[0],
+                bottom=bottom,
+                left=cols[0],
+                right=right,
+                extent_bottom=rows[-1] + size_h,
+                extent_right=cols[-1] + size_w,
+                row_starts=tuple(rows),
+                col_starts=tuple(cols),
+            )
+        )
+    return WindowPlan(
+        height, width, size_h, size_w, tuple(blocks), len(row_groups), len(col_groups)
+    )
