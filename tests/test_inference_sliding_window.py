@@ -13,7 +13,7 @@ from glaciermap.inference.maps import MapPaths, write_maps
 from glaciermap.inference.scene import open_workflow_scene
 from glaciermap.inference.settings import InferenceSettings
 from glaciermap.inference.sliding_window import predict_blocks
-from glaciermap.inference.windows import blend_weights, plan_windows, window_starts
+from glaciermap.inference.windows import axis_window, blend_weights, plan_windows, window_starts
 
 BANDS = ["blue", "green", "red", "nir"]
 TRANSFORM = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 3100000.0)
@@ -102,6 +102,25 @@ def test_window_starts_cover_any_length_and_end_on_the_edge():
     assert window_starts(100, 32, 16)[-1] == 68
     assert window_starts(96, 32, 32) == [0, 32, 64]
     assert window_starts(20, 32, 16) == [0]
+
+
+@pytest.mark.parametrize(
+    ("length", "window", "margin", "size", "count"),
+    [
+        (2048, 512, 64, 480, 5),
+        (10980, 512, 64, 512, 25),
+        (2048, 1024, 64, 736, 3),
+        (500, 512, 64, 512, 1),
+    ],
+)
+def test_windows_shrink_to_cover_an_axis_with_the_fewest_windows(
+    length, window, margin, size, count
+):
+    assert axis_window(length, window, margin) == size
+    starts = window_starts(length, size, size - margin)
+    assert len(starts) == count and starts[-1] + size == max(length, size)
+    overlaps = [b + size - a for a, b in zip(starts[1:], starts, strict=False)]
+    assert all(overlap >= margin for overlap in overlaps)
 
 
 def test_plan_puts_each_window_in_one_block_and_blocks_tile_the_scene():

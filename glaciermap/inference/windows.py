@@ -1,9 +1,11 @@
 """Where the prediction windows lie on a scene, their blend weights, and the blocks.
 
-Windows of ``window`` pixels are laid on one grid over the whole scene at a
-stride of ``window - margin``, the last row and column ending on the scene's
-edge. A scene axis shorter than a window gets one window of that axis's
-length rounded up to a multiple of 32 (padded with 0, the nodata convention).
+Windows are laid on one grid over the whole scene, overlapping by ``margin``
+pixels, the last row and column ending on the scene's edge. Along each axis
+the windows are as large as ``window`` or, where as many smaller ones cover the
+axis, that smaller multiple of 32 (:func:`axis_window`). A scene axis shorter
+than a window gets one window of its length rounded up to a multiple of 32
+(padded with 0, the nodata convention).
 
 The windows are grouped into blocks of whole window rows and columns; a block's
 output starts at its first window and ends where the next block's first window
@@ -56,8 +58,22 @@ def blend_weights(height: int, width: int, margin: int, kind: BlendKind) -> np.n
     return (weights / weights.max()).astype(np.float32)
 
 
-def _axis_size(length: int, window: int) -> int:
-    return min(window, -(-length // SIZE_MULTIPLE) * SIZE_MULTIPLE)
+def _round_up(value: float) -> int:
+    return int(-(-value // SIZE_MULTIPLE) * SIZE_MULTIPLE)
+
+
+def axis_window(length: int, window: int, margin: int) -> int:
+    """The window side along one axis: the least multiple of 32 up to ``window`` that
+    covers ``length`` with as few windows as ``window`` does, overlapping by ``margin``.
+
+    Shrinking the windows to fit spares the model the pixels a last window
+    ending on the edge would predict twice (a 2048 px axis takes 5 windows of 480
+    px instead of 5 of 512).
+    """
+    if length <= window:
+        return _round_up(length)
+    count = -(-(length - margin) // (window - margin))
+    return min(window, _round_up((length + (count - 1) * margin) / count))
 
 
 @dataclass(frozen=True)
@@ -118,7 +134,8 @@ def _axis_groups(length: int, size: int, margin: int, block_size: int) -> list[l
 
 def plan_windows(height: int, width: int, settings: InferenceSettings) -> WindowPlan:
     """Lay the windows of ``settings`` on a ``height`` x ``width`` scene and group them."""
-    size_h, size_w = _axis_size(height, settings.window), _axis_size(width, settings.window)
+    size_h = axis_window(height, settings.window, settings.margin)
+    size_w = axis_window(width, settings.window, settings.margin)
     row_groups = _axis_groups(height, size_h, settings.margin, settings.block_size)
     col_groups = _axis_groups(width, size_w, settings.margin, settings.block_size)
     blocks = []
