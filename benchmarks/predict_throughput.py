@@ -1,11 +1,24 @@
-"""Throughput of whole-scene inference: km2/s and megapixels/s, with and without overlap.
+"""Whole-scene prediction against the bare model, side by side, on one generated scene.
 
 Generates a 4-band float32 scene (10 m pixels, UTM) of ``--size`` pixels a side
-and a randomly initialised checkpoint, then times ``write_maps`` (reading by
-blocks, blended sliding windows, probability and mask COGs) for each overlap.
-Nothing is downloaded. Example::
+and randomly initialised checkpoints, then, for each setting (the old defaults:
+128-px windows at overlap 0.5 and 0, and the new defaults of
+``InferenceSettings``), times:
 
-    python benchmarks/predict_throughput.py --size 2048 --overlaps 0 0.5
+- the bare model: forward passes only, on a pre-cut batch of the setting's
+  windows (``Predictor.predict_proba``, so normalisation included), before and
+  after the pipeline run (their mean is the reference: the machine's load
+  drifts);
+- the pipeline: ``write_maps`` from the scene file to the probability and mask
+  COGs (reading, windows, blending, writing, COG publishing).
+
+It prints megapixels/s of the scene, the pipeline as a fraction of the bare
+model (scene pixels, and window pixels: the pipeline's own overhead), an
+ensemble of ``--ensemble`` members against one model, the bare model in both
+memory layouts, and, with ``--memory-sizes``, the peak memory of a fresh
+process predicting a scene of each size. Nothing is downloaded. Example::
+
+    python benchmarks/predict_throughput.py --size 2048 --threads 2 --memory-sizes 2048 8192
 """
 
 from __future__ import annotations
@@ -14,8 +27,13 @@ import argparse
 import json
 import platform
 import resource
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,20 +41,23 @@ import rasterio
 import torch
 from affine import Affine
 
-from glaciermap.inference.commands import load_predictor
-from glaciermap.inference.maps import write_maps
+from glaciermap.inference.commands import MEMORY_FORMAT, load_predictor
+from glaciermap.inference.maps import MapPaths, write_maps
 from glaciermap.inference.scene import open_workflow_scene
-from glaciermap.inference.sliding_window import InferenceSettings
+from glaciermap.inference.settings import InferenceSettings
+from glaciermap.inference.windows import plan_windows
 from glaciermap.models.checkpoint import save_prediction_checkpoint
 from glaciermap.models.registry import build_model
-from glaciermap.models.spec import HParams, ModelSpec
+from glaciermap.models.spec import DISPLAY_NAMES, HParams, ModelSpec
 from glaciermap.utils.device import resolve_device
 
 PIXEL_M = 10.0
 BANDS = ("blue", "green", "red", "nir")
+NORMALIZATION = {"mean": [0.5] * 4, "std": [0.29] * 4}
 
 
 def device_name(device: torch.device) -> str:
+    """The CUDA card, or the CPU model name and torch's thread count."""
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
     cpu = platform.processor() or platform.machine()
@@ -50,7 +71,7 @@ def device_name(device: torch.device) -> str:
 
 
 def write_scene(path: Path, size: int, block: int = 1024) -> None:
-    """A smooth random 4-band scene, written by blocks."""
+    """A random 4-band reflectance scene, written by blocks."""
     rng = np.random.default_rng(0)
     profile = dict(
         driver="GTiff",
@@ -74,71 +95,211 @@ def write_scene(path: Path, size: int, block: int = 1024) -> None:
                 out.write(rng.uniform(0.0, 1.0, (4, h, w)).astype(np.float32), window=window)
 
 
+def write_checkpoint(path: Path, args: argparse.Namespace, seed: int) -> None:
+    torch.manual_seed(seed)
+    spec = ModelSpec(args.model, HParams(0.5, "sigmoid", "mean"), encoder=args.encoder)
+    save_prediction_checkpoint(path, build_model(spec), spec, NORMALIZATION, args.tile_size, 0.5)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(device: torch.device, call: Callable[[], object]) -> float:
+    _sync(device)
+    start = time.perf_counter()
+    call()
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def bare_rate(predictor, window: tuple[int, int], batch: int, repeats: int, fmt) -> float:
+    """Megapixels/s of ``predict_proba`` on one pre-cut batch on the device (median)."""
+    device = predictor.device
+    x = torch.rand(batch, 4, *window, device=device).contiguous(memory_format=fmt)
+
+    def forward() -> None:
+        with (
+            torch.inference_mode(),
+            torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"),
+        ):
+            predictor.predict_proba(x)
+
+    forward()  # warm-up: first-call costs out of the figure
+    seconds = statistics.median(timed(device, forward) for _ in range(repeats))
+    return batch * window[0] * window[1] / 1e6 / seconds
+
+
+def run_pipeline(scene: Path, predictors, settings: InferenceSettings, out: Path) -> float:
+    device = predictors[0].device
+    with open_workflow_scene(scene, predictors[0].bands) as source:
+        paths = MapPaths(out / "p.tif", out / "m.tif", out / "u.tif")
+        return timed(
+            device, lambda: write_maps(source, predictors, paths, settings, 0.5, MEMORY_FORMAT)
+        )
+
+
+def settings_table(args: argparse.Namespace) -> dict[str, InferenceSettings]:
+    default = InferenceSettings()
+    if args.batch_size:
+        default = replace(default, batch_size=args.batch_size)
+    old = dict(blend="gaussian", batch_size=32, block_size=2048)
+    return {
+        "old default: 128 px, overlap 0.5": InferenceSettings(window=128, margin=64, **old),
+        "old: 128 px, overlap 0": InferenceSettings(window=128, margin=0, **old),
+        f"new default: {default.window} px, margin {default.margin}": default,
+    }
+
+
+def current_rss_mb() -> float | None:
+    """Resident memory of this process now (Linux), None elsewhere."""
+    statm = Path("/proc/self/statm")
+    if not statm.is_file():
+        return None
+    return int(statm.read_text().split()[1]) * resource.getpagesize() / 2**20
+
+
+def memory_child(scene: Path, checkpoint: Path, settings: InferenceSettings, device: str) -> None:
+    """Run in a fresh process: peak memory of predicting ``scene``."""
+    predictor = load_predictor(checkpoint, device)
+    loaded = current_rss_mb()
+    seconds = run_pipeline(scene, [predictor], settings, scene.parent)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    gpu = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
+    print(json.dumps({"loaded_mb": loaded, "peak_mb": peak, "seconds": seconds, "gpu_mb": gpu}))
+
+
+def memory_rows(args: argparse.Namespace, checkpoint: Path, folder: Path) -> list[dict]:
+    rows = []
+    for size in args.memory_sizes:
+        sub = folder / f"memory{size}"
+        sub.mkdir()
+        write_scene(sub / "scene.tif", size)
+        command = [sys.executable, __file__, "--memory-child", str(sub / "scene.tif")]
+        command += ["--checkpoint", str(checkpoint), "--device", args.device]
+        if args.threads:
+            command += ["--threads", str(args.threads)]
+        if args.batch_size:
+            command += ["--batch-size", str(args.batch_size)]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        row = json.loads(done.stdout.strip().splitlines()[-1])
+        rows.append({"size": size, **row})
+        (sub / "scene.tif").unlink()
+        print(
+            f"scene {size} x {size}: peak memory {row['peak_mb']:.0f} MB (after loading the "
+            f"model: {row['loaded_mb'] or float('nan'):.0f} MB), "
+            f"{size**2 / 1e6 / row['seconds']:.3f} Mpx/s"
+            + (f", GPU peak {row['gpu_mb']:.0f} MB" if row["gpu_mb"] else ""),
+            flush=True,
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=2048, help="scene side in pixels")
     parser.add_argument("--model", default="deeplabv3plus")
     parser.add_argument("--encoder", default="resnet34")
-    parser.add_argument("--tile-size", type=int, default=128)
-    parser.add_argument("--overlaps", type=float, nargs="+", default=[0.0, 0.5])
-    parser.add_argument("--window", default="gaussian")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--block-size", type=int, default=2048)
+    parser.add_argument("--tile-size", type=int, default=128, help="training tile (stored)")
+    parser.add_argument("--batch-size", type=int, help="windows per batch of the new default")
+    parser.add_argument("--repeats", type=int, default=3, help="timed bare batches")
+    parser.add_argument("--ensemble", type=int, default=3, help="members of the ensemble run")
+    parser.add_argument("--memory-sizes", type=int, nargs="*", default=[], help="scene sides")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--memory-child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--checkpoint", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.memory_child:
+        default = list(settings_table(args).values())[-1]
+        memory_child(args.memory_child, args.checkpoint, default, args.device)
+        return
     device = resolve_device(args.device)
-    results = {
-        "device": device_name(device),
-        "model": f"{args.model}/{args.encoder}",
-        "scene_pixels": f"{args.size}x{args.size}",
-        "tile_size": args.tile_size,
-        "runs": [],
-    }
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    name = f"{DISPLAY_NAMES.get(args.model, args.model)}/{args.encoder}"
+    results: dict = {"device": device_name(device), "model": name, "scene": args.size, "runs": []}
     print(
-        f"device {results['device']}; model {results['model']}; scene {args.size}x{args.size}"
-        f" px of {PIXEL_M:g} m; tile {args.tile_size}; batch {args.batch_size}"
+        f"{results['device']}; torch {torch.__version__}; {name}, training tile "
+        f"{args.tile_size}; generated scene {args.size} x {args.size} px of {PIXEL_M:g} m",
+        flush=True,
     )
+    megapixels = args.size**2 / 1e6
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         write_scene(folder / "scene.tif", args.size)
-        spec = ModelSpec(args.model, HParams(0.5, "sigmoid", "mean"), encoder=args.encoder)
-        stats = {"mean": [0.5] * 4, "std": [0.29] * 4}
-        save_prediction_checkpoint(
-            folder / "best.pt", build_model(spec), spec, stats, args.tile_size, 0.5
+        for seed in range(max(1, args.ensemble)):
+            write_checkpoint(folder / f"member{seed}.pt", args, seed)
+        members = [
+            load_predictor(folder / f"member{i}.pt", args.device)
+            for i in range(max(1, args.ensemble))
+        ]
+        one = members[:1]
+        print(
+            "\n| setting | window px | windows | batch | bare model Mpx/s | pipeline s "
+            "| scene Mpx/s | scene / bare | window px / bare |"
         )
-        predictor = load_predictor(folder / "best.pt", args.device)
-        warm_up = torch.zeros(args.batch_size, 4, args.tile_size, args.tile_size)
-        predictor.predict_proba(warm_up.to(predictor.device))  # first-call costs out of timing
-        megapixels = args.size**2 / 1e6
-        km2 = args.size**2 * PIXEL_M**2 / 1e6
-        for overlap in args.overlaps:
-            settings = InferenceSettings(overlap, args.window, args.batch_size, args.block_size)
-            with open_workflow_scene(folder / "scene.tif", predictor.bands) as source:
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                start = time.perf_counter()
-                write_maps(source, predictor, folder / "p.tif", folder / "m.tif", settings, 0.5)
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                seconds = time.perf_counter() - start
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        table = settings_table(args)
+        default = list(table.values())[-1]
+        for label, settings in table.items():
+            plan = plan_windows(args.size, args.size, settings)
+            window = (plan.window_height, plan.window_width)
+            batch = settings.batch_size
+            before = bare_rate(one[0], window, batch, args.repeats, MEMORY_FORMAT)
+            seconds = run_pipeline(folder / "scene.tif", one, settings, folder)
+            after = bare_rate(one[0], window, batch, args.repeats, MEMORY_FORMAT)
+            bare = (before + after) / 2
+            window_mpx = plan.n_windows * window[0] * window[1] / 1e6
             run = {
-                "overlap": overlap,
-                "seconds": round(seconds, 2),
-                "km2_per_s": round(km2 / seconds, 2),
-                "megapixels_per_s": round(megapixels / seconds, 3),
+                "setting": label,
+                "window": list(window),
+                "windows": plan.n_windows,
+                "batch": batch,
+                "bare_mpx_s": bare,
+                "bare_before_after": [before, after],
+                "seconds": seconds,
+                "scene_mpx_s": megapixels / seconds,
+                "scene_fraction": megapixels / seconds / bare,
+                "window_fraction": window_mpx / seconds / bare,
             }
             results["runs"].append(run)
             print(
-                f"overlap {overlap:.2f}: {seconds:8.1f} s  {run['km2_per_s']:9.2f} km2/s  "
-                f"{run['megapixels_per_s']:8.3f} MP/s"
+                f"| {label} | {window[0]}x{window[1]} | {plan.n_windows} | {batch} "
+                f"| {bare:.3f} | {seconds:.1f} | {run['scene_mpx_s']:.3f} "
+                f"| {run['scene_fraction']:.0%} | {run['window_fraction']:.0%} |",
+                flush=True,
             )
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    results["peak_rss_mb"] = round(peak_mb)
-    print(f"peak memory of the process (model included): {peak_mb:.0f} MB")
+        if args.ensemble > 1:
+            for member in members[1:]:  # first-call costs of each member out of the timing
+                bare_rate(member, (64, 64), 1, 1, MEMORY_FORMAT)
+            single = run_pipeline(folder / "scene.tif", one, default, folder)
+            several = run_pipeline(folder / "scene.tif", members, default, folder)
+            ratio = several / (args.ensemble * single)
+            results["ensemble"] = {"members": args.ensemble, "one": single, "all": several}
+            print(
+                f"\nensemble of {args.ensemble} at the new default: {several:.1f} s, one model "
+                f"{single:.1f} s: {ratio:.2f} x {args.ensemble} x one model's time"
+            )
+        plan = plan_windows(args.size, args.size, default)
+        window = (plan.window_height, plan.window_width)
+        print(f"\nbare model, {window[0]}x{window[1]} windows, batch {default.batch_size}:")
+        for fmt_name, fmt in (
+            ("contiguous", torch.contiguous_format),
+            ("channels-last", torch.channels_last),
+        ):
+            members[0].model.to(memory_format=fmt)
+            rate = bare_rate(members[0], window, default.batch_size, args.repeats, fmt)
+            results[f"bare_{fmt_name}"] = rate
+            print(f"  {fmt_name}: {rate:.3f} Mpx/s", flush=True)
+        members[0].model.to(memory_format=MEMORY_FORMAT)
+        if args.memory_sizes:
+            print(f"\npeak memory of a fresh process at the new default ({default}):")
+            results["memory"] = memory_rows(args, folder / "member0.pt", folder)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=2))
