@@ -52,7 +52,10 @@ def cog_writer(
         "tiled": True,
         "blockxsize": STAGING_BLOCK,
         "blockysize": STAGING_BLOCK,
-        "compress": "deflate",
+        # the staging file is read once: a fast codec (zstd level 1 writes ~8x faster
+        # than deflate) keeps the writer thread light
+        "compress": "zstd",
+        "zstd_level": 1,
         "BIGTIFF": "IF_SAFER",
     }
     with atomic_path(path) as final:
@@ -73,6 +76,8 @@ def cog_writer(
                     BLOCKSIZE=COG_BLOCK,
                     OVERVIEW_RESAMPLING=overview_resampling.upper(),
                     BIGTIFF="IF_SAFER",
+                    # the model is done by now: compress with every core
+                    NUM_THREADS="ALL_CPUS",
                 )
         finally:
             staging.unlink(missing_ok=True)

@@ -28,11 +28,11 @@ class InferenceSettings:
     augmentation (``flips``: 4 flips, ``d4``: the 8 rotations and flips).
     """
 
-    window: int = 512
+    window: int = 1024
     margin: int = 64
     blend: BlendKind = "gaussian"
-    batch_size: int = 4
-    block_size: int = 2048
+    batch_size: int = 2
+    block_size: int = 1024
     tta: TtaKind = "none"
 
     def __post_init__(self) -> None:
