@@ -213,10 +213,13 @@ def memory_rows(args: argparse.Namespace, checkpoint: Path, folder: Path) -> lis
             command += ["--batch-size", str(args.batch_size)]
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         row = json.loads(done.stdout.strip().splitlines()[-1])
+        plan = plan_windows(size, size, list(settings_table(args).values())[-1])
+        row["window"] = [plan.window_height, plan.window_width]
         rows.append({"size": size, **row})
         (sub / "scene.tif").unlink()
         print(
-            f"scene {size} x {size}: peak memory {row['peak_mb']:.0f} MB (after loading the "
+            f"scene {size} x {size} ({row['window'][0]} px windows): peak memory "
+            f"{row['peak_mb']:.0f} MB (after loading the "
             f"model: {row['loaded_mb'] or float('nan'):.0f} MB), "
             f"{size**2 / 1e6 / row['seconds']:.3f} Mpx/s"
             + (f", GPU peak {row['gpu_mb']:.0f} MB" if row["gpu_mb"] else ""),
@@ -235,6 +238,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed bare batches")
     parser.add_argument("--ensemble", type=int, default=3, help="members of the ensemble run")
     parser.add_argument("--memory-sizes", type=int, nargs="*", default=[], help="scene sides")
+    parser.add_argument(
+        "--memory-only", action="store_true", help="only the peak memory per --memory-sizes"
+    )
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--json", help="also write the results to this JSON file")
@@ -258,6 +264,13 @@ def main() -> None:
         flush=True,
     )
     megapixels = args.size**2 / 1e6
+    if args.memory_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            write_checkpoint(Path(tmp) / "member0.pt", args, 0)
+            print(f"\npeak memory of a fresh process at {list(settings_table(args).values())[-1]}:")
+            results["memory"] = memory_rows(args, Path(tmp) / "member0.pt", Path(tmp))
+        write_json(args.json, results)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         write_scene(folder / "scene.tif", args.size)
@@ -351,9 +364,13 @@ def main() -> None:
         if args.memory_sizes:
             print(f"\npeak memory of a fresh process at the new default ({default}):")
             results["memory"] = memory_rows(args, folder / "member0.pt", folder)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=2))
+    write_json(args.json, results)
+
+
+def write_json(path: str | None, results: dict) -> None:
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
