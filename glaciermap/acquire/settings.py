@@ -13,11 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from glaciermap.config import BANDS
+from glaciermap.bands import band_indices
 from glaciermap.errors import ConfigError
-
-# Sentinel-2 assets in the order of glaciermap.config.BANDS (blue, green, red, nir).
-SENTINEL2_BANDS = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08"}
 
 
 @dataclass(frozen=True)
@@ -144,7 +141,7 @@ def scene_targets(config: Mapping[str, Any]) -> dict[str, str]:
         if label not in scenes or "file" not in scenes[label]:
             raise ConfigError(f"config key '{key}.file': needed for the downloaded scene '{label}'")
         scene = scenes[label]
-        expected = {band: i for i, band in enumerate(BANDS, start=1)}
+        expected = band_indices()
         if dict(scene["bands"]) != expected:
             raise ConfigError(f"config key '{key}.bands': a downloaded scene has bands {expected}")
         if scene.get("product", "generic") != "generic":

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from glaciermap.config import BANDS
+from glaciermap.bands import BANDS
 
 
 def band_stats(images: np.ndarray, valid: np.ndarray) -> dict[str, Any]:
