@@ -29,7 +29,8 @@ from glaciermap.inference.scene import open_workflow_scene
 from glaciermap.inference.sliding_window import InferenceSettings
 from glaciermap.models.checkpoint import save_prediction_checkpoint
 from glaciermap.models.registry import build_model
-from glaciermap.models.spec import HParams, ModelSpec
+from glaciermap.models.spec import ModelSpec
+from glaciermap.runs import HParams
 from glaciermap.utils.device import resolve_device
 
 PIXEL_M = 10.0

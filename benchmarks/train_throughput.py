@@ -33,7 +33,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from glaciermap.models.registry import build_model, count_parameters
-from glaciermap.models.spec import DISPLAY_NAMES, MODEL_NAMES, HParams
+from glaciermap.runs import DISPLAY_NAMES, MODEL_NAMES, HParams
 from glaciermap.training.losses import auxiliary_loss, segmentation_loss
 from glaciermap.training.run import Trainer, describe_device
 from glaciermap.training.settings import RunSettings

@@ -16,7 +16,7 @@ rule maps_predict:
         probability=f"results/maps/{RUN}/{{date}}/probability.tif",
         mask=f"results/maps/{RUN}/{{date}}/mask.tif",
     params:
-        inference=canonical_params(config["inference"]),
+        inference=canonical(config["inference"]),
         device=config["training"]["device"],
     threads: config["training"]["threads"]
     log:

@@ -1,6 +1,5 @@
 """Snakemake adapter: train one run of the matrix (rule train)."""
 
-import dataclasses
 from pathlib import Path
 
 from glaciermap.training.run import train_run
@@ -8,10 +7,8 @@ from glaciermap.training.settings import RunSettings
 from glaciermap.utils.logs import setup_logging
 
 setup_logging(snakemake.log[0])
-w = snakemake.wildcards
-settings = RunSettings.from_config(snakemake.config, w.model, w.hparams, w.dates, w.aug, w.seed)
 train_run(
-    dataclasses.replace(settings, threads=snakemake.threads),  # what the scheduler granted
+    RunSettings.from_params(snakemake.params.settings, threads=snakemake.threads),
     snakemake.input.train,
     snakemake.input.val,
     snakemake.input.stats,

@@ -14,7 +14,8 @@ from glaciermap.errors import InputDataError
 from glaciermap.inference.commands import load_predictor, predict_scene_maps
 from glaciermap.models.checkpoint import save_prediction_checkpoint
 from glaciermap.models.registry import build_model
-from glaciermap.models.spec import HParams, ModelSpec
+from glaciermap.models.spec import ModelSpec
+from glaciermap.runs import HParams
 
 BANDS = ("blue", "green", "red", "nir")
 TRANSFORM = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 3100000.0)

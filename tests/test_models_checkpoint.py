@@ -16,8 +16,10 @@ from glaciermap.models.checkpoint import (
     load_predictor,
     save_prediction_checkpoint,
 )
+from glaciermap.models.outputs import glacier_probability
 from glaciermap.models.registry import build_model
-from glaciermap.models.spec import HParams, ModelSpec, glacier_probability
+from glaciermap.models.spec import ModelSpec
+from glaciermap.runs import HParams
 
 torch.set_num_threads(1)
 

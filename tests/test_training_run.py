@@ -21,7 +21,8 @@ from torch import nn
 from glaciermap.data.normalization import band_stats
 from glaciermap.data.tilestore import TileSet
 from glaciermap.models.aux_head import build_aux_head
-from glaciermap.models.spec import HParams, ModelSpec
+from glaciermap.models.spec import ModelSpec
+from glaciermap.runs import HParams
 from glaciermap.training.interruption import RunInterrupted
 from glaciermap.training.run import train_run
 from glaciermap.training.settings import RunSettings

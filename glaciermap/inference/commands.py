@@ -35,6 +35,7 @@ from glaciermap.io import sentinel2
 from glaciermap.io.outlines import read_outlines
 from glaciermap.models import checkpoint as checkpoints
 from glaciermap.models.checkpoint import Predictor
+from glaciermap.runs import RunKey
 from glaciermap.utils.atomic import atomic_path
 from glaciermap.utils.device import resolve_device
 
@@ -116,7 +117,7 @@ def write_area_tables(
     without the specks below ``min_area_km2``.
     """
     entries = [
-        MaskEntry(run, run.split("/")[0], "predicted", date, Path(path))
+        MaskEntry(run, RunKey.parse(run).model, "predicted", date, Path(path))
         for run, date, path in predicted
     ]
     entries += [
@@ -125,7 +126,7 @@ def write_area_tables(
     ]
     areas = area_table(entries, regions_path=regions_path, glaciers=glaciers, block_size=block_size)
     outline_rows = [
-        (run, run.split("/")[0], "outlines", date, "scene", "all", outline_area_km2(path))
+        (run, RunKey.parse(run).model, "outlines", date, "scene", "all", outline_area_km2(path))
         for run, date, path in outlines
     ]
     if outline_rows:

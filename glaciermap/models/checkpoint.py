@@ -25,10 +25,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from glaciermap.config import BANDS
+from glaciermap.bands import BANDS
 from glaciermap.errors import InputDataError
+from glaciermap.models.outputs import glacier_probability
 from glaciermap.models.registry import build_model, count_parameters
-from glaciermap.models.spec import ModelSpec, glacier_probability
+from glaciermap.models.spec import ModelSpec
 from glaciermap.utils.atomic import atomic_path
 
 __all__ = [

@@ -29,8 +29,8 @@ from rasterio.windows import Window
 
 from glaciermap.errors import InputDataError
 from glaciermap.evaluation.metrics import NODATA, REGION_CODES, check_same_grid
-from glaciermap.models.spec import DISPLAY_NAMES
 from glaciermap.reporting.tables import read_json
+from glaciermap.runs import DISPLAY_NAMES
 from glaciermap.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)

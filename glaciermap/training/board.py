@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from glaciermap.training.augmentation import BLUE, GREEN, RED
+from glaciermap.bands import BLUE, GREEN, RED
 
 _RED = (1.0, 0.0, 0.0)
 _CYAN = (0.0, 1.0, 1.0)

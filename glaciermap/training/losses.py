@@ -24,7 +24,9 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-LOSSES = ("bce", "dice", "bce+dice", "focal")
+from glaciermap.runs import Activation
+from glaciermap.training.settings import LOSSES, Loss
+
 FOCAL_GAMMA = 2.0
 _DICE_SMOOTH = 1.0
 
@@ -77,7 +79,7 @@ _TABLE: dict[tuple[str, str], list[SegLoss]] = {
 }
 
 
-def segmentation_loss(loss: str, activation: str) -> SegLoss:
+def segmentation_loss(loss: Loss, activation: Activation) -> SegLoss:
     """The loss ``f(mask_logits (N,C,H,W), target float (N,H,W) in {0,1}) -> scalar``."""
     try:
         terms = _TABLE[(activation, loss)]

@@ -28,8 +28,9 @@ from torch.utils.tensorboard import SummaryWriter
 from glaciermap.errors import InputDataError
 from glaciermap.evaluation.metrics import ConfusionCounts
 from glaciermap.models.checkpoint import save_prediction_checkpoint
+from glaciermap.models.outputs import glacier_probability
 from glaciermap.models.registry import build_model, count_parameters
-from glaciermap.models.spec import ModelSpec, glacier_probability
+from glaciermap.models.spec import ModelSpec
 from glaciermap.training.augmentation import augment, concat_augmented
 from glaciermap.training.board import overlay_panels
 from glaciermap.training.interruption import RunInterrupted, StopFlag, stop_on_sigterm
@@ -224,12 +225,16 @@ def selection_score(history: list[dict[str, Any]], last_epochs: int) -> float:
 def _hparam_values(settings: RunSettings) -> dict[str, Any]:
     """TensorBoard's hparams accept only numbers, strings and booleans."""
     values = settings.to_dict()
-    augmentation = values.pop("augmentation")
-    jitter = augmentation.pop("jitter")
+    augmentation = values.pop("augmentation") or {}
+    jitter = augmentation.pop("jitter", {})
     values.update({f"aug_{key}": value for key, value in augmentation.items()})
     values.update({f"jitter_{key}": value for key, value in jitter.items()})
-    values["encoder_weights"] = values["encoder_weights"] or "none"
-    return values
+    values.update(
+        dropout=settings.hparams.dropout,
+        activation=settings.hparams.activation,
+        pooling=settings.hparams.pooling,
+    )
+    return {key: "none" if value is None else value for key, value in values.items()}
 
 
 def train_run(
