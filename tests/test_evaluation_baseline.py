@@ -103,7 +103,9 @@ def tile_set(seed: int) -> TileSet:
     masks = np.stack([ice[r : r + 32, c : c + 32] for r, c, _, _ in windows]).astype(np.uint8)
     images[0, :, :5] = 0
     masks[0, :5] = 255
-    return TileSet(images, masks, np.array(windows), "EPSG:32645", np.array([30, 0, 0, 0, -30, 0]))
+    transform = np.array([30, 0, 0, 0, -30, 0])
+    ranges = np.tile([[0.0, 1.0]], (4, 1))
+    return TileSet(images, masks, np.array(windows), "EPSG:32645", transform, ranges)
 
 
 def test_fit_baseline_from_tile_files(tmp_path):
