@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,7 +20,6 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
-import yaml
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.warp import transform_bounds
@@ -504,26 +501,20 @@ def test_area_from_glacier_ids_drives_outlines_and_scene(server, cogs, tmp_path)
 # --------------------------------------------------------------------------- workflow rules
 
 
-def test_snakemake_rules_download_outlines_and_scenes(server, cogs, tmp_path):
+def test_snakemake_rules_download_outlines_and_scenes(server, cogs, tmp_path, snakemake):
     """rules/acquire.smk with its scripts, run by Snakemake against the loopback server."""
     base = serve_catalogue(server, cogs)
     server.state.outlines = glims_feature_collection()
     work = tmp_path / "work"
     config = make_config(base, Path("."))  # paths relative to the working directory
     work.mkdir()
-    (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     rules = Path(__file__).resolve().parents[1] / "rules"
     (work / "Snakefile").write_text(
         f'configfile: "config.yaml"\n\ninclude: "{rules / "common.smk"}"\n'
         f'include: "{rules / "acquire.smk"}"\n'
     )
     targets = ["scenes/july.tif", "scenes/august.tif", "outlines.gpkg"]
-    done = subprocess.run(
-        [sys.executable, "-m", "snakemake", *targets, "--cores", "1", "--directory", str(work),
-         "--snakefile", str(work / "Snakefile")],
-        capture_output=True, text=True, check=False, timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    snakemake(work, *targets, config=config, snakefile=work / "Snakefile", timeout=300)
     with rasterio.open(work / "scenes" / "july.tif") as july:
         assert july.tags()["stac_item_id"] == "S2B_JULY_MID"
     assert len(gpd.read_file(work / "outlines.gpkg")) > 0
