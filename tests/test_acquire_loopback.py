@@ -220,6 +220,8 @@ def cogs(tmp_path_factory) -> dict[str, bytes]:
         for band, name in BAND_FILES.items():
             path = folder / f"{date}_{name}.tif"
             data = np.roll(dns[band], shift, axis=1)
+            # A COG as the catalogue serves it, not the geotiff fixture's GeoTIFF:
+            # uncompressed 128-px blocks, so a window read fetches a known few bytes.
             profile = {
                 "driver": "COG",
                 "dtype": "uint16",
