@@ -1,8 +1,9 @@
 """What many test files share: a GeoTIFF writer, one way to run the workflow with
-Snakemake, dry runs counted per rule, and the study config on the demo data.
+Snakemake, dry runs counted per rule, the study config on the demo data, and
+reading a saved figure's colours at data coordinates.
 
 Tests get these as fixtures (``geotiff``, ``snakemake``, ``dry_run``,
-``study``); the helper scripts under tests/cluster, which are not test
+``study``, ``png_at``); the helper scripts under tests/cluster, which are not test
 files, ``import conftest`` for the same functions.
 """
 
@@ -23,6 +24,7 @@ import pytest
 import rasterio
 import yaml
 from affine import Affine
+from matplotlib.image import imread as plt_imread
 from rasterio.crs import CRS
 
 from glaciermap.io.geotiff import geotiff_profile
@@ -290,3 +292,34 @@ class Study:
 def study() -> type[Study]:
     """:class:`Study`: ``study.config(pinned)``, ``study.targets(pinned)``, ``study.TABLES``."""
     return Study
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def png_colours(png: str | Path, axes: Any, points: np.ndarray, dpi: float) -> np.ndarray:
+    """RGB (0-1) of the saved ``png`` at ``points`` ((N, 2) data coordinates of
+    ``axes``) for a figure saved at ``dpi``: where the plotted data landed.
+
+    A legend hides what lies under it: those points come back NaN.
+    """
+    image = plt_imread(png)
+    display = axes.transData.transform(np.asarray(points, float))
+    hidden = np.zeros(len(display), bool)
+    for legend in [axes.get_legend(), *axes.figure.legends]:
+        if legend is not None:
+            (x0, y0), (x1, y1) = legend.get_window_extent().padded(2).get_points()
+            x, y = display.T
+            hidden |= (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
+    display = display * (dpi / axes.figure.dpi)
+    cols = np.floor(display[:, 0]).astype(int)
+    rows = image.shape[0] - 1 - np.floor(display[:, 1]).astype(int)  # PNG rows run downwards
+    colours = image[rows, cols, :3].astype(float)
+    colours[hidden] = np.nan
+    return colours
+
+
+@pytest.fixture(scope="session")
+def png_at() -> Callable[..., np.ndarray]:
+    """``png_at(png, axes, points, dpi) -> (N, 3)`` colours of a saved figure."""
+    return png_colours
