@@ -216,6 +216,21 @@ def history_runs():
     return runs or final_runs()
 
 
+def area_maps():
+    """The maps the area tables sum: one record (run, date, mask, outlines) per final
+    run and date, so that the script pairs files by name, not by list order."""
+    return [
+        {
+            "run": run,
+            "date": date,
+            "mask": f"results/maps/{run}/{date}/mask.tif",
+            "outlines": f"results/maps/{run}/{date}/outlines.gpkg",
+        }
+        for run in final_runs()
+        for date in DATES
+    ]
+
+
 def overlay_run():
     """The model drawn in the overlay figures: the first seed of the Figure 4 runs."""
     return history_runs()[0]

@@ -521,3 +521,20 @@ def test_snakemake_rules_download_outlines_and_scenes(server, cogs, tmp_path, sn
         assert july.tags()["stac_item_id"] == "S2B_JULY_MID"
     assert len(gpd.read_file(work / "outlines.gpkg")) > 0
     assert (work / "logs" / "acquire" / "scene_august.log").read_text().count("S2B_AUGUST") > 0
+
+    # A setting reruns exactly the downloads that use it: the cloud limit both
+    # scenes and not the outlines, one date's window that date alone.
+    def planned(**acquire: object) -> set[str]:
+        changed = {**config, "acquire": {**config["acquire"], **acquire}}
+        (work / "config.yaml").write_text(yaml.safe_dump(changed, sort_keys=False))
+        dry = subprocess.run(
+            [sys.executable, "-m", "snakemake", *targets, "-n", "--directory", str(work),
+             "--snakefile", str(work / "Snakefile")],
+            capture_output=True, text=True, check=True, timeout=300,
+        )  # fmt: skip
+        return set(re.findall(r"^(?:local)?rule (\w+):", dry.stdout, re.MULTILINE))
+
+    assert planned() == set()
+    assert planned(max_cloud=50) == {"acquire_scene_july", "acquire_scene_august"}
+    august = {**config["acquire"]["dates"], "august": "2023-08-01..2023-08-30"}
+    assert planned(dates=august) == {"acquire_scene_august"}

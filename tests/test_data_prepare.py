@@ -137,10 +137,8 @@ def test_commands_write_georeferenced_masks_and_tiles(workdir):
         np.testing.assert_array_equal(
             tile_set.images[i], np.nan_to_num(scene[:, row : row + 32, col : col + 32])
         )
-        window_mask = mask[row : row + 32, col : col + 32]
-        np.testing.assert_array_equal(
-            tile_set.masks[i], np.where(window_mask == 255, 0, window_mask)
-        )
+        # Tile masks keep the reference labels, 255 (no label) where the scene is nodata.
+        np.testing.assert_array_equal(tile_set.masks[i], mask[row : row + 32, col : col + 32])
         # Tiles with more than half nodata (the left strip) are skipped.
         assert (tile_set.windows[:, 1] >= 16).all()
 
@@ -148,7 +146,8 @@ def test_commands_write_georeferenced_masks_and_tiles(workdir):
     train = tiles["train"]
     valid = np.stack([np.isfinite(scene[0, r : r + h, c : c + w]) for r, c, h, w in train.windows])
     assert not valid.all()  # some train tiles reach into the nodata strip
-    assert set(np.unique(train.masks)) == {0, 1}
+    assert set(np.unique(train.masks)) == {0, 1, 255}
+    assert ((train.masks == 255) == ~valid).all()
     expected = train.images[:, 3][valid]
     assert stats["bands"] == ["blue", "green", "red", "nir"]
     assert stats["count"] == expected.size

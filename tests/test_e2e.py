@@ -9,6 +9,9 @@ that changing one model's setting reruns only that model's runs.
 
 from __future__ import annotations
 
+import ast
+import base64
+import json
 import re
 from pathlib import Path
 
@@ -134,3 +137,28 @@ def test_report_bundles_tables_and_figures(workdir, snakemake):
     snakemake(workdir, "--report", "report.html", config=TINY)
     html = (workdir / "report.html").read_text(errors="replace")
     assert "table3.csv" in html and "overlay_test_oct2000.png" in html
+
+
+def test_a_training_run_uses_exactly_the_params_snakemake_tracks(workdir):
+    """The settings in metrics.json are the train rule's params (Snakemake's record)."""
+    metrics_files = sorted((workdir / "results/runs").glob("**/metrics.json"))
+    assert metrics_files
+    for path in metrics_files:
+        name = str(path.relative_to(workdir)).encode()
+        record = json.loads((workdir / ".snakemake/metadata" / base64.b64encode(name).decode())
+                            .read_text())  # fmt: skip
+        (tracked,) = (ast.literal_eval(text) for text in record["params"])
+        used = json.loads(path.read_text())["run"]
+        assert {key: value for key, value in used.items() if key != "threads"} == tracked
+
+
+def test_changing_an_inference_setting_reruns_only_the_maps(workdir):
+    config = yaml.safe_load(TINY.read_text())
+    config["inference"]["overlap"] = 0.5
+    changed = workdir / "changed_inference.yaml"
+    changed.write_text(yaml.safe_dump(config, sort_keys=False))
+    rules = set(
+        re.findall(r"^(?:local)?rule (\w+):", snakemake(workdir, "-n", config=changed), re.M)
+    )
+    assert "maps_predict" in rules
+    assert not rules & {"train", "prepare_tiles", "baseline_fit", "table1_models"}

@@ -95,14 +95,21 @@ def test_area_tables_are_consistent_with_the_masks(tmp_path, geotiff):
             run=run,
         )
     write_area_tables(
-        [(run, "a", tmp_path / "a.tif"), (run, "b", tmp_path / "b.tif")],
+        [
+            {
+                "run": run,
+                "date": d,
+                "mask": tmp_path / f"{d}.tif",
+                "outlines": tmp_path / f"{d}.gpkg",
+            }
+            for d in ("a", "b")
+        ],
         {"a": tmp_path / "ref_a.tif", "b": tmp_path / "ref_b.tif"},
         ["a", "b"],
         tmp_path / "areas.csv",
         tmp_path / "change.csv",
         regions_path=tmp_path / "regions.tif",
         glaciers=glaciers,
-        outlines=[(run, "a", tmp_path / "a.gpkg"), (run, "b", tmp_path / "b.gpkg")],
         block_size=32,
     )
     areas = gpd.pd.read_csv(tmp_path / "areas.csv")

@@ -13,9 +13,8 @@ from shapely.geometry import box
 from glaciermap.errors import InputDataError
 from glaciermap.io.geotiff import geotiff_profile
 from glaciermap.io.grid import Grid
+from glaciermap.labels import GLACIER, NODATA, NOT_GLACIER
 from glaciermap.utils.atomic import atomic_path
-
-GLACIER, NOT_GLACIER, NODATA = 1, 0, 255
 
 
 def require_overlap(outlines: gpd.GeoDataFrame, grid: Grid, outline_file: str | Path) -> None:

@@ -24,9 +24,10 @@ from rasterio.windows import Window
 from glaciermap.bands import BANDS
 from glaciermap.data.tilestore import TileSet
 from glaciermap.errors import InputDataError
-from glaciermap.evaluation.metrics import NODATA, confusion_counts
+from glaciermap.evaluation.metrics import confusion_counts
 from glaciermap.io.geotiff import geotiff_profile
 from glaciermap.io.grid import Grid
+from glaciermap.labels import NODATA
 from glaciermap.utils.atomic import atomic_path, write_text_atomic
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,8 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from glaciermap.errors import InputDataError
-from glaciermap.evaluation.metrics import NODATA, REGION_CODES, check_same_grid
+from glaciermap.evaluation.metrics import REGION_CODES, check_same_grid
+from glaciermap.labels import NODATA
 from glaciermap.reporting.tables import read_json
 from glaciermap.runs import DISPLAY_NAMES
 from glaciermap.utils.atomic import atomic_path

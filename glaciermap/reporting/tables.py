@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -152,6 +152,26 @@ def build_table_augmentation(
     table = selection_table(metrics_files, ["model", "hparams", "aug"], baseline_json)
     _write_table(table, out_csv, _selection_markdown(table, ["model", "hparams", "aug"]))
     return table
+
+
+SelectionTable = Literal["models", "hparams", "augmentation"]
+
+
+def build_selection_table(
+    table: SelectionTable,
+    metrics_files: Sequence[PathLike],
+    baseline_json: PathLike,
+    out_csv: PathLike,
+) -> pd.DataFrame:
+    """Table 1 (``models``), Table 2 (``hparams``) or the ``augmentation`` table."""
+    builders = {
+        "models": build_table1,
+        "hparams": build_table2,
+        "augmentation": build_table_augmentation,
+    }
+    if table not in builders:
+        raise InputDataError(f"unknown selection table {table!r}; one of {', '.join(builders)}")
+    return builders[table](metrics_files, baseline_json, out_csv)
 
 
 def _display_name(model: str) -> str:

@@ -27,6 +27,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from glaciermap.errors import InputDataError
 from glaciermap.evaluation.metrics import ConfusionCounts
+from glaciermap.labels import GLACIER, NODATA
 from glaciermap.models.checkpoint import save_prediction_checkpoint
 from glaciermap.models.outputs import glacier_probability
 from glaciermap.models.registry import build_model, count_parameters
@@ -94,8 +95,7 @@ class Trainer:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cuda):
             mask_logits, aux_logits = self.model(x)
-        target = masks.float()
-        loss = self.seg_loss(mask_logits, target)
+        loss = self.seg_loss(mask_logits, masks)
         if aux_logits is not None:
             loss = loss + self.settings.aux_weight * auxiliary_loss(aux_logits, masks)
         probability = glacier_probability(mask_logits.float(), self.settings.hparams.activation)
@@ -112,14 +112,16 @@ class Trainer:
         return loss.detach(), probability
 
     def counts(self, probability: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """tp, fp, fn, tn over the labelled pixels (unlabelled ones count nowhere)."""
         predicted = probability >= self.settings.threshold
-        truth = masks.bool()
+        truth = masks == GLACIER
+        labelled = masks != NODATA
         return torch.stack(
             [
-                (predicted & truth).sum(),
-                (predicted & ~truth).sum(),
-                (~predicted & truth).sum(),
-                (~predicted & ~truth).sum(),
+                (predicted & truth & labelled).sum(),
+                (predicted & ~truth & labelled).sum(),
+                (~predicted & truth & labelled).sum(),
+                (~predicted & ~truth & labelled).sum(),
             ]
         )
 
