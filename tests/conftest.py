@@ -215,15 +215,19 @@ def job_counts(output: str) -> dict[str, int]:
     return counts
 
 
-def run_dry_run(workdir: str | Path, config: Path | Mapping[str, Any] | None, *args: str) -> DryRun:
-    """``snakemake --dry-run`` of ``args`` (targets, options) with ``config`` in ``workdir``."""
-    result = run_snakemake(workdir, *args, "--dry-run", config=config, cores=None)
+def run_dry_run(
+    workdir: str | Path, config: Path | Mapping[str, Any] | None, *args: str, **options: Any
+) -> DryRun:
+    """``snakemake --dry-run`` of ``args`` (targets, options) with ``config`` in ``workdir``;
+    ``options`` go to :func:`run_snakemake` (``snakefile``, ``env``, ``timeout``)."""
+    result = run_snakemake(workdir, *args, "--dry-run", config=config, cores=None, **options)
     return DryRun(job_counts(result.output), result.seconds, result.output)
 
 
 @pytest.fixture(scope="session")
 def dry_run() -> Callable[..., DryRun]:
-    """``dry_run(workdir, config, *targets_and_options) -> DryRun(counts, seconds, output)``."""
+    """``dry_run(workdir, config, *targets_and_options, snakefile=, env=)
+    -> DryRun(counts, seconds, output)``."""
     return run_dry_run
 
 

@@ -503,7 +503,7 @@ def test_area_from_glacier_ids_drives_outlines_and_scene(server, cogs, tmp_path)
 # --------------------------------------------------------------------------- workflow rules
 
 
-def test_snakemake_rules_download_outlines_and_scenes(server, cogs, tmp_path, snakemake):
+def test_snakemake_rules_download_outlines_and_scenes(server, cogs, tmp_path, snakemake, dry_run):
     """rules/acquire.smk with its scripts, run by Snakemake against the loopback server."""
     base = serve_catalogue(server, cogs)
     server.state.outlines = glims_feature_collection()
@@ -526,13 +526,7 @@ def test_snakemake_rules_download_outlines_and_scenes(server, cogs, tmp_path, sn
     # scenes and not the outlines, one date's window that date alone.
     def planned(**acquire: object) -> set[str]:
         changed = {**config, "acquire": {**config["acquire"], **acquire}}
-        (work / "config.yaml").write_text(yaml.safe_dump(changed, sort_keys=False))
-        dry = subprocess.run(
-            [sys.executable, "-m", "snakemake", *targets, "-n", "--directory", str(work),
-             "--snakefile", str(work / "Snakefile")],
-            capture_output=True, text=True, check=True, timeout=300,
-        )  # fmt: skip
-        return set(re.findall(r"^(?:local)?rule (\w+):", dry.stdout, re.MULTILINE))
+        return set(dry_run(work, changed, *targets, snakefile=work / "Snakefile").counts)
 
     assert planned() == set()
     assert planned(max_cloud=50) == {"acquire_scene_july", "acquire_scene_august"}
