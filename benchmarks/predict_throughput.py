@@ -47,7 +47,8 @@ from glaciermap.inference.settings import InferenceSettings
 from glaciermap.inference.windows import plan_windows
 from glaciermap.models.checkpoint import save_prediction_checkpoint
 from glaciermap.models.registry import build_model
-from glaciermap.models.spec import DISPLAY_NAMES, HParams, ModelSpec
+from glaciermap.models.spec import ModelSpec
+from glaciermap.runs import DISPLAY_NAMES, HParams
 from glaciermap.utils.device import resolve_device
 
 PIXEL_M = 10.0

@@ -14,6 +14,7 @@ import sys
 
 from glaciermap import __version__
 from glaciermap.errors import GlacierMapError
+from glaciermap.utils.jobs import debugging
 from glaciermap.utils.logs import setup_logging
 
 COMMAND_MODULES = (
@@ -50,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except GlacierMapError as exc:
         logging.getLogger("glaciermap").error("%s", exc)
+        if debugging():
+            raise
         return 1
     return 0
 

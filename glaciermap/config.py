@@ -17,9 +17,10 @@ from typing import Any
 import jsonschema
 import yaml
 
+from glaciermap.acquire.settings import acquired_files
 from glaciermap.errors import ConfigError
-
-BANDS = ("blue", "green", "red", "nir")
+from glaciermap.io.outlines import glacier_ids
+from glaciermap.io.scenes import band_sources, check_scene_sources
 
 
 def schema_path() -> Path:
@@ -66,10 +67,7 @@ def check_config(config: Mapping[str, Any], base_dir: str | Path = ".") -> None:
     base = Path(base_dir)
     data = config["data"]
     scenes = data["scenes"]
-    from glaciermap.acquire.settings import acquired_files  # acquire imports this module
-
     pending = acquired_files(config)  # written by rules/acquire.smk, so not there yet
-    from glaciermap.io.scenes import band_sources  # io imports this module
 
     for date, scene in scenes.items():
         if scene.get("file") in pending:
@@ -102,9 +100,6 @@ def check_config(config: Mapping[str, Any], base_dir: str | Path = ".") -> None:
 
 def _check_data_files(data: Mapping[str, Any], base: Path, pending: set[str]) -> None:
     """Open the scenes' headers and the outlines' ids, so bad inputs fail before any job."""
-    from glaciermap.io.outlines import glacier_ids  # io imports this module
-    from glaciermap.io.scenes import check_scene_sources
-
     for date, scene in data["scenes"].items():
         if scene.get("file") not in pending:
             check_scene_sources(scene, date, base)

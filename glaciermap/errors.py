@@ -11,3 +11,9 @@ class ConfigError(GlacierMapError):
 
 class InputDataError(GlacierMapError):
     """A raster or vector input cannot be used; the message names the file."""
+
+
+class Interrupted(Exception):
+    """A job stopped on request (SIGTERM) after saving its state; ``exit_code`` is 128 + signal."""
+
+    exit_code: int = 143

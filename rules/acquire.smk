@@ -4,7 +4,7 @@
 # outputs are written atomically, so a rerun after a failed download starts
 # clean. They run on the host Snakemake runs on (localrule): cluster compute
 # nodes often have no internet access.
-from glaciermap.acquire.settings import scene_targets
+from glaciermap.acquire.settings import outline_params, scene_params, scene_targets
 
 if config.get("acquire", {}).get("enabled", False):
 
@@ -12,6 +12,8 @@ if config.get("acquire", {}).get("enabled", False):
         localrule: True
         output:
             config["data"]["outlines"]["file"],
+        params:
+            settings=outline_params(config),
         log:
             "logs/acquire/outlines.log",
         benchmark:
@@ -39,6 +41,7 @@ if config.get("acquire", {}).get("enabled", False):
                 _scene_file,
             params:
                 date=_date,
+                settings=scene_params(config, _date),
             log:
                 f"logs/acquire/scene_{_date}.log",
             benchmark:

@@ -2,7 +2,7 @@
 # readers of stage winners). The only place for Python logic in the workflow.
 #
 # The study runs in stages; each stage's runs are one slice of the matrix
-# run = (model, hparams, dates, aug, seed):
+# run = (model, hparams, dates, aug, seed) (glaciermap.runs.RunKey):
 #   model selection   every model         x base hparams x all dates x noaug    x seeds
 #   hyperparameters   winner model        x grid cells   x all dates x noaug    x seeds
 #   augmentation      winner model        x best cell    x all dates x compare  x seeds
@@ -14,37 +14,36 @@
 # trained once.
 #
 # Building the DAG imports neither torch nor pandas (a dry run of the study
-# stays well under 10 s): names come from the config schema, and the table
+# stays well under 10 s): run names come from glaciermap.runs, training
+# settings from glaciermap.training.settings (both torch-free), and the table
 # readers are imported when a checkpoint table exists.
 import itertools
 
-from glaciermap.config import load_schema
-
-_SCHEMA = load_schema()["properties"]
-MODEL_NAMES = _SCHEMA["model_selection"]["properties"]["models"]["items"]["enum"]
-AUG_MODES = _SCHEMA["augmentation"]["properties"]["compare"]["items"]["enum"]
-# Training settings that do not change a run's numbers
-# (glaciermap.training.settings.NON_NUMERIC; tests/test_workflow_matrix.py checks).
-NON_NUMERIC = ("device", "threads", "image_every")
+from glaciermap.runs import (
+    NO_AUG,
+    RUN_PATTERN,
+    WILDCARD_PATTERNS,
+    HParams,
+    RunKey,
+    join_dates,
+    split_dates,
+)
+from glaciermap.training.settings import RunSettings
+from glaciermap.utils.params import canonical
 
 DATES = list(config["data"]["scenes"])
-ALL_DATES = "+".join(DATES)
+ALL_DATES = join_dates(DATES)
 SEEDS = list(config["seeds"])
-BASE_AUG = "noaug"
+FINAL_SEEDS = list(config["final"]["seeds"] or SEEDS)
 
-RUN = "{model}/{hparams}/{dates}/{aug}/seed{seed}"
+RUN = RUN_PATTERN
 # With --software-deployment-method conda every job runs in this environment
 # (pinned like pyproject.toml; relative to the rule files).
 CONDA_ENV = "../envs/glaciermap.yaml"
 
 
 wildcard_constraints:
-    model="|".join(MODEL_NAMES),
-    hparams=r"dropout[0-9.]+-(sigmoid|softmax)-(max|mean)",
-    date=r"[A-Za-z0-9_-]+",
-    dates=r"[A-Za-z0-9_+-]+",
-    aug="|".join(AUG_MODES),
-    seed=r"[0-9]+",
+    **WILDCARD_PATTERNS,
     split="train|val|test",
     region="train|test",
 
@@ -53,8 +52,8 @@ wildcard_constraints:
 
 
 def run_name(model, hparams, dates, aug, seed):
-    """The ``{run}`` of docs/architecture.md: model/hparams/dates/aug/seed{seed}."""
-    return f"{model}/{hparams}/{dates}/{aug}/seed{seed}"
+    """The ``{run}`` of docs/architecture.md (glaciermap.runs.RunKey.path)."""
+    return RunKey(model, HParams.from_slug(hparams), split_dates(dates), aug, seed).path
 
 
 def metrics_files(runs):
@@ -63,11 +62,11 @@ def metrics_files(runs):
 
 def tile_files(dates, split):
     """Tile stores of one split for the '+'-joined ``dates`` of a run."""
-    return [f"results/tiles/{date}/{split}.npz" for date in dates.split("+")]
+    return [f"results/tiles/{date}/{split}.npz" for date in split_dates(dates)]
 
 
 def stats_files(dates):
-    return [f"results/tiles/{date}/stats.json" for date in dates.split("+")]
+    return [f"results/tiles/{date}/stats.json" for date in split_dates(dates)]
 
 
 def eval_files(runs, dates=DATES):
@@ -77,45 +76,25 @@ def eval_files(runs, dates=DATES):
 # ---------------------------------------------------------------- settings
 
 
-def cell_slug(dropout, activation, pooling):
-    """The ``{hparams}`` wildcard, e.g. dropout0.4-softmax-mean
-    (glaciermap.models.spec.HParams.slug; tests/test_workflow_matrix.py checks)."""
-    return f"dropout{float(dropout):g}-{activation}-{pooling}"
-
-
 def hparams_slug(block):
     """``{dropout, activation, pooling}`` mapping -> the ``{hparams}`` wildcard."""
-    return cell_slug(block["dropout"], block["activation"], block["pooling"])
+    return HParams.from_mapping(block).slug
 
 
-def training_settings(wildcards):
-    """Everything that defines one run's training, passed as ``params`` so that
-    changing a setting (or one model's override in training.models) reruns
-    exactly the runs it applies to. Keys that do not change a run's numbers
-    (device, threads, image_every) are left out."""
-    training = config["training"]
-    merged = {**training, **training["models"].get(wildcards.model, {})}
-    settings = {k: v for k, v in merged.items() if k != "models" and k not in NON_NUMERIC}
-    if wildcards.aug != "noaug":
-        augmentation = config["augmentation"]
-        settings["augmentation"] = {
-            k: v for k, v in augmentation.items() if k not in ("compare", "winner")
-        }
-    return canonical_params(settings)
+def run_settings(wildcards):
+    """The resolved settings of the training run of ``wildcards``."""
+    return RunSettings.from_config(config, RunKey.from_wildcards(wildcards))
 
 
-def canonical_params(value):
-    """Dicts with sorted keys, recursively: reordering keys in the config file
-    must not trigger a rerun (Snakemake compares params as written)."""
-    if isinstance(value, dict):
-        return {key: canonical_params(value[key]) for key in sorted(value)}
-    return value
+def training_params(wildcards):
+    """Everything the run uses (training.models.<model> overrides applied), so that
+    changing a setting reruns exactly the runs it applies to."""
+    return run_settings(wildcards).to_params()
 
 
 def train_runtime_minutes(wildcards, attempt):
     """Wall-time request of a training job, for cluster executors (minutes)."""
-    epochs = training_settings(wildcards).get("epochs", config["training"]["epochs"])
-    return (20 + 2 * epochs) * attempt
+    return (20 + 2 * run_settings(wildcards).epochs) * attempt
 
 
 # ---------------------------------------------------------------- matrix and winners
@@ -125,7 +104,7 @@ def selection_runs():
     stage = config["model_selection"]
     cell = hparams_slug(stage["hparams"])
     return [
-        run_name(model, cell, ALL_DATES, BASE_AUG, seed)
+        run_name(model, cell, ALL_DATES, NO_AUG, seed)
         for model in stage["models"]
         for seed in SEEDS
     ]
@@ -145,13 +124,13 @@ def best_model():
 def grid_cells():
     grid = config["hparam_grid"]
     cells = itertools.product(grid["dropout"], grid["activation"], grid["pooling"])
-    return [cell_slug(*cell) for cell in cells]
+    return [HParams(*cell).slug for cell in cells]
 
 
 def grid_runs():
     model = best_model()
     return [
-        run_name(model, cell, ALL_DATES, BASE_AUG, seed) for cell in grid_cells() for seed in SEEDS
+        run_name(model, cell, ALL_DATES, NO_AUG, seed) for cell in grid_cells() for seed in SEEDS
     ]
 
 
@@ -203,7 +182,7 @@ def final_runs():
     return [
         run_name(model, cell, dates, aug, seed)
         for dates in final_training_dates()
-        for seed in SEEDS
+        for seed in FINAL_SEEDS
     ]
 
 
@@ -234,7 +213,23 @@ def baseline_eval_files():
 
 def history_runs():
     """Runs of Figure 4: the final runs on all dates (every final run if there are none)."""
-    return [run for run in final_runs() if run.split("/")[2] == ALL_DATES] or final_runs()
+    runs = [run for run in final_runs() if RunKey.parse(run).dates_label == ALL_DATES]
+    return runs or final_runs()
+
+
+def area_maps():
+    """The maps the area tables sum: one record (run, date, mask, outlines) per final
+    run and date, so that the script pairs files by name, not by list order."""
+    return [
+        {
+            "run": run,
+            "date": date,
+            "mask": f"results/maps/{run}/{date}/mask.tif",
+            "outlines": f"results/maps/{run}/{date}/outlines.gpkg",
+        }
+        for run in final_runs()
+        for date in DATES
+    ]
 
 
 def overlay_run():

@@ -16,7 +16,7 @@ rule maps_predict:
         probability=f"results/maps/{RUN}/{{date}}/probability.tif",
         mask=f"results/maps/{RUN}/{{date}}/mask.tif",
     params:
-        inference=canonical_params(config["inference"]),
+        inference=canonical(config["inference"]),
         device=config["training"]["device"],
     threads: config["training"]["threads"]
     log:
@@ -50,12 +50,8 @@ rule maps_outlines:
 rule maps_areas:
     localrule: True
     input:
-        masks=lambda wc: [
-            f"results/maps/{run}/{date}/mask.tif" for run in final_runs() for date in DATES
-        ],
-        outlines=lambda wc: [
-            f"results/maps/{run}/{date}/outlines.gpkg" for run in final_runs() for date in DATES
-        ],
+        masks=lambda wc: [record["mask"] for record in area_maps()],
+        outlines=lambda wc: [record["outlines"] for record in area_maps()],
         reference=expand("results/masks/{date}.tif", date=DATES),
         regions="results/regions.tif",
         glacier_outlines=config["data"]["outlines"]["file"],
@@ -65,8 +61,8 @@ rule maps_areas:
             "results/maps/area_change.csv", caption="../report/area_change.rst", category="Maps"
         ),
     params:
-        runs=lambda wc: final_runs(),
-        dates=DATES,
+        maps=lambda wc: area_maps(),
+        reference={date: f"results/masks/{date}.tif" for date in DATES},
         date_order=DATES_BY_ACQUISITION,
         outlines=config["data"]["outlines"],
         acquired=config["data"]["scenes"][REFERENCE_DATE]["acquired"],

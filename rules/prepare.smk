@@ -18,7 +18,7 @@ rule prepare_scene:
     output:
         "results/scenes/{date}.tif",
     params:
-        settings=lambda wc: canonical_params(scene_settings(config["data"], wc.date)),
+        settings=lambda wc: canonical(scene_settings(config["data"], wc.date)),
     log:
         "logs/prepare/scene_{date}.log",
     benchmark:
@@ -36,7 +36,7 @@ rule prepare_mask:
     output:
         "results/masks/{date}.tif",
     params:
-        settings=lambda wc: canonical_params(mask_settings(config["data"], wc.date)),
+        settings=lambda wc: canonical(mask_settings(config["data"], wc.date)),
     log:
         "logs/prepare/mask_{date}.log",
     benchmark:
@@ -54,7 +54,7 @@ rule prepare_regions:
     output:
         "results/regions.tif",
     params:
-        settings=canonical_params(regions_settings(config["data"])),
+        settings=canonical(regions_settings(config["data"])),
     log:
         "logs/prepare/regions.log",
     benchmark:
@@ -76,7 +76,7 @@ rule prepare_tiles:
         test="results/tiles/{date}/test.npz",
         stats="results/tiles/{date}/stats.json",
     params:
-        tiles=canonical_params(config["data"]["tiles"]),
+        tiles=canonical(config["data"]["tiles"]),
     log:
         "logs/prepare/tiles_{date}.log",
     benchmark:

@@ -15,6 +15,8 @@ checkpoint table1_models:
             category="Tables",
         ),
         md="results/table1_models.md",
+    params:
+        table="models",
     log:
         "logs/select/table1_models.log",
     benchmark:
@@ -37,6 +39,8 @@ checkpoint table2_hparams:
             category="Tables",
         ),
         md="results/table2_hparams.md",
+    params:
+        table="hparams",
     log:
         "logs/select/table2_hparams.log",
     benchmark:
@@ -59,6 +63,8 @@ checkpoint table_augmentation:
             category="Tables",
         ),
         md="results/table_augmentation.md",
+    params:
+        table="augmentation",
     log:
         "logs/select/table_augmentation.log",
     benchmark:

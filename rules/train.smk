@@ -12,7 +12,7 @@ rule train:
         metrics=f"results/runs/{RUN}/metrics.json",
         weights=f"results/runs/{RUN}/best.pt",
     params:
-        settings=training_settings,
+        settings=training_params,
     log:
         f"logs/train/{RUN}.log",
     benchmark:

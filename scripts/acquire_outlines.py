@@ -1,8 +1,8 @@
 """Snakemake adapter: GLIMS outlines of the area (rule acquire_outlines)."""
 
 from glaciermap.acquire.glims import acquire_outlines
-from glaciermap.acquire.settings import acquire_settings
-from glaciermap.utils.logs import setup_logging
+from glaciermap.acquire.settings import settings_from_section
+from glaciermap.utils.jobs import job
 
-setup_logging(snakemake.log[0])
-acquire_outlines(acquire_settings(snakemake.config), snakemake.output[0])
+with job(snakemake.log[0]):
+    acquire_outlines(settings_from_section(snakemake.params.settings), snakemake.output[0])

@@ -1,13 +1,13 @@
 """Snakemake adapter: the Sentinel-2 L2A scene of one date (rules acquire_scene_{date})."""
 
-from glaciermap.acquire.settings import acquire_settings
+from glaciermap.acquire.settings import settings_from_section
 from glaciermap.acquire.stac import download_scene
-from glaciermap.utils.logs import setup_logging
+from glaciermap.utils.jobs import job
 
-setup_logging(snakemake.log[0])
-download_scene(
-    acquire_settings(snakemake.config),
-    snakemake.params.date,
-    snakemake.output[0],
-    outlines=snakemake.input.get("outlines") or None,
-)
+with job(snakemake.log[0]):
+    download_scene(
+        settings_from_section(snakemake.params.settings),
+        snakemake.params.date,
+        snakemake.output[0],
+        outlines=snakemake.input.get("outlines") or None,
+    )

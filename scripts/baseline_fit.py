@@ -1,7 +1,7 @@
 """Snakemake adapter: fit the threshold baseline on the training tiles of some dates."""
 
 from glaciermap.evaluation.baseline import fit_baseline
-from glaciermap.utils.logs import setup_logging
+from glaciermap.utils.jobs import job
 
-setup_logging(snakemake.log[0])
-fit_baseline(snakemake.input.train, snakemake.output[0], val_tiles=snakemake.input.val)
+with job(snakemake.log[0]):
+    fit_baseline(snakemake.input.train, snakemake.output[0], val_tiles=snakemake.input.val)

@@ -1,14 +1,14 @@
 """Snakemake adapter: score one predicted mask (rules evaluate, baseline_evaluate)."""
 
 from glaciermap.evaluation.metrics import evaluate_prediction
-from glaciermap.utils.logs import setup_logging
+from glaciermap.utils.jobs import job
 
-setup_logging(snakemake.log[0])
-evaluate_prediction(
-    snakemake.input.prediction,
-    snakemake.input.reference,
-    snakemake.input.regions,
-    snakemake.output[0],
-    run=snakemake.params.run,
-    date=snakemake.wildcards.date,
-)
+with job(snakemake.log[0]):
+    evaluate_prediction(
+        snakemake.input.prediction,
+        snakemake.input.reference,
+        snakemake.input.regions,
+        snakemake.output[0],
+        run=snakemake.params.run,
+        date=snakemake.wildcards.date,
+    )

@@ -1,14 +1,14 @@
 """Snakemake adapter: the area-change figure of the report (rule maps_change_figure)."""
 
 from glaciermap.inference.commands import run_change_figure
-from glaciermap.utils.logs import setup_logging
+from glaciermap.utils.jobs import job
 
-setup_logging(snakemake.log[0])
-run_change_figure(
-    snakemake.input.scene,
-    snakemake.input.masks,
-    snakemake.input.outlines,
-    snakemake.params.dates,
-    snakemake.output[0],
-    run=snakemake.params.run,
-)
+with job(snakemake.log[0]):
+    run_change_figure(
+        snakemake.input.scene,
+        snakemake.input.masks,
+        snakemake.input.outlines,
+        snakemake.params.dates,
+        snakemake.output[0],
+        run=snakemake.params.run,
+    )

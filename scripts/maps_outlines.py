@@ -1,14 +1,14 @@
 """Snakemake adapter: glacier outlines of one predicted mask (rule maps_outlines)."""
 
 from glaciermap.inference.vectorize import vectorize_mask_file
-from glaciermap.utils.logs import setup_logging
+from glaciermap.utils.jobs import job
 
-setup_logging(snakemake.log[0])
-vectorize_mask_file(
-    snakemake.input.mask,
-    snakemake.output[0],
-    min_area_km2=snakemake.params.min_area_km2,
-    date=snakemake.wildcards.date,
-    model=snakemake.wildcards.model,
-    run=snakemake.params.run,
-)
+with job(snakemake.log[0]):
+    vectorize_mask_file(
+        snakemake.input.mask,
+        snakemake.output[0],
+        min_area_km2=snakemake.params.min_area_km2,
+        date=snakemake.wildcards.date,
+        model=snakemake.wildcards.model,
+        run=snakemake.params.run,
+    )

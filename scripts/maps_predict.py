@@ -3,15 +3,15 @@
 import torch
 
 from glaciermap.inference.commands import predict_scene_maps
-from glaciermap.utils.logs import setup_logging
+from glaciermap.utils.jobs import job
 
-setup_logging(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
-predict_scene_maps(
-    snakemake.input.checkpoint,
-    snakemake.input.scene,
-    snakemake.output.probability,
-    snakemake.output.mask,
-    snakemake.params.inference,
-    device=snakemake.params.device,
-)
+with job(snakemake.log[0]):
+    torch.set_num_threads(snakemake.threads)
+    predict_scene_maps(
+        snakemake.input.checkpoint,
+        snakemake.input.scene,
+        snakemake.output.probability,
+        snakemake.output.mask,
+        snakemake.params.inference,
+        device=snakemake.params.device,
+    )

@@ -1,9 +1,12 @@
 """Snakemake adapter: glacier outlines rasterized on the scene grid (rule prepare_mask)."""
 
 from glaciermap.data.prepare import prepare_mask
-from glaciermap.utils.logs import setup_logging
+from glaciermap.utils.jobs import job
 
-setup_logging(snakemake.log[0])
-prepare_mask(
-    snakemake.params.settings, snakemake.wildcards.date, snakemake.input.scene, snakemake.output[0]
-)
+with job(snakemake.log[0]):
+    prepare_mask(
+        snakemake.params.settings,
+        snakemake.wildcards.date,
+        snakemake.input.scene,
+        snakemake.output[0],
+    )

@@ -1,7 +1,7 @@
 """Snakemake adapter: the train / validation / test split raster (rule prepare_regions)."""
 
 from glaciermap.data.prepare import prepare_regions
-from glaciermap.utils.logs import setup_logging
+from glaciermap.utils.jobs import job
 
-setup_logging(snakemake.log[0])
-prepare_regions(snakemake.params.settings, snakemake.input.scene, snakemake.output[0])
+with job(snakemake.log[0]):
+    prepare_regions(snakemake.params.settings, snakemake.input.scene, snakemake.output[0])

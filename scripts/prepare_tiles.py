@@ -3,13 +3,13 @@
 from pathlib import Path
 
 from glaciermap.data.prepare import prepare_tiles
-from glaciermap.utils.logs import setup_logging
+from glaciermap.utils.jobs import job
 
-setup_logging(snakemake.log[0])
-prepare_tiles(
-    snakemake.input.scene,
-    snakemake.input.mask,
-    snakemake.input.regions,
-    snakemake.params.tiles,
-    Path(snakemake.output.stats).parent,
-)
+with job(snakemake.log[0]):
+    prepare_tiles(
+        snakemake.input.scene,
+        snakemake.input.mask,
+        snakemake.input.regions,
+        snakemake.params.tiles,
+        Path(snakemake.output.stats).parent,
+    )

@@ -1,13 +1,13 @@
-"""Snakemake adapter: write one stage's selection table (Table 1, Table 2, augmentation)."""
+"""Snakemake adapter: one stage's selection table (rules table1_models, table2_hparams,
+table_augmentation; ``params.table`` says which)."""
 
-from glaciermap.reporting import tables
-from glaciermap.utils.logs import setup_logging
+from glaciermap.reporting.tables import build_selection_table
+from glaciermap.utils.jobs import job
 
-BUILDERS = {
-    "table1_models": tables.build_table1,
-    "table2_hparams": tables.build_table2,
-    "table_augmentation": tables.build_table_augmentation,
-}
-
-setup_logging(snakemake.log[0])
-BUILDERS[snakemake.rule](snakemake.input.metrics, snakemake.input.baseline, snakemake.output.csv)
+with job(snakemake.log[0]):
+    build_selection_table(
+        snakemake.params.table,
+        snakemake.input.metrics,
+        snakemake.input.baseline,
+        snakemake.output.csv,
+    )

@@ -1,9 +1,9 @@
 """Snakemake adapter: write Table 3 and its long form (rule table3)."""
 
 from glaciermap.reporting.tables import build_table3
-from glaciermap.utils.logs import setup_logging
+from glaciermap.utils.jobs import job
 
-setup_logging(snakemake.log[0])
-build_table3(
-    snakemake.input.evals, snakemake.input.baseline, snakemake.output.csv, snakemake.output.long
-)
+with job(snakemake.log[0]):
+    build_table3(
+        snakemake.input.evals, snakemake.input.baseline, snakemake.output.csv, snakemake.output.long
+    )

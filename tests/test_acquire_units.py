@@ -18,17 +18,11 @@ from rasterio.crs import CRS
 from glaciermap.acquire import commands
 from glaciermap.acquire.grid import Grid, area_grid, snapped_grid, utm_crs
 from glaciermap.acquire.settings import AreaSpec, acquired_files, parse_window, scene_targets
-from glaciermap.acquire.stac import (
-    boa_offset,
-    pick_item,
-    processing_baseline,
-    read_on_grid,
-    to_reflectance,
-    write_scene,
-)
+from glaciermap.acquire.stac import boa_offset, pick_item, processing_baseline, read_on_grid
 from glaciermap.config import validate_config
 from glaciermap.errors import ConfigError, InputDataError
-from glaciermap.io.scenes import read_scene
+from glaciermap.io.scenes import read_scene, write_scene
+from glaciermap.io.sentinel2 import BAND_IDS, to_reflectance
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "everest"
 AREA = (-45.5, 61.15, -45.3, 61.25)
@@ -114,14 +108,11 @@ def test_grids_snap_outward_in_the_utm_zone():
     assert west <= AREA[0] and south <= AREA[1] and east >= AREA[2] and north >= AREA[3]
 
 
-def test_read_on_grid_copies_an_aligned_window_and_warps_otherwise(tmp_path):
+def test_read_on_grid_copies_an_aligned_window_and_warps_otherwise(tmp_path, geotiff):
     dn = np.arange(1, 41 * 37 + 1, dtype=np.uint16).reshape(37, 41)
-    path = tmp_path / "b.tif"
     crs = CRS.from_epsg(32645)
-    profile = {"driver": "GTiff", "dtype": "uint16", "count": 1, "width": 41, "height": 37,
-               "crs": crs, "transform": Affine(10, 0, 5000, 0, -10, 9000), "nodata": 0}  # fmt: skip
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(dn, 1)
+    origin = Affine(10, 0, 5000, 0, -10, 9000)
+    path = geotiff(tmp_path / "b.tif", dn, crs=crs, transform=origin, nodata=0)
     # Partly outside the source: the outside is 0 (no data), the inside copied as is.
     aligned = read_on_grid(str(path), Grid(crs, Affine(10, 0, 4980, 0, -10, 8970), 6, 5))
     np.testing.assert_array_equal(aligned[:, 2:], dn[3:8, 0:4])
@@ -205,9 +196,9 @@ def test_scene_file_is_tiled_reflectance_with_tags(tmp_path):
     reflectance = to_reflectance(dn, -1000.0)
     assert np.isnan(reflectance[:10]).all() and (reflectance[10:] == np.float32(0.05)).all()
     grid = Grid(CRS.from_epsg(32623), Affine(10, 0, 500000, 0, -10, 6790000), 260, 300)
-    hrefs = {band: f"http://example.invalid/{band}.tif" for band in ("blue", "green", "red", "nir")}
+    band_tags = [{"sentinel2": BAND_IDS[band]} for band in ("blue", "green", "red", "nir")]
     output = tmp_path / "scene.tif"
-    write_scene(output, np.stack([reflectance] * 4), grid, {"stac_item_id": "X"}, hrefs)
+    write_scene(np.stack([reflectance] * 4), grid, output, {"stac_item_id": "X"}, band_tags)
     with rasterio.open(output) as scene:
         assert scene.block_shapes[0] == (256, 256) and scene.transform == grid.transform
         assert scene.tags()["stac_item_id"] == "X" and scene.tags(4)["sentinel2"] == "B08"

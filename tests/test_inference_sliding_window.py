@@ -17,6 +17,7 @@ from glaciermap.inference.windows import axis_window, blend_weights, plan_window
 
 BANDS = ["blue", "green", "red", "nir"]
 TRANSFORM = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 3100000.0)
+GRID = {"crs": "EPSG:32645", "transform": TRANSFORM}  # keywords of the geotiff fixture
 
 
 class ArraySource:
@@ -78,24 +79,6 @@ def assemble(source, predictors, settings) -> np.ndarray:
         out[:, r : r + h, c : c + w] = block.probabilities
     assert not (out == -1).any()  # every pixel once
     return out[0] if len(predictors) == 1 else out
-
-
-def write_scene(path, array: np.ndarray, crs="EPSG:32645", transform=TRANSFORM, names=BANDS):
-    profile = dict(
-        driver="GTiff",
-        height=array.shape[1],
-        width=array.shape[2],
-        count=array.shape[0],
-        dtype="float32",
-        nodata=float("nan"),
-    )
-    if crs is not None:
-        profile.update(crs=crs, transform=transform)
-    with rasterio.open(path, "w", **profile) as out:
-        out.write(array.astype(np.float32))
-        if names:
-            out.descriptions = tuple(names)
-    return path
 
 
 def test_window_starts_cover_any_length_and_end_on_the_edge():
@@ -290,10 +273,10 @@ def test_bad_settings_name_the_key(settings, key):
         InferenceSettings.from_config(settings)
 
 
-def test_written_maps_keep_grid_and_are_cloud_optimized(tmp_path):
+def test_written_maps_keep_grid_and_are_cloud_optimized(tmp_path, geotiff):
     array = np.random.default_rng(4).random((4, 70, 90), dtype=np.float32)
     array[:, :3, :3] = np.nan
-    scene = write_scene(tmp_path / "scene.tif", array)
+    scene = geotiff(tmp_path / "scene.tif", array, **GRID, nodata=np.nan, descriptions=BANDS)
     with open_workflow_scene(scene, BANDS) as source:
         summary = write_maps(
             source,
@@ -319,7 +302,7 @@ def test_written_maps_keep_grid_and_are_cloud_optimized(tmp_path):
 
 
 @pytest.mark.parametrize("fail_in", ["model", "writer"])
-def test_a_failure_mid_scene_leaves_no_output(tmp_path, fail_in, monkeypatch):
+def test_a_failure_mid_scene_leaves_no_output(tmp_path, fail_in, monkeypatch, geotiff):
     class FailingPredictor(ConstantPredictor):
         def predict_proba(self, x):
             if self.calls == 2 and fail_in == "model":  # after two blocks were written
@@ -337,7 +320,8 @@ def test_a_failure_mid_scene_leaves_no_output(tmp_path, fail_in, monkeypatch):
             original(self, block)
 
         monkeypatch.setattr(maps._BlockWriter, "__call__", failing)
-    scene = write_scene(tmp_path / "scene.tif", np.ones((4, 96, 96), np.float32))
+    ones = np.ones((4, 96, 96), np.float32)
+    scene = geotiff(tmp_path / "scene.tif", ones, **GRID, nodata=np.nan, descriptions=BANDS)
     with (
         open_workflow_scene(scene, BANDS) as source,
         pytest.raises(RuntimeError if fail_in == "model" else OSError),

@@ -14,7 +14,8 @@ from torch.nn import functional as F
 
 from glaciermap.models.aux_head import AuxHead
 from glaciermap.models.registry import build_model
-from glaciermap.models.spec import HParams, ModelSpec
+from glaciermap.models.spec import ModelSpec
+from glaciermap.runs import HParams
 
 torch.set_num_threads(1)
 

@@ -11,7 +11,8 @@ import torch
 from glaciermap.errors import ConfigError, InputDataError
 from glaciermap.models.encoder_weights import adapt_first_conv_weight
 from glaciermap.models.registry import build_model
-from glaciermap.models.spec import HParams, ModelSpec
+from glaciermap.models.spec import ModelSpec
+from glaciermap.runs import HParams
 
 torch.set_num_threads(1)
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from glaciermap.models.maresunet import AttentionBlock, LinearAttention, build_maresunet
-from glaciermap.models.spec import HParams, ModelSpec
+from glaciermap.models.spec import ModelSpec
+from glaciermap.runs import HParams
 
 torch.set_num_threads(1)
 

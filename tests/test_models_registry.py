@@ -12,7 +12,8 @@ from glaciermap.models.registry import (
     count_parameters,
     reflect_pad_to,
 )
-from glaciermap.models.spec import MODEL_NAMES, HParams, ModelSpec
+from glaciermap.models.spec import ModelSpec
+from glaciermap.runs import MODEL_NAMES, HParams
 
 torch.set_num_threads(1)
 

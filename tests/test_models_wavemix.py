@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from glaciermap.errors import ConfigError
-from glaciermap.models.spec import HParams, ModelSpec
+from glaciermap.models.spec import ModelSpec
 from glaciermap.models.wavemix import HaarDWT, build_wavemix
+from glaciermap.runs import HParams
 
 torch.set_num_threads(1)
 

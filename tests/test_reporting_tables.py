@@ -15,7 +15,6 @@ from glaciermap.reporting.tables import (
     build_table2,
     build_table3,
     build_table_augmentation,
-    parse_run,
     winner_aug,
     winner_hparams,
     winner_model,
@@ -167,13 +166,6 @@ def test_table3_rows_columns_and_long_form(tmp_path):
     assert len(long) == (3 * 2 + 2) * 2 * 4  # (rows x dates) x regions x metrics
     assert "±" in out.with_suffix(".md").read_text()
     assert out_long.with_suffix(".md").exists()
-
-
-def test_parse_run():
-    assert parse_run(f"fpn/{HP}/july/aug-concat/seed3")["seed"] == 3
-    assert parse_run("baseline/july")["dates"] == "july"
-    with pytest.raises(ValueError):
-        parse_run("fpn/july")
 
 
 def test_cli_table_and_bad_input(tmp_path):

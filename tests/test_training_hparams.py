@@ -15,7 +15,7 @@ import pytest
 import torch
 from test_training_run import settings, write_date
 
-from glaciermap.models.spec import HParams
+from glaciermap.runs import HParams
 from glaciermap.training.run import train_run
 
 BASE = HParams(0.2, "sigmoid", "mean")

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from glaciermap.labels import NODATA
 from glaciermap.training.losses import (
     LOSSES,
     auxiliary_loss,
@@ -74,3 +75,28 @@ def test_auxiliary_target_is_the_glacier_fraction():
     right = torch.tensor([[0.0], [-20.0]])  # sigmoid 0.5 and ~0
     wrong = torch.tensor([[-20.0], [20.0]])
     assert auxiliary_loss(right, masks) < auxiliary_loss(wrong, masks)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("activation", ["sigmoid", "softmax"])
+def test_unlabelled_pixels_do_not_change_the_loss(loss, activation):
+    """Pixels marked 255 (nodata, uncertain label) neither count nor get a gradient."""
+    y = target().to(torch.uint8)
+    masks = y.clone()
+    masks[:, :3] = NODATA
+    fn = segmentation_loss(loss, activation)
+    z = logits_for(y.float(), activation, 1.5).requires_grad_()
+    reference = fn(z, masks)
+    other = z.detach().clone()
+    other[..., :3, :] = torch.randn_like(other[..., :3, :]) * 10  # any logits there
+    assert torch.allclose(fn(other, masks), reference)
+    # ... which equals the loss over the labelled pixels alone.
+    assert torch.allclose(reference, fn(z[..., 3:, :], y[:, 3:]), atol=1e-6)
+    reference.backward()
+    assert z.grad[..., :3, :].abs().sum() == 0 and z.grad[..., 3:, :].abs().sum() > 0
+
+
+def test_auxiliary_target_ignores_unlabelled_pixels():
+    masks = torch.full((1, 4, 4), NODATA, dtype=torch.uint8)
+    masks[0, 0] = torch.tensor([1, 1, 0, 0], dtype=torch.uint8)
+    assert torch.equal(glacier_fraction(masks), torch.tensor([[0.5]]))

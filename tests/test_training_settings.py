@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
 import signal
 
@@ -12,7 +14,7 @@ from test_training_run import write_date
 from glaciermap.cli import main
 from glaciermap.config import validate_config
 from glaciermap.errors import ConfigError
-from glaciermap.models.spec import HParams
+from glaciermap.runs import HParams, RunKey
 from glaciermap.training import commands
 from glaciermap.training.interruption import RunInterrupted
 from glaciermap.training.settings import RunSettings
@@ -37,11 +39,13 @@ def config(**training) -> dict:
     return validate_config(data)
 
 
+def key(model="fpn", slug="dropout0.5-sigmoid-max", dates="july", aug="noaug", seed=1) -> RunKey:
+    return RunKey(model, HParams.from_slug(slug), dates.split("+"), aug, seed)
+
+
 def test_from_config_applies_defaults_overrides_and_augmentation():
     cfg = config(epochs=7, models={"pspnet": {"learning_rate": 0.01, "batch_size": 8}})
-    s = RunSettings.from_config(
-        cfg, "pspnet", "dropout0.5-sigmoid-max", "july+august", "aug-online", 3
-    )
+    s = RunSettings.from_config(cfg, key("pspnet", dates="july+august", aug="aug-online", seed=3))
     assert s.hparams == HParams(0.5, "sigmoid", "max")
     assert s.dates == ("july", "august") and s.seed == 3 and s.epochs == 7
     assert s.learning_rate == 0.01 and s.batch_size == 8
@@ -52,29 +56,45 @@ def test_from_config_applies_defaults_overrides_and_augmentation():
         "saturation": 0.25,
         "hue": 0.1,
     }
-    other = RunSettings.from_config(cfg, "fpn", "dropout0.5-sigmoid-max", "july", "noaug", 3)
+    other = RunSettings.from_config(cfg, key(seed=3))
     assert other.learning_rate == 0.0001 and other.batch_size == 16
-    assert s.to_dict()["dates"] == "july+august" and s.to_dict()["pooling"] == "max"
+    # A run without augmentation does not depend on the augmentation settings.
+    assert other.augmentation is None
+    assert s.to_dict()["dates"] == "july+august" and s.to_dict()["hparams"] == s.hparams.slug
+
+
+def test_params_carry_every_setting_the_run_uses():
+    cfg = config(epochs=7, threads=3, image_every=2)
+    settings = RunSettings.from_config(cfg, key(aug="aug-concat"))
+    params = settings.to_params()
+    assert "threads" not in params and params["image_every"] == 2
+    assert list(params) == sorted(params)  # reordering the config reruns nothing
+    again = RunSettings.from_params(params, threads=5)
+    assert again == dataclasses.replace(settings, threads=5)
+    with pytest.raises(ConfigError, match="unknown settings"):
+        RunSettings.from_params({**params, "mystery": 1}, threads=1)
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "key"),
+    ("kwargs", "key_name"),
     [
         ({"models": {"fpn": {"learnin_rate": 1}}}, "training.models.fpn.learnin_rate"),
         ({"models": {"fpn": {"epochs": 0}}}, "training.epochs"),
         ({"batch_size": 1}, "training.batch_size"),
     ],
 )
-def test_bad_overrides_name_the_key(kwargs, key):
-    with pytest.raises(ConfigError, match=key):
-        RunSettings.from_config(
-            config(**kwargs), "fpn", "dropout0.5-sigmoid-max", "july", "noaug", 1
-        )
+def test_bad_overrides_name_the_key(kwargs, key_name):
+    with pytest.raises(ConfigError, match=key_name):
+        RunSettings.from_config(config(**kwargs), key())
 
 
-def test_bad_hparams_slug_is_a_config_error():
+def test_bad_hparams_slug_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="hparams"):
-        RunSettings.from_config(config(), "fpn", "dropout0.5-tanh-max", "july", "noaug", 1)
+        commands._run_key(
+            argparse.Namespace(
+                model="fpn", hparams="dropout0.5-tanh-max", dates="july", aug="noaug", seed=1
+            )
+        )
 
 
 def test_train_command_writes_the_run_folder(tmp_path, monkeypatch):

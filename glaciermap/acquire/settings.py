@@ -13,11 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from glaciermap.config import BANDS
+from glaciermap.bands import band_indices
 from glaciermap.errors import ConfigError
-
-# Sentinel-2 assets in the order of glaciermap.config.BANDS (blue, green, red, nir).
-SENTINEL2_BANDS = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08"}
+from glaciermap.utils.params import canonical
 
 
 @dataclass(frozen=True)
@@ -97,9 +95,35 @@ def parse_window(label: str, text: str) -> DateWindow:
     return DateWindow(label, start, end)
 
 
+# What the download of one date's scene and that of the outlines read from the
+# ``acquire:`` section: their rules' params (changing another key reruns neither).
+_SCENE_KEYS = (
+    "enabled", "endpoint", "collection", "aoi", "max_cloud", "assets", "crs", "resolution",
+    "boa_offset", "timeout_s", "retries",
+)  # fmt: skip
+_OUTLINE_KEYS = ("enabled", "aoi", "crs", "resolution", "timeout_s", "retries", "outlines")
+
+
+def scene_params(config: Mapping[str, Any], date: str) -> dict[str, Any]:
+    """The ``acquire:`` settings the download of ``date``'s scene uses (its window only)."""
+    section = config["acquire"]
+    params = {key: section[key] for key in _SCENE_KEYS if key in section}
+    return canonical({**params, "dates": {date: section["dates"][date]}})
+
+
+def outline_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``acquire:`` settings the download of the outlines uses."""
+    section = config["acquire"]
+    return canonical({key: section[key] for key in _OUTLINE_KEYS if key in section})
+
+
 def acquire_settings(config: Mapping[str, Any]) -> AcquireSettings:
     """Typed view of a validated config's ``acquire:`` section (defaults filled by the schema)."""
-    section = config.get("acquire") or {}
+    return settings_from_section(config.get("acquire") or {})
+
+
+def settings_from_section(section: Mapping[str, Any]) -> AcquireSettings:
+    """Typed view of an ``acquire:`` section, whole or as :func:`scene_params` cut it."""
     if not section.get("enabled"):
         raise ConfigError("config key 'acquire.enabled': the acquire section is not enabled")
     aoi = section["aoi"]
@@ -111,15 +135,17 @@ def acquire_settings(config: Mapping[str, Any]) -> AcquireSettings:
     if outlines.get("source") == "file" and not outlines.get("file"):
         raise ConfigError("config key 'acquire.outlines.file': required when source is 'file'")
     return AcquireSettings(
-        endpoint=section["endpoint"],
-        collection=section["collection"],
+        endpoint=section.get("endpoint", ""),
+        collection=section.get("collection", ""),
         area=AreaSpec(bbox, glaciers, float(aoi.get("buffer_m", 0.0))),
-        windows=tuple(parse_window(label, text) for label, text in section["dates"].items()),
-        max_cloud=float(section["max_cloud"]),
-        assets=dict(section["assets"]),
+        windows=tuple(
+            parse_window(label, text) for label, text in section.get("dates", {}).items()
+        ),
+        max_cloud=float(section.get("max_cloud", 100.0)),
+        assets=dict(section.get("assets", {})),
         crs=section.get("crs"),
         resolution=float(section["resolution"]),
-        boa_offset=section["boa_offset"],
+        boa_offset=section.get("boa_offset", "auto"),
         timeout_s=float(section["timeout_s"]),
         retries=int(section["retries"]),
         outlines=OutlineSource(
@@ -144,7 +170,7 @@ def scene_targets(config: Mapping[str, Any]) -> dict[str, str]:
         if label not in scenes or "file" not in scenes[label]:
             raise ConfigError(f"config key '{key}.file': needed for the downloaded scene '{label}'")
         scene = scenes[label]
-        expected = {band: i for i, band in enumerate(BANDS, start=1)}
+        expected = band_indices()
         if dict(scene["bands"]) != expected:
             raise ConfigError(f"config key '{key}.bands': a downloaded scene has bands {expected}")
         if scene.get("product", "generic") != "generic":

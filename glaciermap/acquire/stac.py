@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,18 +37,13 @@ from glaciermap.acquire.http import (
     gdal_http_options,
     vsicurl_path,
 )
-from glaciermap.acquire.settings import SENTINEL2_BANDS, AcquireSettings, DateWindow
-from glaciermap.config import BANDS
+from glaciermap.acquire.settings import AcquireSettings, DateWindow
+from glaciermap.bands import BANDS
 from glaciermap.errors import ConfigError, InputDataError
-from glaciermap.utils.atomic import atomic_path
+from glaciermap.io import sentinel2
+from glaciermap.io.scenes import write_scene
 
 log = logging.getLogger(__name__)
-
-QUANTIFICATION = 10000.0
-# Processing baseline 04.00 (January 2022) shifted L2A DNs by +1000.
-OFFSET_BASELINE = (4, 0)
-L2A_OFFSET = -1000.0
-_BASELINE_IN_NAME = re.compile(r"_N(\d{2})(\d{2})_")
 
 
 @dataclass(frozen=True)
@@ -127,9 +121,9 @@ def processing_baseline(item: pystac.Item) -> str | None:
         if props.get(key):
             return str(props[key])
     for name in (props.get("s2:product_uri"), item.id):
-        match = _BASELINE_IN_NAME.search(str(name or ""))
-        if match:
-            return f"{match[1]}.{match[2]}"
+        baseline = sentinel2.baseline_from_name(str(name or ""))
+        if baseline:
+            return baseline
     return None
 
 
@@ -150,8 +144,7 @@ def boa_offset(item: pystac.Item, setting: str | float) -> float:
             f"STAC item {item.id}: processing baseline unknown, so the L2A offset is too; "
             "set config key 'acquire.boa_offset' to the offset (e.g. -1000 or 0)"
         )
-    major, minor = (int(part) for part in baseline.split("."))
-    return L2A_OFFSET if (major, minor) >= OFFSET_BASELINE else 0.0
+    return sentinel2.reflectance_offset(baseline)
 
 
 def _aligned(src: rasterio.io.DatasetReader, grid: Grid) -> bool:
@@ -196,12 +189,6 @@ def read_on_grid(path: str, grid: Grid) -> np.ndarray:
         return out
 
 
-def to_reflectance(dn: np.ndarray, offset: float) -> np.ndarray:
-    """L2A DNs -> float32 reflectance (DN + offset) / 10000; DN 0 (no data) -> NaN."""
-    value = (dn.astype(np.float64) + offset) / QUANTIFICATION
-    return np.where(dn == 0, np.nan, value).astype(np.float32)
-
-
 def error_chain(exc: BaseException) -> str:
     """The messages of an exception and its causes (GDAL's first error is often the telling one)."""
     messages: list[str] = []
@@ -224,7 +211,7 @@ def asset_href(item: pystac.Item, key: str) -> str:
     return asset.get_absolute_href() or asset.href
 
 
-def scene_grid(settings: AcquireSettings, outlines: str | Path | None = None) -> Grid:
+def acquisition_grid(settings: AcquireSettings, outlines: str | Path | None = None) -> Grid:
     """The common grid; for an area given by glacier ids, from the acquired outlines."""
     glaciers = None
     if settings.area.glaciers:
@@ -246,7 +233,7 @@ def download_scene(
 ) -> Path:
     """Search, pick and read the scene of date ``label`` and write it to ``output``."""
     window = settings.window(label)
-    grid = scene_grid(settings, outlines)
+    grid = acquisition_grid(settings, outlines)
     bbox = grid.lonlat_bbox()
     item = pick_item(search_items(settings, window, bbox), window, settings.max_cloud, bbox)
     if item is None:
@@ -279,7 +266,7 @@ def download_scene(
                     f"cannot read asset '{settings.assets[band]}' ({band}) of STAC item "
                     f"{item.id} at {hrefs[band]}: {error_chain(exc)}"
                 ) from exc
-    reflectance = np.stack([to_reflectance(dn, offset) for dn in dns])
+    reflectance = np.stack([sentinel2.to_reflectance(dn, offset) for dn in dns])
     tags = {
         "stac_item_id": item.id,
         "stac_datetime": item.datetime.isoformat() if item.datetime else "",
@@ -291,37 +278,9 @@ def download_scene(
         "date_label": label,
         "date_window": f"{window.start}..{window.end}",
     }
-    write_scene(output, reflectance, grid, tags, hrefs)
-    return Path(output)
-
-
-def write_scene(
-    output: str | Path,
-    reflectance: np.ndarray,
-    grid: Grid,
-    tags: dict[str, str],
-    hrefs: dict[str, str],
-) -> None:
-    """Write the 4-band reflectance scene atomically, band names and sources attached."""
-    profile = {
-        "driver": "GTiff",
-        "dtype": "float32",
-        "count": len(BANDS),
-        "width": grid.width,
-        "height": grid.height,
-        "crs": grid.crs,
-        "transform": grid.transform,
-        "nodata": float("nan"),
-        "compress": "deflate",
-        "predictor": 3,
-    }
-    if grid.width >= 256 and grid.height >= 256:  # smaller scenes stay in strips
-        profile.update(tiled=True, blockxsize=256, blockysize=256)
-    with atomic_path(output) as tmp:
-        with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(reflectance)
-            dst.update_tags(**tags)
-            for index, band in enumerate(BANDS, start=1):
-                dst.set_band_description(index, band)
-                dst.update_tags(index, band=band, sentinel2=SENTINEL2_BANDS[band], href=hrefs[band])
+    band_tags = [
+        {"band": band, "sentinel2": sentinel2.BAND_IDS[band], "href": hrefs[band]} for band in BANDS
+    ]
+    write_scene(reflectance, grid, output, tags, band_tags)
     log.info("wrote %s (%d x %d)", output, grid.width, grid.height)
+    return Path(output)

@@ -11,10 +11,10 @@ from rasterio.features import rasterize
 from shapely.geometry import box
 
 from glaciermap.errors import InputDataError
+from glaciermap.io.geotiff import geotiff_profile
 from glaciermap.io.grid import Grid
+from glaciermap.labels import GLACIER, NODATA, NOT_GLACIER
 from glaciermap.utils.atomic import atomic_path
-
-GLACIER, NOT_GLACIER, NODATA = 1, 0, 255
 
 
 def require_overlap(outlines: gpd.GeoDataFrame, grid: Grid, outline_file: str | Path) -> None:
@@ -44,16 +44,6 @@ def rasterize_mask(outlines: gpd.GeoDataFrame, grid: Grid, nodata: np.ndarray) -
 
 def write_uint8(raster: np.ndarray, grid: Grid, path: str | Path, nodata: int | None) -> None:
     """Write a one-band uint8 GeoTIFF on ``grid``, atomically."""
-    profile = {
-        "driver": "GTiff",
-        "dtype": "uint8",
-        "count": 1,
-        "height": grid.height,
-        "width": grid.width,
-        "crs": grid.crs,
-        "transform": grid.transform,
-        "nodata": nodata,
-        "compress": "deflate",
-    }
+    profile = geotiff_profile(grid, "uint8", nodata=nodata)
     with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as out:
         out.write(raster, 1)

@@ -20,7 +20,7 @@ from rasterio.crs import CRS
 from rasterio.errors import RasterioError
 
 from glaciermap.data import masks, tiling
-from glaciermap.data.normalization import band_stats
+from glaciermap.data.normalization import ArrayBands, band_stats, scene_range
 from glaciermap.data.regions import region_raster
 from glaciermap.data.tilestore import TileSet
 from glaciermap.errors import InputDataError
@@ -33,6 +33,7 @@ from glaciermap.io.scenes import (
     scene_grid,
     write_scene,
 )
+from glaciermap.labels import GLACIER, NODATA
 from glaciermap.utils.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -130,12 +131,12 @@ def prepare_mask(
     outlines = load_outlines(data, date, grid.crs, base_dir)
     masks.require_overlap(outlines, grid, Path(base_dir) / data["outlines"]["file"])
     mask = masks.rasterize_mask(outlines, grid, ~np.isfinite(scene).all(axis=0))
-    masks.write_uint8(mask, grid, output, nodata=masks.NODATA)
+    masks.write_uint8(mask, grid, output, nodata=NODATA)
     log.info(
         "mask %s: %d outlines, %.1f%% glacier -> %s",
         date,
         len(outlines),
-        100 * (mask == masks.GLACIER).mean(),
+        100 * (mask == GLACIER).mean(),
         output,
     )
 
@@ -175,23 +176,38 @@ def _read_uint8(path: str | Path, grid: Grid) -> np.ndarray:
 
 
 def cut_tiles(
-    scene: np.ndarray, mask: np.ndarray, windows: np.ndarray, grid: Grid, max_nodata: float
+    scene: np.ndarray,
+    mask: np.ndarray,
+    windows: np.ndarray,
+    grid: Grid,
+    max_nodata: float,
+    ranges: np.ndarray,
 ) -> tuple[TileSet, np.ndarray]:
-    """The tiles at ``windows`` with at most ``max_nodata`` nodata, and their valid pixels."""
-    nodata = ~np.isfinite(scene).all(axis=0) | (mask == masks.NODATA)
+    """The tiles at ``windows`` with at most ``max_nodata`` unlabelled pixels, and the
+    pixels of those tiles where the scene has data (for band statistics).
+    ``ranges`` (bands, 2) is the scene's robust range, stored with every tile.
+
+    Tile masks keep the reference convention (:mod:`glaciermap.labels`): 255 where
+    the scene is nodata or the label is uncertain, so those pixels teach nothing.
+    """
+    image_nodata = ~np.isfinite(scene).all(axis=0)
+    unlabelled = image_nodata | (mask == NODATA)
     size = windows[:, 2].max() if len(windows) else 0
-    fraction = tiling.window_sums(nodata, windows) / np.maximum(windows[:, 2] * windows[:, 3], 1)
+    fraction = tiling.window_sums(unlabelled, windows) / np.maximum(
+        windows[:, 2] * windows[:, 3], 1
+    )
     kept = windows[fraction <= max_nodata]
     images = np.zeros((len(kept), scene.shape[0], size, size), dtype=np.float32)
     labels = np.zeros((len(kept), size, size), dtype=np.uint8)
     valid = np.zeros((len(kept), size, size), dtype=bool)
     for i, (row, col, height, width) in enumerate(kept):
         rows, cols = slice(row, row + height), slice(col, col + width)
+        # Models see nodata as 0, in training as in prediction.
         images[i] = np.nan_to_num(scene[:, rows, cols], nan=0.0)
-        valid[i] = ~nodata[rows, cols]
-        # Training sees 0/1 only: nodata pixels are 0 in the mask as in the image.
-        labels[i] = (mask[rows, cols] == masks.GLACIER) & valid[i]
-    tiles = TileSet(images, labels, kept, grid.crs.to_wkt(), np.array(tuple(grid.transform)[:6]))
+        valid[i] = ~image_nodata[rows, cols]
+        labels[i] = np.where(unlabelled[rows, cols], NODATA, mask[rows, cols] == GLACIER)
+    transform = np.array(tuple(grid.transform)[:6])
+    tiles = TileSet(images, labels, kept, grid.crs.to_wkt(), transform, ranges)
     return tiles, valid
 
 
@@ -209,16 +225,18 @@ def prepare_tiles(
     size, stride = tiles_config.get("size", 128), tiles_config.get("stride", 64)
     max_nodata = tiles_config.get("max_nodata_fraction", 0.5)
     windows = tiling.windows_from_regions(regions, size, stride)
+    # Over the whole scene, as prediction computes it: no label is used.
+    ranges = scene_range(ArrayBands(scene))
     sets, valid = {}, {}
     for split, split_windows in windows.items():
-        sets[split], valid[split] = cut_tiles(scene, mask, split_windows, grid, max_nodata)
+        sets[split], valid[split] = cut_tiles(scene, mask, split_windows, grid, max_nodata, ranges)
         if len(sets[split]) == 0:
             raise InputDataError(
                 f"scene {scene_path}: no {split} tile of {size}x{size} has at most "
                 f"{max_nodata:.0%} nodata (config key 'data.tiles.max_nodata_fraction'; "
                 f"{regions_path} may come from other tile settings)"
             )
-    stats = band_stats(sets["train"].images, valid["train"])
+    stats = {**band_stats(sets["train"].images, valid["train"]), "range": ranges.tolist()}
     out = Path(out_dir)
     for split, tile_set in sets.items():
         tile_set.save(out / f"{split}.npz")

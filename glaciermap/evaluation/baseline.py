@@ -21,10 +21,13 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from glaciermap.config import BANDS
+from glaciermap.bands import BANDS
 from glaciermap.data.tilestore import TileSet
 from glaciermap.errors import InputDataError
-from glaciermap.evaluation.metrics import NODATA, confusion_counts
+from glaciermap.evaluation.metrics import confusion_counts
+from glaciermap.io.geotiff import geotiff_profile
+from glaciermap.io.grid import Grid
+from glaciermap.labels import NODATA
 from glaciermap.utils.atomic import atomic_path, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -247,20 +250,7 @@ def predict_baseline(
         described = [d.lower() if d else None for d in src.descriptions]
         if all(described) and described != list(BANDS):
             raise InputDataError(f"{scene_tif}: band order {described}, expected {list(BANDS)}")
-        profile = {
-            "driver": "GTiff",
-            "width": src.width,
-            "height": src.height,
-            "count": 1,
-            "dtype": "uint8",
-            "nodata": NODATA,
-            "crs": src.crs,
-            "transform": src.transform,
-            "compress": "deflate",
-            "tiled": True,
-            "blockxsize": 256,
-            "blockysize": 256,
-        }
+        profile = geotiff_profile(Grid.of(src), "uint8", nodata=NODATA)
         with atomic_path(out_mask_tif) as tmp, rasterio.open(tmp, "w", **profile) as dst:
             for row in range(0, src.height, block_rows):
                 window = Window(0, row, src.width, min(block_rows, src.height - row))

@@ -20,11 +20,11 @@ import rasterio
 from rasterio.windows import Window
 
 from glaciermap.errors import InputDataError
+from glaciermap.labels import NODATA
 from glaciermap.utils.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
 
-NODATA = 255
 # Codes of results/regions.tif (docs/architecture.md).
 REGION_CODES = {"train": 1, "val": 2, "test": 3}
 EVALUATED_REGIONS = ("test", "train")

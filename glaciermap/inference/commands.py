@@ -36,6 +36,7 @@ from glaciermap.io import sentinel2
 from glaciermap.io.outlines import read_outlines
 from glaciermap.models import checkpoint as checkpoints
 from glaciermap.models.checkpoint import Predictor
+from glaciermap.runs import RunKey
 from glaciermap.utils.atomic import atomic_path
 from glaciermap.utils.device import resolve_device
 
@@ -143,7 +144,7 @@ def predict_scene_maps(
 
 
 def write_area_tables(
-    predicted: Sequence[tuple[str, str, str | Path]],
+    maps: Sequence[Mapping[str, str]],
     reference: Mapping[str, str | Path],
     date_order: Sequence[str],
     areas_path: str | Path,
@@ -151,19 +152,19 @@ def write_area_tables(
     *,
     regions_path: str | Path | None = None,
     glaciers: gpd.GeoDataFrame | None = None,
-    outlines: Sequence[tuple[str, str, str | Path]] = (),
     block_size: int = 2048,
 ) -> None:
-    """Rule ``maps_areas``: area per date of predicted (run, date, mask) and reference
+    """Rule ``maps_areas``: area per date of the predicted maps and of the reference
     masks ({date: mask}) per zone, and their change between consecutive dates.
 
-    ``outlines`` (run, date, outlines.gpkg) add rows of source ``outlines``: the
-    summed area of the vector outlines over the scene, i.e. the predicted area
-    without the specks below ``min_area_km2``.
+    ``maps`` holds one record per run and date: ``run``, ``date``, ``mask`` and
+    optionally ``outlines`` (its outlines.gpkg), which adds a row of source
+    ``outlines``: the summed area of the vector outlines over the scene, i.e.
+    the predicted area without the specks below ``min_area_km2``.
     """
     entries = [
-        MaskEntry(run, run.split("/")[0], "predicted", date, Path(path))
-        for run, date, path in predicted
+        MaskEntry(m["run"], RunKey.parse(m["run"]).model, "predicted", m["date"], Path(m["mask"]))
+        for m in maps
     ]
     entries += [
         MaskEntry("reference", "reference", "reference", date, Path(path))
@@ -171,9 +172,11 @@ def write_area_tables(
     ]
     areas = area_table(entries, regions_path=regions_path, glaciers=glaciers, block_size=block_size)
     outline_rows = [
-        (run, run.split("/")[0], "outlines", date, "scene", "all", outline_area_km2(path))
-        for run, date, path in outlines
-    ]
+        (m["run"], RunKey.parse(m["run"]).model, "outlines", m["date"], "scene", "all",
+         outline_area_km2(m["outlines"]))
+        for m in maps
+        if m.get("outlines")
+    ]  # fmt: skip
     if outline_rows:
         areas = pd.concat(
             [areas, pd.DataFrame(outline_rows, columns=AREA_COLUMNS)], ignore_index=True

@@ -20,10 +20,11 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning
 
+from glaciermap.io.geotiff import geotiff_profile
+from glaciermap.io.grid import Grid
 from glaciermap.utils.atomic import atomic_path
 
 COG_BLOCK = 512
-STAGING_BLOCK = 256
 
 
 @contextlib.contextmanager
@@ -40,24 +41,13 @@ def cog_writer(
     descriptions: tuple[str, ...] = (),
 ) -> Iterator[rasterio.io.DatasetWriter]:
     """Yield a one-band dataset to write by windows; on exit publish ``path`` as a COG."""
-    profile: dict[str, Any] = {
-        "driver": "GTiff",
-        "height": height,
-        "width": width,
-        "count": 1,
-        "dtype": dtype,
-        "nodata": nodata,
-        "crs": crs,
-        "transform": transform,
-        "tiled": True,
-        "blockxsize": STAGING_BLOCK,
-        "blockysize": STAGING_BLOCK,
-        # the staging file is read once: a fast codec (zstd level 1 writes ~8x faster
-        # than deflate) keeps the writer thread light
-        "compress": "zstd",
-        "zstd_level": 1,
-        "BIGTIFF": "IF_SAFER",
-    }
+    profile: dict[str, Any] = geotiff_profile(
+        Grid(crs, transform, width, height), dtype, 1, nodata, tiled=True
+    )
+    # The staging file is read once: a fast codec (zstd level 1 writes ~8x faster
+    # than deflate) keeps the writer thread light; the COG gets deflate.
+    profile.update(compress="zstd", zstd_level=1)
+    profile.pop("predictor")
     with atomic_path(path) as final:
         staging = final.with_name(final.stem + ".staging.tif")
         try:

@@ -12,7 +12,7 @@ float32 reflectance-like numbers with NaN as nodata:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,9 +21,10 @@ import numpy as np
 import rasterio
 from rasterio.errors import RasterioError
 
-from glaciermap.config import BANDS
+from glaciermap.bands import BANDS
 from glaciermap.errors import ConfigError, InputDataError
 from glaciermap.io import sentinel2
+from glaciermap.io.geotiff import geotiff_profile
 from glaciermap.io.grid import Grid, reproject_to_grid
 from glaciermap.utils.atomic import atomic_path
 
@@ -177,25 +178,26 @@ def read_scene(
     return np.stack(bands), target
 
 
-def write_scene(array: np.ndarray, grid: Grid, path: str | Path) -> None:
-    """Write a (4, H, W) float32 scene as a GeoTIFF with band descriptions, atomically."""
-    profile = {
-        "driver": "GTiff",
-        "dtype": "float32",
-        "count": array.shape[0],
-        "height": grid.height,
-        "width": grid.width,
-        "crs": grid.crs,
-        "transform": grid.transform,
-        "nodata": float("nan"),
-        "compress": "deflate",
-        "predictor": 3,
-    }
-    if grid.width >= 256 and grid.height >= 256:
-        profile.update(tiled=True, blockxsize=256, blockysize=256)
+def write_scene(
+    array: np.ndarray,
+    grid: Grid,
+    path: str | Path,
+    tags: Mapping[str, str] | None = None,
+    band_tags: Sequence[Mapping[str, str]] = (),
+) -> None:
+    """Write a (4, H, W) float32 scene (``results/scenes/{date}.tif``) atomically.
+
+    Bands are described by name (blue, green, red, nir); ``tags`` go on the
+    dataset (e.g. the source items) and ``band_tags`` on each band.
+    """
+    profile = geotiff_profile(grid, "float32", count=array.shape[0], nodata=float("nan"))
     with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as out:
         out.write(array.astype(np.float32, copy=False))
         out.descriptions = BANDS[: array.shape[0]]
+        if tags:
+            out.update_tags(**tags)
+        for index, extra in enumerate(band_tags, start=1):
+            out.update_tags(index, **extra)
 
 
 def read_prepared_scene(path: str | Path) -> tuple[np.ndarray, Grid]:

@@ -15,17 +15,16 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from glaciermap.errors import InputDataError
-from glaciermap.models.spec import DISPLAY_NAMES, HParams
+from glaciermap.runs import BASELINE, DISPLAY_NAMES, HParams, parse_label
 from glaciermap.utils.atomic import atomic_path, write_text_atomic
 
 PathLike = str | Path
-BASELINE = "baseline"
 BASELINE_LABEL = "threshold baseline"
 RUN_FIELDS = ("model", "hparams", "dates", "aug", "seed")
 SCORES = ("f1", "iou", "precision", "recall")
@@ -39,17 +38,6 @@ def read_json(path: PathLike, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InputDataError(f"{what} {path} does not hold a JSON object")
     return data
-
-
-def parse_run(run: str) -> dict[str, Any]:
-    """``{model}/{hparams}/{dates}/{aug}/seed{seed}`` or ``baseline/{dates}`` as fields."""
-    parts = run.strip("/").split("/")
-    if parts[0] == BASELINE and len(parts) == 2:
-        return {"model": BASELINE, "hparams": "", "dates": parts[1], "aug": "", "seed": 0}
-    if len(parts) != 5 or not parts[4].startswith("seed"):
-        raise ValueError(f"not a run label: {run!r}")
-    model, hparams, dates, aug, seed = parts
-    return {"model": model, "hparams": hparams, "dates": dates, "aug": aug, "seed": int(seed[4:])}
 
 
 def _eval_identity(path: Path, data: dict[str, Any]) -> tuple[str, str]:
@@ -166,6 +154,26 @@ def build_table_augmentation(
     return table
 
 
+SelectionTable = Literal["models", "hparams", "augmentation"]
+
+
+def build_selection_table(
+    table: SelectionTable,
+    metrics_files: Sequence[PathLike],
+    baseline_json: PathLike,
+    out_csv: PathLike,
+) -> pd.DataFrame:
+    """Table 1 (``models``), Table 2 (``hparams``) or the ``augmentation`` table."""
+    builders = {
+        "models": build_table1,
+        "hparams": build_table2,
+        "augmentation": build_table_augmentation,
+    }
+    if table not in builders:
+        raise InputDataError(f"unknown selection table {table!r}; one of {', '.join(builders)}")
+    return builders[table](metrics_files, baseline_json, out_csv)
+
+
 def _display_name(model: str) -> str:
     return BASELINE_LABEL if model == BASELINE else DISPLAY_NAMES.get(model, model)
 
@@ -210,7 +218,7 @@ def _eval_rows(path: PathLike) -> list[dict[str, Any]]:
     data = read_json(path, "evaluation")
     run, date = _eval_identity(path, data)
     try:
-        fields = parse_run(run)
+        label = parse_label(run)
     except ValueError as exc:
         raise InputDataError(f"evaluation {path}: {exc}") from exc
     rows = []
@@ -221,7 +229,7 @@ def _eval_rows(path: PathLike) -> list[dict[str, Any]]:
             value = data[region].get(metric)
             rows.append(
                 {
-                    **fields,
+                    **label.fields(),
                     "date": date,
                     "region": region,
                     "metric": metric,

@@ -23,51 +23,20 @@ the unnormalised reflectances, before normalisation. The jitter order is fixed
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 
-# Band positions in the tiles (docs/architecture.md: blue, green, red, nir).
-BLUE, GREEN, RED, NIR = 0, 1, 2, 3
+from glaciermap.bands import BLUE, GREEN, NIR, RED
+from glaciermap.training.settings import AugmentParams
+
 # ITU-R BT.601 luma weights, as torchvision's rgb_to_grayscale.
 _LUMA = (0.299, 0.587, 0.114)  # red, green, blue
-
-AUG_MODES = ("noaug", "aug-concat", "aug-online")
 
 # RGB (red, green, blue) <-> YIQ; Y is the luma above, I and Q span the chroma plane.
 _TO_YIQ = torch.tensor(
     [[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], dtype=torch.float64
 )
 _TO_RGB = torch.linalg.inv(_TO_YIQ)
-
-
-@dataclass(frozen=True)
-class AugmentParams:
-    """Probabilities and strengths of each transform (the config's ``augmentation`` block)."""
-
-    hflip: float = 0.5
-    vflip: float = 0.0
-    rot90: bool = False
-    jitter: dict[str, float] = field(
-        default_factory=lambda: {
-            "brightness": 0.25,
-            "contrast": 0.25,
-            "saturation": 0.25,
-            "hue": 0.25,
-        }
-    )
-
-    @classmethod
-    def from_config(cls, block: dict[str, Any]) -> AugmentParams:
-        jitter = {"brightness": 0.25, "contrast": 0.25, "saturation": 0.25, "hue": 0.25}
-        jitter.update(block.get("jitter", {}))
-        return cls(
-            hflip=float(block.get("hflip", 0.5)),
-            vflip=float(block.get("vflip", 0.0)),
-            rot90=bool(block.get("rot90", False)),
-            jitter=jitter,
-        )
 
 
 def _where_tile(chosen: torch.Tensor, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:

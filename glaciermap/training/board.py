@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from glaciermap.training.augmentation import BLUE, GREEN, RED
+from glaciermap.bands import BLUE, GREEN, RED
+from glaciermap.labels import GLACIER
 
 _RED = (1.0, 0.0, 0.0)
 _CYAN = (0.0, 1.0, 1.0)
@@ -34,7 +35,7 @@ def overlay_panels(
     prob = probability.float().unsqueeze(1).expand(-1, 3, -1, -1)
     panels = [
         rgb,
-        _overlay(rgb, masks, _CYAN),
+        _overlay(rgb, masks == GLACIER, _CYAN),
         prob,
         _overlay(rgb, probability >= threshold, _RED),
     ]

@@ -8,7 +8,8 @@ import logging
 from pathlib import Path
 
 from glaciermap.config import load_config
-from glaciermap.training.augmentation import AUG_MODES
+from glaciermap.errors import ConfigError
+from glaciermap.runs import AUG_MODES, MODEL_NAMES, HParams, RunKey, split_dates
 from glaciermap.training.interruption import RunInterrupted
 from glaciermap.training.run import train_run
 from glaciermap.training.settings import DEVICES, RunSettings
@@ -16,24 +17,24 @@ from glaciermap.training.settings import DEVICES, RunSettings
 log = logging.getLogger(__name__)
 
 
-def run_folder(runs_dir: str | Path, settings: RunSettings) -> Path:
-    """``{runs_dir}/{model}/{hparams}/{dates}/{aug}/seed{seed}`` (docs/architecture.md)."""
-    return (
-        Path(runs_dir)
-        / settings.model
-        / settings.hparams.slug
-        / "+".join(settings.dates)
-        / settings.aug
-        / f"seed{settings.seed}"
-    )
+def _run_key(args: argparse.Namespace) -> RunKey:
+    try:
+        return RunKey(
+            args.model,
+            HParams.from_slug(args.hparams),
+            split_dates(args.dates),
+            args.aug,
+            args.seed,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"run --model/--hparams/--dates/--aug/--seed: {exc}") from exc
 
 
 def train_command(args: argparse.Namespace) -> None:
+    """Train one run from the config's settings (``--epochs``/``--device`` override them)."""
     # Schema and defaults only: training needs the tiles, not the scene files.
     config = load_config(args.config, check_files=False)
-    settings = RunSettings.from_config(
-        config, args.model, args.hparams, args.dates, args.aug, args.seed
-    )
+    settings = RunSettings.from_config(config, _run_key(args))
     overrides = {
         key: value
         for key, value in (("epochs", args.epochs), ("device", args.device))
@@ -41,7 +42,7 @@ def train_command(args: argparse.Namespace) -> None:
     }
     settings = dataclasses.replace(settings, **overrides)
     tiles = Path(args.tiles)
-    out = Path(args.out) if args.out else run_folder(args.runs, settings)
+    out = Path(args.out) if args.out else Path(args.runs) / settings.key.path
     try:
         train_run(
             settings,
@@ -61,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train one model; continues from last.pt when a previous attempt was killed",
     )
     p.add_argument("--config", default="config.yaml", help="workflow config (default config.yaml)")
-    p.add_argument("--model", required=True, help="architecture, e.g. deeplabv3plus")
+    p.add_argument("--model", required=True, choices=MODEL_NAMES, help="architecture")
     p.add_argument("--hparams", required=True, help="e.g. dropout0.4-softmax-mean")
     p.add_argument("--dates", required=True, help="date label(s) joined with '+', e.g. july+august")
     p.add_argument("--aug", choices=AUG_MODES, default="noaug")

@@ -9,10 +9,12 @@ import threading
 from collections.abc import Iterator
 from types import FrameType
 
+from glaciermap.errors import Interrupted
+
 log = logging.getLogger(__name__)
 
 
-class RunInterrupted(Exception):
+class RunInterrupted(Interrupted):
     """Raised after a run saved its state because it was asked to stop."""
 
     def __init__(self, signum: int, checkpoint: str) -> None:

@@ -1,83 +1,144 @@
-"""The settings of one training run, read from the validated config."""
+"""The settings of one training run, resolved once from the validated config.
+
+:meth:`RunSettings.from_config` is called by the workflow's DAG code
+(``rules/common.smk``) to fill the ``train`` rule's ``params``;
+:meth:`RunSettings.to_params` / :meth:`RunSettings.from_params` carry them to
+the job unchanged, so what Snakemake tracks is exactly what the run uses.
+Torch-free for that reason.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
+from glaciermap.data.normalization import NORMALIZATIONS, Normalization
 from glaciermap.errors import ConfigError
-from glaciermap.models.spec import MODEL_NAMES, HParams, ModelSpec
-from glaciermap.training.augmentation import AUG_MODES, AugmentParams
-from glaciermap.training.losses import LOSSES
+from glaciermap.models.spec import ModelSpec
+from glaciermap.runs import NO_AUG, AugMode, HParams, ModelName, RunKey
+from glaciermap.utils.params import canonical
 
-DEVICES = ("auto", "cpu", "cuda")
-# Keys of the config's ``training`` block that are run settings (``models`` holds overrides).
-_TRAINING_KEYS = (
-    "epochs",
-    "batch_size",
-    "learning_rate",
-    "weight_decay",
-    "loss",
-    "encoder",
-    "encoder_weights",
-    "aux_weight",
-    "selection_epochs",
-    "image_every",
-    "device",
-    "threads",
-)
-# Settings that do not change the numbers a run produces (a resumed run may differ in them).
+Loss = Literal["bce", "dice", "bce+dice", "focal"]
+LOSSES: tuple[Loss, ...] = get_args(Loss)
+Optimizer = Literal["adam", "adamw"]
+OPTIMIZERS: tuple[Optimizer, ...] = get_args(Optimizer)
+Schedule = Literal["constant", "warmup_cosine"]
+SCHEDULES: tuple[Schedule, ...] = get_args(Schedule)
+Device = Literal["auto", "cpu", "cuda"]
+DEVICES: tuple[Device, ...] = get_args(Device)
+# Settings that do not change the numbers a run produces: a run resumed from
+# last.pt may differ in them (another node, another thread count).
 NON_NUMERIC = ("device", "threads", "image_every")
+DEFAULT_JITTER = {"brightness": 0.25, "contrast": 0.25, "saturation": 0.25, "hue": 0.25}
+DEFAULT_GEOMETRIC_JITTER = {"brightness": 0.1, "contrast": 0.1}
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    """Probabilities and strengths of each transform (the config's ``augmentation`` block)."""
+
+    hflip: float = 0.5
+    vflip: float = 0.0
+    rot90: bool = False
+    jitter: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_JITTER))
+
+    @classmethod
+    def from_config(cls, block: Mapping[str, Any], aug: AugMode = "aug-concat") -> AugmentParams:
+        """What ``aug`` draws, from the ``augmentation`` block.
+
+        The study's modes (``aug-concat``, ``aug-online``) use ``hflip``, ``vflip``,
+        ``rot90`` and ``jitter``; ``aug-geometric`` flips both ways and turns by
+        multiples of 90 degrees, with the mild ``geometric`` brightness/contrast.
+        """
+        if aug == "aug-geometric":
+            mild = {**DEFAULT_GEOMETRIC_JITTER, **block.get("geometric", {})}
+            jitter = {"brightness": 0.0, "contrast": 0.0, "saturation": 0.0, "hue": 0.0}
+            return cls(hflip=0.5, vflip=0.5, rot90=True, jitter={**jitter, **mild})
+        return cls(
+            hflip=float(block.get("hflip", 0.5)),
+            vflip=float(block.get("vflip", 0.0)),
+            rot90=bool(block.get("rot90", False)),
+            jitter={**DEFAULT_JITTER, **block.get("jitter", {})},
+        )
 
 
 @dataclass(frozen=True)
 class RunSettings:
     """One run = (model, hparams, dates, aug, seed) plus the training settings.
 
-    ``threshold`` turns the glacier probability into the mask scored by F1.
+    ``augmentation`` is None for ``noaug`` runs (so that augmentation settings
+    do not rerun them). ``threshold`` turns the glacier probability into the
+    mask scored by F1.
     """
 
-    model: str
+    model: ModelName
     hparams: HParams
     dates: tuple[str, ...]
-    aug: str = "noaug"
+    aug: AugMode = NO_AUG
     seed: int = 1
     encoder: str = "resnet34"
     encoder_weights: str | None = None
     epochs: int = 50
     batch_size: int = 16
     learning_rate: float = 1e-4
+    optimizer: Optimizer = "adam"
     weight_decay: float = 0.0
-    loss: str = "bce"
+    lr_schedule: Schedule = "constant"
+    warmup_epochs: float = 0.0
+    final_lr_fraction: float = 0.01
+    grad_clip_norm: float | None = None
+    normalization: Normalization = "dataset"
+    loss: Loss = "bce"
     aux_weight: float = 0.4
     selection_epochs: int = 5
     image_every: int = 5
-    device: str = "auto"
+    device: Device = "auto"
     threads: int = 2
-    augmentation: AugmentParams = field(default_factory=AugmentParams)
+    augmentation: AugmentParams | None = None
     threshold: float = 0.5
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dates", tuple(self.dates))
+        self.key  # noqa: B018 - validates model, aug, dates and seed
+        if self.aug != NO_AUG and self.augmentation is None:
+            object.__setattr__(self, "augmentation", AugmentParams())
+        options = {
+            "loss": LOSSES,
+            "optimizer": OPTIMIZERS,
+            "lr_schedule": SCHEDULES,
+            "normalization": NORMALIZATIONS,
+            "device": DEVICES,
+        }
         checks = [
-            ("model", self.model in MODEL_NAMES, f"one of {', '.join(MODEL_NAMES)}"),
-            ("aug", self.aug in AUG_MODES, f"one of {', '.join(AUG_MODES)}"),
-            ("training.loss", self.loss in LOSSES, f"one of {', '.join(LOSSES)}"),
-            ("training.device", self.device in DEVICES, f"one of {', '.join(DEVICES)}"),
+            (f"training.{name}", getattr(self, name) in allowed, f"one of {', '.join(allowed)}")
+            for name, allowed in options.items()
+        ]
+        checks += [
             ("training.epochs", self.epochs >= 1, "at least 1"),
             # batch normalisation (and smp's pooled BN in DeepLabV3+/PAN) needs 2 tiles
             ("training.batch_size", self.batch_size >= 2, "at least 2"),
             ("training.learning_rate", self.learning_rate > 0, "positive"),
+            ("training.warmup_epochs", 0 <= self.warmup_epochs <= self.epochs, "in [0, epochs]"),
+            ("training.final_lr_fraction", 0 <= self.final_lr_fraction <= 1, "in [0, 1]"),
+            ("training.grad_clip_norm", (self.grad_clip_norm or 1) > 0, "positive or null"),
             ("training.aux_weight", self.aux_weight >= 0, "not negative"),
             ("training.selection_epochs", self.selection_epochs >= 1, "at least 1"),
             ("training.image_every", self.image_every >= 1, "at least 1"),
             ("training.threads", self.threads >= 1, "at least 1"),
-            ("dates", len(self.dates) > 0, "at least one date"),
         ]
         for key, ok, expected in checks:
             if not ok:
                 raise ConfigError(f"config key '{key}': must be {expected}")
+
+    @property
+    def key(self) -> RunKey:
+        """The run's identity (its path under ``results/runs``)."""
+        try:
+            return RunKey(self.model, self.hparams, self.dates, self.aug, self.seed)
+        except ValueError as exc:
+            raise ConfigError(f"run {self.model}/{self.aug}: {exc}") from exc
 
     @property
     def spec(self) -> ModelSpec:
@@ -91,50 +152,73 @@ class RunSettings:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able values (``metrics.json``'s ``run``); hparams as its slug and parts."""
+        """Every setting as plain JSON values (``metrics.json``'s ``run``), keys sorted."""
         data = dataclasses.asdict(self)
-        data["hparams"] = self.hparams.slug
-        data.update(dropout=self.hparams.dropout, activation=self.hparams.activation)
-        data["pooling"] = self.hparams.pooling
-        data["dates"] = "+".join(self.dates)
+        data.update(self.key.fields())
+        return canonical(data)
+
+    def to_params(self) -> dict[str, Any]:
+        """What the ``train`` rule's ``params`` carry: every setting but ``threads``
+        (the job's ``threads:``, which does not change the numbers)."""
+        data = self.to_dict()
+        del data["threads"]
         return data
 
     @classmethod
-    def from_config(
-        cls,
-        config: dict[str, Any],
-        model: str,
-        hparams: str | HParams,
-        dates: str | list[str],
-        aug: str,
-        seed: int,
-    ) -> RunSettings:
-        """Settings of the run ``{model}/{hparams}/{dates}/{aug}/seed{seed}`` from the config.
+    def from_params(cls, params: Mapping[str, Any], threads: int) -> RunSettings:
+        """The settings :meth:`to_params` wrote, with the threads the scheduler granted."""
+        data = dict(params)
+        key = RunKey.parse(
+            f"{data.pop('model')}/{data.pop('hparams')}/{data.pop('dates')}/"
+            f"{data.pop('aug')}/seed{data.pop('seed')}"
+        )
+        augmentation = data.pop("augmentation")
+        unknown = sorted(set(data) - set(_TRAINING_KEYS) - {"threshold"})
+        if unknown:
+            raise ConfigError(f"training params hold unknown settings {unknown}")
+        return cls(
+            model=key.model,
+            hparams=key.hparams,
+            dates=key.dates,
+            aug=key.aug,
+            seed=key.seed,
+            augmentation=None if augmentation is None else AugmentParams(**augmentation),
+            threads=threads,
+            **data,
+        )
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], key: RunKey) -> RunSettings:
+        """Settings of the run ``key`` from the validated config.
 
         ``training.models.<model>`` overrides the training settings for that architecture.
         """
         training = dict(config.get("training", {}))
-        overrides = dict(training.pop("models", {}).get(model, {}))
-        for key in overrides:
-            if key not in _TRAINING_KEYS:
+        overrides = dict(training.pop("models", {}).get(key.model, {}))
+        for name in overrides:
+            if name not in _TRAINING_KEYS:
                 raise ConfigError(
-                    f"config key 'training.models.{model}.{key}': not a training setting "
+                    f"config key 'training.models.{key.model}.{name}': not a training setting "
                     f"({', '.join(_TRAINING_KEYS)})"
                 )
         training.update(overrides)
-        if isinstance(hparams, str):
-            try:
-                hparams = HParams.from_slug(hparams)
-            except ValueError as exc:
-                raise ConfigError(f"run hparams: {exc}") from exc
-        if isinstance(dates, str):
-            dates = dates.split("+")
+        block = config.get("augmentation", {})
+        augmentation = None if key.aug == NO_AUG else AugmentParams.from_config(block, key.aug)
         return cls(
-            model=model,
-            hparams=hparams,
-            dates=tuple(dates),
-            aug=aug,
-            seed=int(seed),
-            augmentation=AugmentParams.from_config(config.get("augmentation", {})),
-            **{key: training[key] for key in _TRAINING_KEYS if key in training},
+            model=key.model,
+            hparams=key.hparams,
+            dates=key.dates,
+            aug=key.aug,
+            seed=key.seed,
+            augmentation=augmentation,
+            **{name: training[name] for name in _TRAINING_KEYS if name in training},
         )
+
+
+# The keys of the config's ``training`` block that are run settings (``models``
+# holds per-architecture overrides of them).
+_TRAINING_KEYS = tuple(
+    f.name
+    for f in dataclasses.fields(RunSettings)
+    if f.name not in ("model", "hparams", "dates", "aug", "seed", "augmentation", "threshold")
+)
