@@ -34,6 +34,7 @@ include: "rules/train.smk"
 include: "rules/select.smk"
 include: "rules/evaluate.smk"
 include: "rules/maps.smk"
+include: "rules/ensemble.smk"
 include: "rules/report.smk"
 
 

@@ -249,3 +249,30 @@ def figure_files():
     if not config["augmentation"]["winner"]:
         figures.append("results/figures/figure3_augmentation.png")
     return figures
+
+
+# ---------------------------------------------------------------- seed ensembles
+
+ENSEMBLE = "ensemble/{model}/{hparams}/{dates}/{aug}"  # glaciermap.runs.RunKey.ensemble_label
+
+
+def final_ensembles():
+    """The ensemble label of each final configuration (its seeds pooled), e.g.
+    ``ensemble/pspnet/dropout0.4-softmax-mean/oct2000/noaug``. Call it only inside
+    input functions: it waits for the stage checkpoints."""
+    return list(dict.fromkeys(RunKey.parse(run).ensemble_label for run in final_runs()))
+
+
+def ensemble_checkpoints(wildcards):
+    """``best.pt`` of every final seed of the ensemble's configuration."""
+    label = ENSEMBLE.format(**{k: getattr(wildcards, k) for k in ("model", "hparams", "dates", "aug")})
+    runs = [run for run in final_runs() if RunKey.parse(run).ensemble_label == label]
+    if not runs:
+        raise ValueError(f"{label} is not a final configuration: {', '.join(final_ensembles())}")
+    return [f"results/runs/{run}/best.pt" for run in runs]
+
+
+def ensemble_eval_files(dates=DATES):
+    """Scores of the final ensembles' masks (e.g. Table 3's ensemble rows), one per date;
+    their ``run`` field is the ensemble label."""
+    return eval_files(final_ensembles(), dates)

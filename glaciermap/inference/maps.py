@@ -38,7 +38,7 @@ WRITE_QUEUE = 2
 
 @dataclass(frozen=True)
 class MapPaths:
-    """Where the maps go; ``uncertainty`` is written for an ensemble only."""
+    """Where the maps go; ``uncertainty`` (needed for two or more members) may be None."""
 
     probability: Path
     mask: Path
@@ -99,9 +99,9 @@ def write_maps(
     """Predict ``source`` with one model or the mean of an ensemble and write COGs.
 
     ``probability`` (float32, NaN nodata), ``mask`` (uint8 1 = glacier, 0 =
-    not, 255 = nodata, from the probability at ``threshold``) and, for two or
-    more members, ``uncertainty`` (float32, the members' standard deviation),
-    all on the scene grid.
+    not, 255 = nodata, from the probability at ``threshold``) and, where
+    ``paths.uncertainty`` is given (required for two or more members),
+    ``uncertainty`` (float32, the members' standard deviation), all on the scene grid.
     """
     members = len(predictors)
     if members > 1 and paths.uncertainty is None:
@@ -128,7 +128,7 @@ def write_maps(
             f"glacier (probability >= {threshold:g})",
         ),
     }
-    if members > 1:
+    if paths.uncertainty is not None:  # an ensemble of one has zero spread
         layers["uncertainty"] = (
             paths.uncertainty,
             "float32",
