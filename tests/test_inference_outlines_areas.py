@@ -11,9 +11,9 @@ from affine import Affine
 from shapely.geometry import box
 
 from glaciermap.errors import InputDataError
+from glaciermap.inference.area_tables import write_area_tables
 from glaciermap.inference.areas import area_change, row_pixel_areas_km2, zone_areas
 from glaciermap.inference.change_figure import change_figure
-from glaciermap.inference.commands import write_area_tables
 from glaciermap.inference.vectorize import mask_to_outlines, vectorize_mask_file
 
 CRS = "EPSG:32645"
