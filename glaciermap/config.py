@@ -20,7 +20,8 @@ import yaml
 from glaciermap.acquire.settings import acquired_files
 from glaciermap.errors import ConfigError
 from glaciermap.io.outlines import glacier_ids
-from glaciermap.io.scenes import band_sources, check_scene_sources
+from glaciermap.io.scene_inputs import scene_inputs
+from glaciermap.io.scenes import check_scene_sources
 
 
 def schema_path() -> Path:
@@ -74,8 +75,12 @@ def check_config(config: Mapping[str, Any], base_dir: str | Path = ".") -> None:
             continue
         if "file" in scene:
             _require_file(base / scene["file"], f"data.scenes.{date}.file")
-        for source in band_sources(scene, date, base).values():
-            _require_file(source.file, source.key)
+        for entry in scene_inputs(scene, date):
+            for source in entry.band_sources(base).values():
+                _require_file(source.file, source.key)
+            validity = entry.validity(base)
+            if validity is not None:
+                _require_file(validity.file, validity.key)
     ref = data.get("reference_date")
     if ref is not None and ref not in scenes:
         raise ConfigError(
