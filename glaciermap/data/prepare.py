@@ -67,7 +67,11 @@ def scene_settings(data: Mapping[str, Any], date: str) -> dict[str, Any]:
 
 def mask_settings(data: Mapping[str, Any], date: str) -> dict[str, Any]:
     """The part of ``data`` that :func:`prepare_mask` of ``date`` depends on."""
-    return {"scenes": {date: data["scenes"][date]}, "outlines": data["outlines"]}
+    return {
+        "scenes": {date: data["scenes"][date]},
+        "outlines": data["outlines"],
+        "labels": data.get("labels", {}),
+    }
 
 
 def regions_settings(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -163,17 +167,40 @@ def prepare_mask(
     output: str | Path,
     base_dir: str | Path = ".",
 ) -> None:
-    """Write ``results/masks/{date}.tif``: the outlines rasterized on the scene grid."""
+    """Write ``results/masks/{date}.tif``: the outlines rasterized on the scene grid,
+    255 (no label) where the scene is nodata and where ``data.labels`` calls the
+    label uncertain."""
     scene, grid = read_prepared_scene(scene_path)
     outlines = load_outlines(data, date, grid.crs, base_dir)
     masks.require_overlap(outlines, grid, Path(base_dir) / data["outlines"]["file"])
-    mask = masks.rasterize_mask(outlines, grid, ~np.isfinite(scene).all(axis=0))
+    labels = data.get("labels", {})
+    stale = masks.stale_outlines(
+        outlines, _acquired(data, date), labels.get("max_outline_age_years")
+    )
+    nodata = ~np.isfinite(scene).all(axis=0)
+    mask = masks.rasterize_mask(
+        outlines,
+        grid,
+        nodata,
+        ignore=stale,
+        boundary_ignore_px=labels.get("boundary_ignore_px", 0),
+    )
     masks.write_uint8(mask, grid, output, nodata=NODATA)
+    if stale.any():
+        log.info(
+            "mask %s: %d glacier(s) ignored, outline more than %g years from the scene: %s",
+            date,
+            int(stale.sum()),
+            labels["max_outline_age_years"],
+            ", ".join(outlines.loc[stale, "glacier_id"]),
+        )
     log.info(
-        "mask %s: %d outlines, %.1f%% glacier -> %s",
+        "mask %s: %d outlines, %.1f%% glacier, %.1f%% no label (%.1f%% uncertain) -> %s",
         date,
         len(outlines),
         100 * (mask == GLACIER).mean(),
+        100 * (mask == NODATA).mean(),
+        100 * ((mask == NODATA) & ~nodata).mean(),
         output,
     )
 
