@@ -101,6 +101,7 @@ rule overlay_figure:
         mask=lambda wc: f"results/maps/{overlay_run()}/{wc.date}/mask.tif",
         reference="results/masks/{date}.tif",
         regions="results/regions.tif",
+        validity="results/validity/{date}.tif",
     output:
         report(
             "results/figures/overlay_{region}_{date}.png",

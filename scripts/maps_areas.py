@@ -10,6 +10,7 @@ with job(snakemake.log[0]):
         snakemake.params.date_order,
         snakemake.output.areas,
         snakemake.output.change,
+        validity=snakemake.params.validity,
         regions_path=snakemake.input.regions,
         glaciers=reference_glaciers(
             snakemake.params.outlines, snakemake.params.acquired, snakemake.input.regions

@@ -11,4 +11,5 @@ with job(snakemake.log[0]):
         snakemake.params.dates,
         snakemake.output[0],
         run=snakemake.params.run,
+        validity=snakemake.input.validity,
     )

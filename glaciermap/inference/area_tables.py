@@ -1,6 +1,7 @@
 """The workflow's area tables and change figure (rules ``maps_areas`` and
 ``maps_change_figure``): the final runs' masks and the reference masks of
-every date, tabulated per zone, and the change between dates."""
+every date, tabulated per zone where the date was observed, and the change
+between dates over the area observed on both."""
 
 from __future__ import annotations
 
@@ -11,12 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import pandas as pd
 import rasterio
 
-from glaciermap.inference.areas import AREA_COLUMNS, MaskEntry, area_change, area_table
+from glaciermap.inference.areas import MaskEntry, area_change_table, area_table
 from glaciermap.inference.change_figure import change_figure
-from glaciermap.inference.vectorize import outline_area_km2
 from glaciermap.io.outlines import read_outlines
 from glaciermap.runs import RunKey
 from glaciermap.utils.atomic import atomic_path
@@ -31,17 +30,20 @@ def write_area_tables(
     areas_path: str | Path,
     change_path: str | Path,
     *,
+    validity: Mapping[str, str | Path] | None = None,
     regions_path: str | Path | None = None,
     glaciers: gpd.GeoDataFrame | None = None,
     block_size: int = 2048,
 ) -> None:
-    """Rule ``maps_areas``: area per date of the predicted maps and of the reference
-    masks ({date: mask}) per zone, and their change between consecutive dates.
+    """Rule ``maps_areas``: per date and zone, the observed, unobserved and glacier
+    area of the predicted maps and of the reference masks ({date: mask}), and the
+    change between consecutive dates over the area observed on both.
 
     ``maps`` holds one record per run and date: ``run``, ``date``, ``mask`` and
-    optionally ``outlines`` (its outlines.gpkg), which adds a row of source
-    ``outlines``: the summed area of the vector outlines over the scene, i.e.
-    the predicted area without the specks below ``min_area_km2``.
+    optionally ``outlines`` (its outlines.gpkg), which adds rows of source
+    ``outlines`` over the whole scene: the predicted area without the specks
+    below ``min_area_km2``. ``validity`` maps each date to
+    ``results/validity/{date}.tif``; a date without one counts as fully observed.
     """
     entries = [
         MaskEntry(m["run"], RunKey.parse(m["run"]).model, "predicted", m["date"], Path(m["mask"]))
@@ -51,22 +53,19 @@ def write_area_tables(
         MaskEntry("reference", "reference", "reference", date, Path(path))
         for date, path in reference.items()
     ]
-    areas = area_table(entries, regions_path=regions_path, glaciers=glaciers, block_size=block_size)
-    outline_rows = [
-        (m["run"], RunKey.parse(m["run"]).model, "outlines", m["date"], "scene", "all",
-         outline_area_km2(m["outlines"]))
+    entries += [
+        MaskEntry(
+            m["run"], RunKey.parse(m["run"]).model, "outlines", m["date"], Path(m["outlines"])
+        )
         for m in maps
         if m.get("outlines")
-    ]  # fmt: skip
-    if outline_rows:
-        areas = pd.concat(
-            [areas, pd.DataFrame(outline_rows, columns=AREA_COLUMNS)], ignore_index=True
-        )
-    change = area_change(areas, date_order)
-    with atomic_path(areas_path) as tmp:
-        areas.to_csv(tmp, index=False, float_format="%.6f")
-    with atomic_path(change_path) as tmp:
-        change.to_csv(tmp, index=False, float_format="%.6f")
+    ]
+    zones = {"regions_path": regions_path, "glaciers": glaciers, "block_size": block_size}
+    areas = area_table(entries, validity, **zones)
+    change = area_change_table(entries, date_order, validity, **zones)
+    with atomic_path(areas_path) as areas_tmp, atomic_path(change_path) as change_tmp:
+        areas.to_csv(areas_tmp, index=False, float_format="%.6f")
+        change.to_csv(change_tmp, index=False, float_format="%.6f")
     log.info("%d area rows, %d change rows", len(areas), len(change))
 
 
@@ -77,9 +76,11 @@ def run_change_figure(
     dates: Sequence[str],
     out: str | Path,
     run: str,
+    validity: Sequence[str | Path] | None = None,
 ) -> None:
-    """Rule ``maps_change_figure``: a run's first and last date over the last date's image."""
-    change_figure(scene, masks, dates, out, title=run, outlines=outlines)
+    """Rule ``maps_change_figure``: a run's first and last date over the last date's
+    image, pixels unobserved on either date greyed out."""
+    change_figure(scene, masks, dates, out, title=run, outlines=outlines, validity=validity)
 
 
 def reference_glaciers(
