@@ -34,6 +34,7 @@ from glaciermap.utils.params import canonical
 DATES = list(config["data"]["scenes"])
 ALL_DATES = join_dates(DATES)
 SEEDS = list(config["seeds"])
+FINAL_SEEDS = list(config["final"]["seeds"] or SEEDS)
 
 RUN = RUN_PATTERN
 # With --software-deployment-method conda every job runs in this environment
@@ -181,7 +182,7 @@ def final_runs():
     return [
         run_name(model, cell, dates, aug, seed)
         for dates in final_training_dates()
-        for seed in SEEDS
+        for seed in FINAL_SEEDS
     ]
 
 

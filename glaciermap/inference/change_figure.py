@@ -31,6 +31,7 @@ from glaciermap.io.validity import VALID
 from glaciermap.utils.atomic import atomic_path
 
 MAX_SIDE = 1200
+DPI = 120
 UNOBSERVED = (0.55, 0.55, 0.55, 0.85)
 LOST = (0.85, 0.1, 0.1, 0.6)
 GAINED = (0.1, 0.35, 0.95, 0.6)
@@ -186,5 +187,5 @@ def change_figure(
     axes.set_ylabel("y (scene CRS)")
     figure.tight_layout()
     with atomic_path(out_path) as tmp:
-        figure.savefig(tmp, dpi=120)
+        figure.savefig(tmp, dpi=DPI)
     return figure

@@ -94,12 +94,13 @@ def figure_training_curves(
     out_png: PathLike,
     group_by: str = "model",
     title: str | None = None,
-) -> None:
+) -> Figure:
     """Loss and F1 per epoch (train, validation), mean over seeds with a min-max band.
 
     ``metrics_files``: runs' ``metrics.json``; ``group_by``: the run field that
     gives one curve per value (``model`` for Figure 2, ``aug`` for Figure 3,
     ``dates`` for Figure 4); the other fields (seeds) are spread in the band.
+    Returns the saved Figure (what it plots can be read back from it).
     """
     frame = _epoch_frame(metrics_files, group_by)
     groups = list(dict.fromkeys(frame["group"]))
@@ -144,6 +145,7 @@ def figure_training_curves(
     what = GROUP_NAMES.get(group_by, group_by)
     fig.suptitle(title or f"Training history per {what} ({seeds} seeds per curve)")
     _save(fig, out_png)
+    return fig
 
 
 # ---------------------------------------------------------------- overlays
@@ -197,10 +199,10 @@ def figure_overlay(
     red, nir; 2-98 % stretch) with the predicted glacier in red: ``mask_tif``
     when given, else probability >= ``threshold``. Both show the outline of
     the reference mask ``results/masks/{date}.tif``; the view is the bounding
-    box of ``region`` (``train`` or ``test``) in ``results/regions.tif``.
-    Pixels that are not valid in ``validity_tif`` (``results/validity/{date}.tif``;
-    without it, pixels where the scene is nodata) are grey in both panels.
-    Returns the saved Figure.
+    box of ``region`` (``train`` or ``test``) in ``results/regions.tif``, in km
+    of the scene's CRS. Pixels that are not valid in ``validity_tif``
+    (``results/validity/{date}.tif``; without it, pixels where the scene is
+    nodata) are grey in both panels. Returns the saved Figure.
     """
     rasters = [Path(scene_tif), Path(probability_tif), Path(reference_tif), Path(regions_tif)]
     if mask_tif is not None:
