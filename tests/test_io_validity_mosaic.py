@@ -30,6 +30,7 @@ from sentinel2_products import (
 )
 
 from glaciermap.config import validate_config
+from glaciermap.data.normalization import ArrayBands, scene_range
 from glaciermap.data.prepare import cut_tiles, prepare_mask, prepare_scene
 from glaciermap.errors import ConfigError, GlacierMapError, InputDataError
 from glaciermap.evaluation.baseline import FORMAT, predict_baseline
@@ -129,7 +130,9 @@ def test_cloud_pixels_get_no_label_in_masks_tiles_and_baseline(tmp_path):
     with rasterio.open(scene_path) as source:
         scene, grid = source.read(), Grid.of(source)
     windows = np.array([[0, 0, 32, 32], [8, 8, 32, 32]])
-    tiles, valid = cut_tiles(scene, mask, windows, grid, max_nodata=0.5)
+    ranges = scene_range(ArrayBands(scene))  # robust ranges of the seen pixels only
+    assert np.isfinite(ranges).all()
+    tiles, valid = cut_tiles(scene, mask, windows, grid, 0.5, ranges)
     for i, (row, col, height, width) in enumerate(tiles.windows):
         window = invalid[row : row + height, col : col + width]
         np.testing.assert_array_equal(tiles.masks[i] == NODATA, window)
@@ -243,9 +246,9 @@ def test_mosaic_tile_of_another_utm_zone_is_reprojected(tmp_path):
     east_of_a = scene[:, 12:28, SIDE + 2 : SIDE + 10]  # only B reaches there, away from its edges
     np.testing.assert_allclose(east_of_a, 0.2, rtol=1e-6)
     # B's north-east cloud (20 m rows 0-1, cols 8-9) lands where its footprint says.
-    cloud_x, cloud_y = origin_b * (19, 2)  # 10 m pixel (row 2, col 19) of B: inside it
+    cloud_x, cloud_y = origin_b @ (19, 2)  # 10 m pixel (row 2, col 19) of B: inside it
     (x,), (y,) = rasterio.warp.transform("EPSG:32646", UTM45, [cloud_x], [cloud_y])
-    col, row = (int(np.floor(v)) for v in ~grid.transform * (x, y))
+    col, row = (int(np.floor(v)) for v in ~grid.transform @ (x, y))
     assert np.isnan(scene[:, row, col]).all()
     assert codes[row, col] == MASKED  # A is cloudy there too
 
