@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,7 +140,7 @@ def choose_items(
         counts = {c.item.id: int(seen(c).sum()) for c in members}
         ordered = sorted(members, key=lambda c: (-counts[c.item.id], c.cloud, c.item.id))
         union = np.zeros_like(seen(ordered[0]), dtype=bool)
-        chosen = []
+        chosen: list[Choice] = []
         for choice in ordered:
             valid = seen(choice)
             if chosen and not (valid & ~union).any():
@@ -425,7 +425,7 @@ def download_scene(
     merged = merge_items(chosen, reader, classes, offsets, invalid)
     first = chosen[0].item
 
-    def joined(values: Sequence[object]) -> str:
+    def joined(values: Iterable[object]) -> str:
         return ",".join(str(v) for v in values)
 
     tags = {
@@ -453,7 +453,7 @@ def download_scene(
         }
         for band in BANDS
     ]
-    if scl_output is not None:
+    if scl_output is not None and merged.classes is not None:
         write_classes(merged.classes, grid, scl_output, tags)
     try:
         write_scene(merged.reflectance, grid, output, tags, band_tags)

@@ -60,9 +60,17 @@ def write_area_tables(
         for m in maps
         if m.get("outlines")
     ]
-    zones = {"regions_path": regions_path, "glaciers": glaciers, "block_size": block_size}
-    areas = area_table(entries, validity, **zones)
-    change = area_change_table(entries, date_order, validity, **zones)
+    areas = area_table(
+        entries, validity, regions_path=regions_path, glaciers=glaciers, block_size=block_size
+    )
+    change = area_change_table(
+        entries,
+        date_order,
+        validity,
+        regions_path=regions_path,
+        glaciers=glaciers,
+        block_size=block_size,
+    )
     with atomic_path(areas_path) as areas_tmp, atomic_path(change_path) as change_tmp:
         areas.to_csv(areas_tmp, index=False, float_format="%.6f")
         change.to_csv(change_tmp, index=False, float_format="%.6f")

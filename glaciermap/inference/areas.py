@@ -141,7 +141,7 @@ def zone_sums(
             block = Block(arrays, window_transform(window, first.transform), shape)
             weights = pixel_km2[row : row + shape[0], None]
             glacier_zone = None
-            if ids:
+            if glaciers is not None and ids:
                 glacier_zone = rasterio.features.rasterize(
                     ((geom, i + 1) for i, geom in enumerate(glaciers.geometry)),
                     out_shape=shape,
@@ -260,7 +260,7 @@ def zone_areas(
 def change_areas(
     before: MaskEntry,
     after: MaskEntry,
-    validity: Mapping[str, Path],
+    validity: Mapping[str, str | Path],
     *,
     regions_path: str | Path | None = None,
     glaciers: gpd.GeoDataFrame | None = None,
@@ -270,11 +270,11 @@ def change_areas(
     date within it (columns ``common_observed_km2``, ``area_from_km2``,
     ``area_to_km2``)."""
     rasters: dict[str, Path] = {}
-    for side, entry in (("from", before), ("to", after)):
+    for name, entry in (("from", before), ("to", after)):
         if entry.source != "outlines":
-            rasters[f"mask_{side}"] = entry.path
+            rasters[f"mask_{name}"] = entry.path
         if entry.date in validity:
-            rasters[f"validity_{side}"] = Path(validity[entry.date])
+            rasters[f"validity_{name}"] = Path(validity[entry.date])
     rasters = _with_grid(rasters, before, regions_path)
     glacier_before, glacier_after = _glacier_pixels(before), _glacier_pixels(after)
 
@@ -355,7 +355,7 @@ def area_change_table(
     unknown = sorted({entry.date for entry in entries} - set(rank))
     if unknown:
         raise InputDataError(f"area table holds dates not in the date order: {unknown}")
-    validity = {date: Path(path) for date, path in (validity or {}).items()}
+    validity = dict(validity or {})
     groups: dict[tuple[str, str, str], list[MaskEntry]] = {}
     for entry in entries:
         groups.setdefault((entry.run, entry.model, entry.source), []).append(entry)

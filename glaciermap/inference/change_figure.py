@@ -81,8 +81,8 @@ def _glacier_areas_km2(
 ) -> tuple[list[float], float | None]:
     """Each mask's glacier area within the pixels observed on every date, and that
     common observed area (None without validity rasters)."""
-    common = None
-    pixel = None
+    common: np.ndarray | None = None
+    pixel = np.zeros(0)
     for path in validity or ():
         codes, pixel = _full(path)
         common = codes == VALID if common is None else common & (codes == VALID)

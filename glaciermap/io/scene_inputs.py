@@ -61,7 +61,7 @@ class SceneInput:
     def band_sources(self, base_dir: str | Path = ".") -> dict[str, BandSource]:
         """The configured band mapping resolved to files and band indices."""
         base = Path(base_dir)
-        sources = {}
+        sources: dict[str, BandSource] = {}
         for name in BANDS:
             source = self.settings["bands"][name]
             key = f"{self.key}.bands.{name}"
