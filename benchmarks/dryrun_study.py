@@ -11,6 +11,9 @@ Two dry runs:
   stages wait for its checkpoint table);
 - the four tables with every stage winner pinned: the full matrix.
 
+A standalone script: tests do not import it. Their dry runs use the same
+study config from tests/conftest.py (``Study``); keep the two in step.
+
 Usage: python benchmarks/dryrun_study.py   (prints counts and seconds; the
 issue asks for under 10 s per dry run)
 """

@@ -32,16 +32,18 @@ from collections.abc import Callable
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from glaciermap.models.normalizer import Normalizer
 from glaciermap.models.registry import build_model, count_parameters
 from glaciermap.runs import DISPLAY_NAMES, MODEL_NAMES, HParams
 from glaciermap.training.losses import auxiliary_loss, segmentation_loss
 from glaciermap.training.run import Trainer, describe_device
 from glaciermap.training.settings import RunSettings
+from glaciermap.training.tiles import TileTensors
 from glaciermap.utils.device import resolve_device
 
 SIZE, BANDS = 128, 4
 HPARAMS = HParams(0.4, "softmax", "mean")  # the study's model-selection cell
-NORMALIZATION = {"mean": [0.5] * BANDS, "std": [0.25] * BANDS}
+NORMALIZATION = {"mode": "dataset", "mean": [0.5] * BANDS, "std": [0.25] * BANDS}
 
 
 def _sync(device: torch.device) -> None:
@@ -104,10 +106,12 @@ def project_loops(model_name: str, encoder: str, device: torch.device, args) -> 
     model = build_model(settings.spec).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    trainer = Trainer(settings, model, device, NORMALIZATION)
+    normalizer = Normalizer(NORMALIZATION, BANDS, device)
+    trainer = Trainer(settings, model, device, normalizer, steps_per_epoch=1)
     n = args.batch * 4
     images = torch.rand(n, BANDS, SIZE, SIZE, device=device)
     masks = (torch.rand(n, SIZE, SIZE, device=device) > 0.5).to(torch.uint8)
+    tiles = TileTensors(images, masks, torch.zeros(n, BANDS, 2, device=device))
     generator = torch.Generator().manual_seed(0)
 
     def batch() -> torch.Tensor:
@@ -115,13 +119,12 @@ def project_loops(model_name: str, encoder: str, device: torch.device, args) -> 
 
     def train() -> None:
         model.train()
-        index = batch()
-        trainer.train_step(images[index], masks[index])
+        trainer.train_step(tiles[batch()], step=0)
 
     @torch.inference_mode()
     def infer() -> None:
         model.eval()
-        x = (images[batch()] - trainer.mean) / trainer.std
+        x = normalizer(images[batch()])
         if device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import rasterio
+from conftest import write_geotiff
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 from rasterio.warp import transform as warp_transform
 
-from glaciermap.io.geotiff import geotiff_profile
 from glaciermap.io.grid import Grid
 
 SCALE = 1e-4  # DN -> reflectance
@@ -68,12 +67,8 @@ def chip_arrays(spec: ChipSpec) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_raster(path: Path, array: np.ndarray, grid: Grid, nodata=None) -> Path:
-    bands = array if array.ndim == 3 else array[None]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    profile = geotiff_profile(grid, bands.dtype.name, bands.shape[0], nodata)
-    with rasterio.open(path, "w", **profile) as out:
-        out.write(bands)
-    return path
+    """A GeoTIFF on ``grid`` (conftest's writer, the package's profile)."""
+    return write_geotiff(path, array, crs=grid.crs, transform=grid.transform, nodata=nodata)
 
 
 def write_chip(root: Path, spec: ChipSpec, images: str = "images", masks: str = "masks") -> Path:

@@ -108,14 +108,11 @@ def test_grids_snap_outward_in_the_utm_zone():
     assert west <= AREA[0] and south <= AREA[1] and east >= AREA[2] and north >= AREA[3]
 
 
-def test_read_on_grid_copies_an_aligned_window_and_warps_otherwise(tmp_path):
+def test_read_on_grid_copies_an_aligned_window_and_warps_otherwise(tmp_path, geotiff):
     dn = np.arange(1, 41 * 37 + 1, dtype=np.uint16).reshape(37, 41)
-    path = tmp_path / "b.tif"
     crs = CRS.from_epsg(32645)
-    profile = {"driver": "GTiff", "dtype": "uint16", "count": 1, "width": 41, "height": 37,
-               "crs": crs, "transform": Affine(10, 0, 5000, 0, -10, 9000), "nodata": 0}  # fmt: skip
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(dn, 1)
+    origin = Affine(10, 0, 5000, 0, -10, 9000)
+    path = geotiff(tmp_path / "b.tif", dn, crs=crs, transform=origin, nodata=0)
     # Partly outside the source: the outside is 0 (no data), the inside copied as is.
     aligned = read_on_grid(str(path), Grid(crs, Affine(10, 0, 4980, 0, -10, 8970), 6, 5))
     np.testing.assert_array_equal(aligned[:, 2:], dn[3:8, 0:4])

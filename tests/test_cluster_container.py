@@ -12,8 +12,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
@@ -69,7 +67,7 @@ exec "$@"
 """
 
 
-def test_snakemake_runs_jobs_in_the_configured_image_with_nv(tmp_path):
+def test_snakemake_runs_jobs_in_the_configured_image_with_nv(tmp_path, snakemake):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     stand_in = bin_dir / "apptainer"
@@ -78,43 +76,24 @@ def test_snakemake_runs_jobs_in_the_configured_image_with_nv(tmp_path):
     calls = tmp_path / "apptainer_calls.txt"
 
     workdir = tmp_path / "work"
-    workdir.mkdir()
-    (workdir / "data").symlink_to(REPO / "data", target_is_directory=True)
     image = workdir / "containers" / "glaciermap.sif"  # the config's default image
-    image.parent.mkdir()
+    image.parent.mkdir(parents=True)
     image.touch()
     profile = yaml.safe_load((REPO / "slurm" / "config.yaml").read_text())
     assert profile["software-deployment-method"] == "apptainer"
     assert "--nv" in profile["apptainer-args"].split()
 
-    env = dict(os.environ)
-    env["PATH"] = f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env["APPTAINER_CALLS"] = str(calls)
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "APPTAINER_CALLS": str(calls)}
     target = "results/scenes/oct2000.tif"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            target,
-            "--cores",
-            "1",
-            "--snakefile",
-            str(REPO / "Snakefile"),
-            "--directory",
-            str(workdir),
-            "--software-deployment-method",
-            "apptainer",
-            f"--apptainer-args={profile['apptainer-args']}",
-            "--configfile",
-            str(REPO / "tests" / "configs" / "tiny.yaml"),
-        ],  # fmt: skip
-        capture_output=True,
-        text=True,
+    snakemake(
+        workdir,
+        target,
+        "--software-deployment-method",
+        "apptainer",
+        f"--apptainer-args={profile['apptainer-args']}",
+        config=REPO / "tests" / "configs" / "tiny.yaml",
         env=env,
-        timeout=600,
     )
-    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     assert (workdir / target).is_file()
     (call,) = calls.read_text().splitlines()
     # apptainer exec [options] <image> <shell> -c '<command>'

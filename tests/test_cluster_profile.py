@@ -12,14 +12,12 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "cluster"))
 import count_slurm_jobs as counting  # noqa: E402
 
-STUDY = counting.dryrun_study
-
 
 @pytest.fixture(scope="module")
-def first_stage(tmp_path_factory) -> tuple[dict, str]:
-    config = STUDY.study_config(pinned=False)
-    output = counting.dry_run(config, ("results/table3.csv",), tmp_path_factory.mktemp("study"))
-    return config, output
+def first_stage(tmp_path_factory, study) -> tuple[dict, str]:
+    config = study.config(pinned=False)
+    workdir = tmp_path_factory.mktemp("study")
+    return config, counting.slurm_dry_run(workdir, config, study.targets(pinned=False))
 
 
 def _job_blocks(output: str, rule: str) -> list[str]:

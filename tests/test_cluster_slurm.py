@@ -33,17 +33,6 @@ def cluster():
         pytest.skip(f"SLURM daemons cannot be installed here: {exc}")
 
 
-def _run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        cmd,
-        capture_output=True,
-        text=True,
-        env=h.job_environment(),
-        timeout=SNAKEMAKE_TIMEOUT,
-        **kwargs,
-    )
-
-
 def _training_group_sizes(log: str) -> list[int]:
     """Training runs in each packed training job, from the job listing in the log:
     a group's member jobs are indented under its "Group job training-..." header."""
@@ -60,14 +49,14 @@ def _training_group_sizes(log: str) -> list[int]:
     return sizes
 
 
-def test_tiny_workflow_runs_on_slurm(cluster, tmp_path):
+def test_tiny_workflow_runs_on_slurm(cluster, tmp_path, snakemake):
     config = h.make_workdir(tmp_path)
     try:
-        done = _run(h.snakemake_command(tmp_path, config))
+        log = snakemake(
+            tmp_path, *h.PROFILE_ARGS, config=config, cores=None, timeout=SNAKEMAKE_TIMEOUT
+        ).output
     finally:
         h.cancel_jobs_under(tmp_path)
-    log = done.stdout + done.stderr
-    assert done.returncode == 0, log[-6000:]
 
     table3 = tmp_path / "results" / "table3.csv"
     assert table3.is_file() and len(table3.read_text().splitlines()) > 1
@@ -102,7 +91,7 @@ def _kill_training_after_epoch(proc: subprocess.Popen, train_log: Path, epoch: i
     return job_ids[0]
 
 
-def test_killed_training_leaves_no_output_and_resumes_on_retry(cluster, tmp_path):
+def test_killed_training_leaves_no_output_and_resumes_on_retry(cluster, tmp_path, dry_run):
     epochs = 20
     config = h.make_workdir(
         tmp_path, {"training": {"epochs": epochs, "selection_epochs": 2, "image_every": epochs}}
@@ -130,8 +119,8 @@ def test_killed_training_leaves_no_output_and_resumes_on_retry(cluster, tmp_path
     assert not (run_dir / "metrics.json").exists()
     assert not (run_dir / "best.pt").exists()
     assert (run_dir / "last.pt").is_file()
-    dry = _run(h.snakemake_command(tmp_path, config, "--dry-run", target))
-    assert re.search(r"^train\s+1$", dry.stdout, re.MULTILINE), dry.stdout[-3000:]
+    planned = dry_run(tmp_path, config, *h.PROFILE_ARGS, target).counts
+    assert planned.get("train") == 1, planned  # the run is to do again
 
     # 2. With the profile's retries: cancelled again, resubmitted, resumed.
     proc = subprocess.Popen(

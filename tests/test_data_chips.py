@@ -468,3 +468,24 @@ def test_reading_a_chip_on_a_rotated_grid_keeps_its_transform(tmp_path):
     tiles = TileSet.load(prepare(dataset_block(tmp_path), tmp_path)["test"])
     row, col = tiles.windows[3, :2]
     assert tiles.tile_transform(3) @ (0, 0) == pytest.approx(transform @ (col, row))
+
+
+def test_every_tile_carries_the_robust_range_of_its_own_chip(tmp_path):
+    specs = [ChipSpec(f"r{i}", *site(i), shape=(48, 40 + 8 * i), seed=20 + i) for i in range(3)]
+    for spec in specs:
+        write_chip(tmp_path, spec)
+    # Chip r1 darker by half: its range differs from the others'.
+    dn, _ = chip_arrays(specs[1])
+    write_raster(tmp_path / "images/r1.tif", dn // 2, specs[1].grid(), nodata=0)
+    tiles = TileSet.load(prepare(dataset_block(tmp_path, split="train"), tmp_path)["train"])
+    expected = {}
+    for spec in specs:
+        dn, _ = chip_arrays(spec)
+        dn = dn // 2 if spec.stem == "r1" else dn
+        valid = (dn != 0).all(axis=0)
+        expected[spec.grid().transform] = np.percentile(dn[:, valid] * SCALE, [2, 98], axis=1).T
+    assert tiles.ranges.shape == (len(tiles), 4, 2)
+    for i in range(len(tiles)):
+        chip = rasterio.Affine(*tiles.transform[i])
+        np.testing.assert_allclose(tiles.ranges[i], expected[chip], rtol=1e-5)
+    assert len({tuple(r.ravel()) for r in tiles.ranges}) == 3

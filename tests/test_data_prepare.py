@@ -24,21 +24,18 @@ from glaciermap.cli import main
 from glaciermap.data.tilestore import TileSet
 
 X0, Y0, PIXEL, SIDE = 500000, 7000000, 10, 128
+CRS = "EPSG:32633"
 TRANSFORM = from_origin(X0, Y0, PIXEL, PIXEL)
+SHIFTED = from_origin(X0 + 5, Y0 - 5, PIXEL, PIXEL)
 TRAIN_GLACIER = box(X0 + 400, Y0 - 1100, X0 + 1000, Y0 - 700)
 ROCK = box(X0 + 600, Y0 - 1000, X0 + 700, Y0 - 900)
 TEST_GLACIER = box(X0 + 300, Y0 - 300, X0 + 900, Y0 - 100)
 
 
-def write_scene(path: Path, transform=TRANSFORM) -> None:
-    rng = np.random.default_rng(0)
-    dn = rng.integers(100, 5000, (4, SIDE, SIDE)).astype(np.uint16)
+def scene_dn() -> np.ndarray:
+    dn = np.random.default_rng(0).integers(100, 5000, (4, SIDE, SIDE)).astype(np.uint16)
     dn[:, :, :20] = 0  # nodata strip on the left
-    with rasterio.open(
-        path, "w", driver="GTiff", width=SIDE, height=SIDE, count=4, dtype="uint16",
-        crs="EPSG:32633", transform=transform,
-    ) as out:  # fmt: skip
-        out.write(dn)
+    return dn
 
 
 def write_outlines(path: Path, rows: list[tuple] | None = None) -> None:
@@ -54,7 +51,7 @@ def write_outlines(path: Path, rows: list[tuple] | None = None) -> None:
             "src_date": ["2023-07-01"] * len(rows),
         },
         geometry=[r[2] for r in rows],
-        crs="EPSG:32633",
+        crs=CRS,
     )
     frame.to_crs("EPSG:4326").to_file(path)  # in another CRS than the scene
 
@@ -82,9 +79,11 @@ def base_config() -> dict:
 
 
 @pytest.fixture
-def workdir(tmp_path, monkeypatch) -> Iterator[Path]:
+def workdir(tmp_path, monkeypatch, geotiff) -> Iterator[Path]:
     monkeypatch.chdir(tmp_path)
-    write_scene(tmp_path / "scene.tif")
+    geotiff(tmp_path / "scene.tif", scene_dn(), crs=CRS, transform=TRANSFORM)
+    # The same scene half a pixel off the grid, for a second date.
+    geotiff(tmp_path / "other.tif", scene_dn(), crs=CRS, transform=SHIFTED)
     write_outlines(tmp_path / "glims.gpkg")
     write_config(base_config())
     yield tmp_path
@@ -181,7 +180,6 @@ def _config_change(change):
 
 
 def _second_date_on_other_grid(data: dict) -> None:
-    write_scene(Path("other.tif"), transform=from_origin(X0 + 5, Y0 - 5, PIXEL, PIXEL))
     data["scenes"]["aug"] = dict(data["scenes"]["july"], file="other.tif", acquired="2023-08-20")
     data["on_grid_mismatch"] = "error"
 

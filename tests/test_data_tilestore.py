@@ -23,6 +23,7 @@ def tile_set(n: int = 3, size: int = 8, seed: int = 0) -> TileSet:
         windows=windows,
         crs=CRS.from_epsg(32633).to_wkt(),
         transform=np.array(tuple(SCENE)[:6]),
+        ranges=rng.random((n, 4, 2), dtype=np.float32),
     )
 
 
@@ -34,6 +35,7 @@ def test_save_load_round_trip(tmp_path):
     np.testing.assert_array_equal(loaded.images, tiles.images)
     np.testing.assert_array_equal(loaded.masks, tiles.masks)
     np.testing.assert_array_equal(loaded.windows, tiles.windows)
+    np.testing.assert_array_equal(loaded.ranges, tiles.ranges)
     assert CRS.from_wkt(loaded.crs) == CRS.from_epsg(32633)
     with np.load(tmp_path / "train.npz") as raw:  # the documented arrays, no pickles
         assert raw["images"].dtype == np.float32 and raw["masks"].dtype == np.uint8

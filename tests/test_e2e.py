@@ -13,9 +13,6 @@ import ast
 import base64
 import json
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -40,25 +37,11 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TEST_REGION = 3  # results/regions.tif code (docs/architecture.md)
 
 
-def snakemake(workdir: Path, *args: str, config: Path | None = None) -> str:
-    command = [
-        sys.executable, "-m", "snakemake", *args, "--cores", "2",
-        "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-        "--configfile", str(config or workdir / "config.yaml"),
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output[-5000:]
-    return output
-
-
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
+def workdir(tmp_path_factory, snakemake) -> Path:
     """A finished run of the default target on the tiny config."""
     path = tmp_path_factory.mktemp("e2e")
-    (path / "data").symlink_to(ROOT / "data", target_is_directory=True)
-    shutil.copy(TINY, path / "config.yaml")
-    snakemake(path)
+    snakemake(path, config=TINY, cores=2)
     return path
 
 
@@ -129,18 +112,19 @@ def test_each_stage_continues_with_the_previous_winner(workdir):
     assert (final["model"], final["hparams"], final["aug"]) == (model, cell, aug)
 
 
-def test_rerun_does_nothing(workdir):
-    assert "Nothing to be done" in snakemake(workdir, "-n")
+def test_rerun_does_nothing(workdir, dry_run):
+    result = dry_run(workdir, TINY)
+    assert "Nothing to be done" in result.output and result.counts == {}
 
 
-def test_changing_one_model_setting_reruns_only_its_runs(workdir):
+def test_changing_one_model_setting_reruns_only_its_runs(workdir, dry_run):
     table1 = pd.read_csv(workdir / "results/table1_models.csv")
     loser = table1[~table1["baseline"]].iloc[-1]["model"]
     config = yaml.safe_load(TINY.read_text())
     config["training"]["models"] = {loser: {"learning_rate": 0.01}}
     changed = workdir / "changed.yaml"
     changed.write_text(yaml.safe_dump(config, sort_keys=False))
-    output = snakemake(workdir, "-n", config=changed)
+    output = dry_run(workdir, changed).output
     planned = set(re.findall(r"output: results/runs/(\S+)/metrics\.json", output))
     existing = {
         str(p.parent.relative_to(workdir / "results/runs"))
@@ -149,8 +133,8 @@ def test_changing_one_model_setting_reruns_only_its_runs(workdir):
     assert planned and planned == existing
 
 
-def test_report_bundles_tables_and_figures(workdir):
-    snakemake(workdir, "--report", "report.html")
+def test_report_bundles_tables_and_figures(workdir, snakemake):
+    snakemake(workdir, "--report", "report.html", config=TINY)
     html = (workdir / "report.html").read_text(errors="replace")
     assert "table3.csv" in html and "overlay_test_oct2000.png" in html
 
@@ -168,13 +152,11 @@ def test_a_training_run_uses_exactly_the_params_snakemake_tracks(workdir):
         assert {key: value for key, value in used.items() if key != "threads"} == tracked
 
 
-def test_changing_an_inference_setting_reruns_only_the_maps(workdir):
+def test_changing_an_inference_setting_reruns_only_the_maps(workdir, dry_run):
     config = yaml.safe_load(TINY.read_text())
     config["inference"]["overlap"] = 0.5
     changed = workdir / "changed_inference.yaml"
     changed.write_text(yaml.safe_dump(config, sort_keys=False))
-    rules = set(
-        re.findall(r"^(?:local)?rule (\w+):", snakemake(workdir, "-n", config=changed), re.M)
-    )
+    rules = set(dry_run(workdir, changed).counts)
     assert "maps_predict" in rules
     assert not rules & {"train", "prepare_tiles", "baseline_fit", "table1_models"}

@@ -43,10 +43,15 @@ SPECS = (
 )
 
 
-def save_checkpoint(path: Path, seed: int, threshold: float = 0.5) -> Path:
+DATASET = {"mode": "dataset", "mean": [0.3] * 4, "std": [0.25] * 4}
+SCENE = {"mode": "scene", "percentiles": [2, 98]}
+
+
+def save_checkpoint(
+    path: Path, seed: int, threshold: float = 0.5, normalization: dict = DATASET
+) -> Path:
     torch.manual_seed(seed)
     spec = ModelSpec("pspnet", HParams(0.2, "sigmoid", "mean"), encoder="resnet18")
-    normalization = {"mean": [0.3, 0.3, 0.3, 0.3], "std": [0.25, 0.25, 0.25, 0.25]}
     save_prediction_checkpoint(path, build_model(spec), spec, normalization, 32, threshold)
     return path
 
@@ -195,3 +200,22 @@ def test_command_errors_name_the_option(chips, checkpoints, capsys):
     assert main([*base, "--images", f"{chips}/images/*.tif", "--masks", "m.tif"]) == 1
     assert "option --masks" in capsys.readouterr().err
     assert not (chips / "s.csv").exists()
+
+
+def test_a_scene_normalised_model_scales_each_chip_by_its_own_range(chips, tmp_path):
+    checkpoint = save_checkpoint(tmp_path / "scene.pt", 4, normalization=SCENE)
+
+    def by_own_range(bands):
+        valid = np.isfinite(bands).all(axis=0)
+        ranges = np.percentile(bands[:, valid], [2, 98], axis=1).T.astype(np.float32)
+        x = torch.from_numpy(np.nan_to_num(bands, nan=0.0))[None]
+        return load_predictor(checkpoint).predict_proba(x, torch.from_numpy(ranges))[0].numpy()
+
+    data = dataset(chips)
+    scores = score_chips(data, image_files(data), CheckpointEnsemble([checkpoint], "cpu"))
+    expected = expected_counts(by_own_range)
+    assert {k: getattr(scores.pooled, k) for k in expected} == expected
+    # A gain on every chip changes nothing: each is scaled by its own range.
+    brighter = dataset(chips, scale=3 * SCALE)
+    again = score_chips(brighter, image_files(brighter), CheckpointEnsemble([checkpoint], "cpu"))
+    assert again.pooled == scores.pooled

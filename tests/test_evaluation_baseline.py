@@ -55,25 +55,19 @@ def test_fit_rules_refuses_no_glacier():
         fit_rules(features, np.zeros(bands[0].size, dtype=bool))
 
 
-def test_predict_baseline_writes_georeferenced_mask(tmp_path):
+def test_predict_baseline_writes_georeferenced_mask(tmp_path, geotiff):
     bands, ice = synthetic_scene()
     bands[:, 0, :4] = np.nan
     transform = from_origin(480000, 3100000, 30, 30)
-    scene = tmp_path / "scenes" / "oct2000.tif"
-    scene.parent.mkdir()
-    profile = dict(
-        driver="GTiff",
-        width=64,
-        height=64,
-        count=4,
-        dtype="float32",
+    scene = geotiff(
+        tmp_path / "scenes" / "oct2000.tif",
+        bands,
         crs="EPSG:32645",
         transform=transform,
-        nodata=float("nan"),
+        nodata=np.nan,
+        descriptions=("blue", "green", "red", "nir"),
+        dtype="float32",
     )
-    with rasterio.open(scene, "w", **profile) as dst:
-        dst.write(bands)
-        dst.descriptions = ("blue", "green", "red", "nir")
     model = tmp_path / "baseline.json"
     rule = {"feature": "red", "direction": ">=", "threshold": 0.42}
     model.write_text(json.dumps({"format": FORMAT, "rules": [rule]}))
@@ -103,7 +97,9 @@ def tile_set(seed: int) -> TileSet:
     masks = np.stack([ice[r : r + 32, c : c + 32] for r, c, _, _ in windows]).astype(np.uint8)
     images[0, :, :5] = 0
     masks[0, :5] = 255
-    return TileSet(images, masks, np.array(windows), "EPSG:32645", np.array([30, 0, 0, 0, -30, 0]))
+    transform = np.array([30, 0, 0, 0, -30, 0])
+    ranges = np.tile([[0.0, 1.0]], (4, 1))
+    return TileSet(images, masks, np.array(windows), "EPSG:32645", transform, ranges)
 
 
 def test_fit_baseline_from_tile_files(tmp_path):

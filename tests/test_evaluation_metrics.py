@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import rasterio
 from rasterio.transform import from_origin
 
 from glaciermap.errors import InputDataError
@@ -49,27 +48,11 @@ def test_zero_denominators():
 GRID = from_origin(500000, 3100000, 10, 10)
 
 
-def _write(path, array, transform=GRID):
-    profile = dict(
-        driver="GTiff",
-        width=array.shape[1],
-        height=array.shape[0],
-        count=1,
-        dtype="uint8",
-        crs="EPSG:32645",
-        transform=transform,
-        nodata=255,
-    )
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(array, 1)
-    return path
-
-
-def test_evaluate_prediction_regions(tmp_path):
+def test_evaluate_prediction_regions(tmp_path, geotiff):
     regions = np.array([[3, 3, 3, 3], [1, 1, 0, 0], [1, 1, 2, 2]], dtype=np.uint8)
-    pred = _write(tmp_path / "mask.tif", PRED)
-    ref = _write(tmp_path / "ref.tif", REF)
-    reg = _write(tmp_path / "regions.tif", regions)
+    pred = geotiff(tmp_path / "mask.tif", PRED, transform=GRID, nodata=255)
+    ref = geotiff(tmp_path / "ref.tif", REF, transform=GRID, nodata=255)
+    reg = geotiff(tmp_path / "regions.tif", regions, transform=GRID, nodata=255)
     out = tmp_path / "eval" / "july.json"
     result = evaluate_prediction(pred, ref, reg, out, run="fpn/x/july/noaug/seed1", date="july")
     assert json.loads(out.read_text()) == result
@@ -82,18 +65,21 @@ def test_evaluate_prediction_regions(tmp_path):
     assert result["date"] == "july"
 
 
-def test_evaluate_prediction_refuses_other_grid(tmp_path):
-    pred = _write(tmp_path / "mask.tif", PRED, from_origin(0, 0, 20, 20))
-    ref = _write(tmp_path / "ref.tif", REF)
+def test_evaluate_prediction_refuses_other_grid(tmp_path, geotiff):
+    pred = geotiff(tmp_path / "mask.tif", PRED, transform=from_origin(0, 0, 20, 20), nodata=255)
+    ref = geotiff(tmp_path / "ref.tif", REF, transform=GRID, nodata=255)
     with pytest.raises(InputDataError, match="ref.tif"):
         evaluate_prediction(pred, ref, ref)
 
 
-def test_cli_evaluate(tmp_path):
+def test_cli_evaluate(tmp_path, geotiff):
     from glaciermap.cli import main
 
     regions = np.full(PRED.shape, 3, dtype=np.uint8)
-    paths = [_write(tmp_path / f"{n}.tif", a) for n, a in (("p", PRED), ("r", REF), ("g", regions))]
+    paths = [
+        geotiff(tmp_path / f"{n}.tif", a, transform=GRID, nodata=255)
+        for n, a in (("p", PRED), ("r", REF), ("g", regions))
+    ]
     out = tmp_path / "eval.json"
     args = ["evaluate", "--prediction", str(paths[0]), "--reference", str(paths[1])]
     assert main([*args, "--regions", str(paths[2]), "--out", str(out)]) == 0

@@ -8,9 +8,11 @@ import pyproj
 import pytest
 import rasterio
 from affine import Affine
+from scipy.ndimage import maximum_filter, minimum_filter
 from shapely.geometry import box
 
 from glaciermap.errors import InputDataError
+from glaciermap.inference import change_figure as change_figure_module
 from glaciermap.inference.areas import area_change, row_pixel_areas_km2, zone_areas
 from glaciermap.inference.change_figure import change_figure
 from glaciermap.inference.commands import write_area_tables
@@ -19,24 +21,7 @@ from glaciermap.inference.vectorize import mask_to_outlines, vectorize_mask_file
 CRS = "EPSG:32645"
 TRANSFORM = Affine(30.0, 0.0, 478000.0, 0.0, -30.0, 3108140.0)
 PIXEL_KM2 = 30.0 * 30.0 / 1e6
-
-
-def write_raster(path, array, dtype="uint8", nodata=255, crs=CRS, transform=TRANSFORM):
-    count = 1 if array.ndim == 2 else array.shape[0]
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        height=array.shape[-2],
-        width=array.shape[-1],
-        count=count,
-        dtype=dtype,
-        nodata=nodata,
-        crs=crs,
-        transform=transform,
-    ) as out:
-        out.write(array if array.ndim == 3 else array[None])
-    return path
+GRID = {"crs": CRS, "transform": TRANSFORM}  # keywords of the geotiff fixture
 
 
 def glacier_mask(shrink: int = 0) -> np.ndarray:
@@ -50,9 +35,9 @@ def glacier_mask(shrink: int = 0) -> np.ndarray:
     return mask
 
 
-def test_outlines_are_valid_polygons_whose_area_matches_the_mask(tmp_path):
+def test_outlines_are_valid_polygons_whose_area_matches_the_mask(tmp_path, geotiff):
     mask = glacier_mask()
-    write_raster(tmp_path / "mask.tif", mask)
+    geotiff(tmp_path / "mask.tif", mask, **GRID, nodata=255)
     vectorize_mask_file(
         tmp_path / "mask.tif",
         tmp_path / "outlines.gpkg",
@@ -89,14 +74,14 @@ def test_geographic_pixel_areas_sum_to_the_ellipsoidal_area():
     assert np.isnan(row_pixel_areas_km2(transform, None, 3)).all()
 
 
-def test_area_tables_are_consistent_with_the_masks(tmp_path):
+def test_area_tables_are_consistent_with_the_masks(tmp_path, geotiff):
     before, after = glacier_mask(), glacier_mask(shrink=4)
     regions = np.zeros((60, 80), np.uint8)
     regions[:, :40], regions[:, 40:] = 1, 3
     reference = glacier_mask(shrink=2)
     for name, array in [("a", before), ("b", after), ("ref_a", reference), ("ref_b", reference)]:
-        write_raster(tmp_path / f"{name}.tif", array)
-    write_raster(tmp_path / "regions.tif", regions, nodata=None)
+        geotiff(tmp_path / f"{name}.tif", array, **GRID, nodata=255)
+    geotiff(tmp_path / "regions.tif", regions, **GRID)
     west = box(*(TRANSFORM @ (0, 60)), *(TRANSFORM @ (40, 0)))  # columns 0-39
     glaciers = gpd.GeoDataFrame({"glacier_id": ["G1"]}, geometry=[west], crs=CRS)
     run = "fpn/dropout0.4-softmax-mean/a+b/noaug/seed1"
@@ -159,21 +144,75 @@ def test_area_tables_are_consistent_with_the_masks(tmp_path):
     assert ref.change_km2 == 0
 
 
-def test_change_needs_known_dates_and_is_empty_for_one_date(tmp_path):
-    write_raster(tmp_path / "m.tif", glacier_mask())
+def test_change_needs_known_dates_and_is_empty_for_one_date(tmp_path, geotiff):
+    geotiff(tmp_path / "m.tif", glacier_mask(), **GRID, nodata=255)
     table = zone_areas(tmp_path / "m.tif").assign(run="r", model="m", source="predicted", date="x")
     assert area_change(table, ["x"]).empty
     with pytest.raises(InputDataError, match="date order"):
         area_change(table, ["y"])
 
 
-@pytest.mark.parametrize("n_dates", [1, 2])
-def test_change_figure_for_one_or_two_dates(tmp_path, n_dates):
-    scene = np.random.default_rng(0).random((4, 60, 80)).astype(np.float32)
-    write_raster(tmp_path / "scene.tif", scene, dtype="float32", nodata=float("nan"))
+def pixel_centres(where: np.ndarray) -> np.ndarray:
+    """Map coordinates (x, y) of the centres of the pixels ``where`` is True."""
+    rows, cols = np.nonzero(where)
+    return np.column_stack(TRANSFORM @ (cols + 0.5, rows + 0.5))
+
+
+def away_from_edges(*masks: np.ndarray) -> np.ndarray:
+    """Pixels whose 3 x 3 neighbourhood is all inside or all outside each mask:
+    clear of the outlines drawn along the mask edges."""
+    clear = np.ones(masks[0].shape, bool)
+    for mask in masks:
+        clear &= minimum_filter(mask, 3, mode="nearest") == maximum_filter(mask, 3, mode="nearest")
+    return clear
+
+
+def test_change_figure_colours_lost_and_gained_glacier_where_the_masks_differ(
+    tmp_path, geotiff, png_at
+):
+    ramp = np.add.outer(np.arange(60) / 600, np.arange(80) / 80)  # grey: all bands equal
+    scene = geotiff(tmp_path / "scene.tif", np.stack([ramp] * 4), **GRID, dtype="float32")
+    before = np.zeros((60, 80), np.uint8)
+    before[10:40, 10:50] = 1
+    after = before.copy()
+    after[:, 34:] = 0  # retreat on the east side
+    after[44:54, 20:40] = 1  # advance to the south, clear of the earlier glacier
     masks = [
-        write_raster(tmp_path / "a.tif", glacier_mask()),
-        write_raster(tmp_path / "b.tif", glacier_mask(shrink=6)),
-    ][:n_dates]
-    change_figure(tmp_path / "scene.tif", masks, ["a", "b"][:n_dates], tmp_path / "fig.png", "run")
-    assert (tmp_path / "fig.png").read_bytes()[:4] == b"\x89PNG"
+        geotiff(tmp_path / "a.tif", before, **GRID, nodata=255),
+        geotiff(tmp_path / "b.tif", after, **GRID, nodata=255),
+    ]
+    out = tmp_path / "fig.png"
+    figure = change_figure(scene, masks, ["a", "b"], out, "run")
+
+    axes = figure.axes[0]
+    assert axes.get_xlim() == (478000.0, 478000.0 + 80 * 30)  # the scene's bounds, its CRS
+    assert axes.get_ylim() == (3108140.0 - 60 * 30, 3108140.0)
+    clear = away_from_edges(before, after)
+    rgb = png_at(out, axes, pixel_centres(clear), change_figure_module.DPI)
+    shown = np.isfinite(rgb[:, 0])
+    assert shown.mean() > 0.8  # the legend covers a corner only
+    lost, gained = (before == 1) & (after == 0), (after == 1) & (before == 0)
+    expected = np.where(lost[clear], 1, np.where(gained[clear], -1, 0))[shown]
+    redness = (rgb[:, 0] - rgb[:, 2])[shown]  # a grey pixel has none
+    assert {1, -1, 0} <= set(expected)
+    assert (redness[expected == 1] > 0.3).all()
+    assert (redness[expected == -1] < -0.3).all()
+    assert (np.abs(redness[expected == 0]) < 0.02).all()
+    change = (int(after.sum()) - int(before.sum())) * PIXEL_KM2
+    assert f"change {change:+.2f} km²" in axes.get_title()
+
+
+def test_change_figure_of_one_date_shows_its_area_without_change_colours(tmp_path, geotiff, png_at):
+    ramp = np.add.outer(np.arange(60) / 600, np.arange(80) / 80)
+    scene = geotiff(tmp_path / "scene.tif", np.stack([ramp] * 4), **GRID, dtype="float32")
+    mask = glacier_mask()
+    path = geotiff(tmp_path / "a.tif", mask, **GRID, nodata=255)
+    out = tmp_path / "fig.png"
+    figure = change_figure(scene, [path], ["a"], out, "run")
+
+    axes = figure.axes[0]
+    clear = away_from_edges(mask == 1)
+    rgb = png_at(out, axes, pixel_centres(clear), change_figure_module.DPI)
+    rgb = rgb[np.isfinite(rgb[:, 0])]
+    assert len(rgb) and (np.abs(rgb[:, 0] - rgb[:, 2]) < 0.02).all()  # nothing lost or gained
+    assert f"glacier area {(mask == 1).sum() * PIXEL_KM2:.2f} km²" in axes.get_title()

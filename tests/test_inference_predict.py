@@ -19,6 +19,7 @@ from glaciermap.runs import HParams
 
 BANDS = ("blue", "green", "red", "nir")
 TRANSFORM = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 3100000.0)
+GRID = {"crs": "EPSG:32645", "transform": TRANSFORM}  # keywords of the geotiff fixture
 INFERENCE = {"overlap": 0.5, "window": "gaussian", "batch_size": 8, "block_size": 256}
 
 
@@ -33,24 +34,6 @@ def checkpoint(tmp_path_factory):
     return path
 
 
-def write_raster(path, array, crs="EPSG:32645", names=None, nodata=float("nan")):
-    profile = dict(
-        driver="GTiff",
-        height=array.shape[1],
-        width=array.shape[2],
-        count=array.shape[0],
-        dtype=array.dtype.name,
-        nodata=nodata,
-    )
-    if crs is not None:
-        profile.update(crs=crs, transform=TRANSFORM)
-    with rasterio.open(path, "w", **profile) as out:
-        out.write(array)
-        if names:
-            out.descriptions = tuple(names)
-    return path
-
-
 def reflectance(shape=(40, 50), seed=0):
     return np.random.default_rng(seed).uniform(0.05, 0.9, (4, *shape)).astype(np.float32)
 
@@ -60,10 +43,10 @@ def read(path):
         return dataset.read(1), dataset.crs, dataset.transform
 
 
-def test_predict_command_on_a_geotiff_with_another_band_order(checkpoint, tmp_path):
+def test_predict_command_on_a_geotiff_with_another_band_order(checkpoint, tmp_path, geotiff):
     bands = reflectance()
     shuffled = np.stack([bands[3], bands[2], bands[1], bands[0], bands[0] * 0])  # nir,red,...
-    scene = write_raster(tmp_path / "scene.tif", shuffled)
+    scene = geotiff(tmp_path / "scene.tif", shuffled, **GRID, nodata=np.nan)
     code = main(
         [
             "predict",
@@ -93,14 +76,14 @@ def test_predict_command_on_a_geotiff_with_another_band_order(checkpoint, tmp_pa
     assert outlines.area_km2.sum() == pytest.approx(mask.sum() * 1e-4)
 
     # the same bands in the workflow's order give the same map
-    ordered = write_raster(tmp_path / "ordered.tif", bands, names=BANDS)
+    ordered = geotiff(tmp_path / "ordered.tif", bands, **GRID, nodata=np.nan, descriptions=BANDS)
     predict_scene_maps(
         checkpoint, ordered, tmp_path / "p.tif", tmp_path / "m.tif", INFERENCE, "cpu"
     )
     assert np.allclose(read(tmp_path / "p.tif")[0], probability, atol=1e-5)
 
 
-def test_sentinel2_band_files_get_the_l2a_offset(checkpoint, tmp_path):
+def test_sentinel2_band_files_get_the_l2a_offset(checkpoint, tmp_path, geotiff):
     bands = reflectance(seed=1)
     folder = tmp_path / "S2B_MSIL2A_20230815T000000_N0509_R000_T45RVL_20230815T000000.SAFE"
     folder.mkdir()
@@ -108,7 +91,7 @@ def test_sentinel2_band_files_get_the_l2a_offset(checkpoint, tmp_path):
     for name, band, code in zip(BANDS, bands, ("B02", "B03", "B04", "B08"), strict=True):
         dn = np.round(band * 10000 + 1000).astype(np.uint16)[None]
         dn[0, :2, :2] = 0  # L2A nodata
-        spec.append(f"{name}={write_raster(folder / f'T45RVL_{code}_10m.tif', dn, nodata=None)}")
+        spec.append(f"{name}={geotiff(folder / f'T45RVL_{code}_10m.tif', dn, **GRID)}")
     assert (
         main(
             [
@@ -129,7 +112,7 @@ def test_sentinel2_band_files_get_the_l2a_offset(checkpoint, tmp_path):
     )
     expected = np.round(bands * 10000) / 10000
     expected[:, :2, :2] = np.nan
-    ordered = write_raster(tmp_path / "ordered.tif", expected, names=BANDS)
+    ordered = geotiff(tmp_path / "ordered.tif", expected, **GRID, nodata=np.nan, descriptions=BANDS)
     predict_scene_maps(
         checkpoint, ordered, tmp_path / "p.tif", tmp_path / "m.tif", INFERENCE, "cpu"
     )
@@ -146,8 +129,10 @@ def test_checkpoint_with_another_band_layout_is_refused(checkpoint, tmp_path):
         load_predictor(tmp_path / "other.pt", "cpu")
 
 
-def test_scene_missing_a_band_is_refused(checkpoint, tmp_path, capsys):
-    three = write_raster(tmp_path / "rgb.tif", reflectance()[:3], names=BANDS[:3])
+def test_scene_missing_a_band_is_refused(checkpoint, tmp_path, capsys, geotiff):
+    three = geotiff(
+        tmp_path / "rgb.tif", reflectance()[:3], **GRID, nodata=np.nan, descriptions=BANDS[:3]
+    )
     with pytest.raises(InputDataError, match="no nir band"):
         predict_scene_maps(checkpoint, three, tmp_path / "p.tif", tmp_path / "m.tif", INFERENCE)
     code = main(
@@ -171,15 +156,17 @@ def test_scene_missing_a_band_is_refused(checkpoint, tmp_path, capsys):
     assert not (tmp_path / "p.tif").exists() and not (tmp_path / "o" / "mask.tif").exists()
 
 
-def test_scene_smaller_than_a_tile_keeps_its_shape(checkpoint, tmp_path):
-    scene = write_raster(tmp_path / "small.tif", reflectance((12, 20)), names=BANDS)
+def test_scene_smaller_than_a_tile_keeps_its_shape(checkpoint, tmp_path, geotiff):
+    small = reflectance((12, 20))
+    scene = geotiff(tmp_path / "small.tif", small, **GRID, nodata=np.nan, descriptions=BANDS)
     predict_scene_maps(checkpoint, scene, tmp_path / "p.tif", tmp_path / "m.tif", INFERENCE, "cpu")
     probability = read(tmp_path / "p.tif")[0]
     assert probability.shape == (12, 20) and np.isfinite(probability).all()
 
 
-def test_all_nodata_scene_gives_nodata_maps_and_no_outlines(checkpoint, tmp_path):
-    scene = write_raster(tmp_path / "empty.tif", np.full((4, 40, 40), np.nan, np.float32))
+def test_all_nodata_scene_gives_nodata_maps_and_no_outlines(checkpoint, tmp_path, geotiff):
+    nothing = np.full((4, 40, 40), np.nan, np.float32)
+    scene = geotiff(tmp_path / "empty.tif", nothing, **GRID, nodata=np.nan)
     assert (
         main(
             [
@@ -201,8 +188,8 @@ def test_all_nodata_scene_gives_nodata_maps_and_no_outlines(checkpoint, tmp_path
     assert gpd.read_file(tmp_path / "out" / "outlines.gpkg").empty
 
 
-def test_scene_without_georeference_warns_and_maps(checkpoint, tmp_path, capsys):
-    scene = write_raster(tmp_path / "plain.tif", reflectance(), crs=None)
+def test_scene_without_georeference_warns_and_maps(checkpoint, tmp_path, capsys, geotiff):
+    scene = geotiff(tmp_path / "plain.tif", reflectance(), crs=None, nodata=np.nan)
     code = main(
         [
             "predict",

@@ -20,6 +20,7 @@ from glaciermap.inference.sliding_window import (
 
 BANDS = ["blue", "green", "red", "nir"]
 TRANSFORM = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 3100000.0)
+GRID = {"crs": "EPSG:32645", "transform": TRANSFORM}  # keywords of the geotiff fixture
 
 
 class ArraySource:
@@ -72,24 +73,6 @@ def assemble(source, predictor, settings) -> np.ndarray:
         assert out[r : r + block.shape[0], c : c + block.shape[1]].min() == -1  # no block twice
         out[r : r + block.shape[0], c : c + block.shape[1]] = block
     return out
-
-
-def write_scene(path, array: np.ndarray, crs="EPSG:32645", transform=TRANSFORM, names=BANDS):
-    profile = dict(
-        driver="GTiff",
-        height=array.shape[1],
-        width=array.shape[2],
-        count=array.shape[0],
-        dtype="float32",
-        nodata=float("nan"),
-    )
-    if crs is not None:
-        profile.update(crs=crs, transform=transform)
-    with rasterio.open(path, "w", **profile) as out:
-        out.write(array.astype(np.float32))
-        if names:
-            out.descriptions = tuple(names)
-    return path
 
 
 def test_tile_starts_cover_any_length_and_end_on_the_edge():
@@ -158,10 +141,10 @@ def test_scene_smaller_than_a_tile_is_padded_and_keeps_its_shape():
     assert np.allclose(out, 1 / (1 + np.exp(-(array[0] - array[3]))), atol=1e-5)
 
 
-def test_written_maps_keep_grid_and_are_cloud_optimized(tmp_path):
+def test_written_maps_keep_grid_and_are_cloud_optimized(tmp_path, geotiff):
     array = np.random.default_rng(4).random((4, 70, 90), dtype=np.float32)
     array[:, :3, :3] = np.nan
-    scene = write_scene(tmp_path / "scene.tif", array)
+    scene = geotiff(tmp_path / "scene.tif", array, **GRID, nodata=np.nan, descriptions=BANDS)
     with open_workflow_scene(scene, BANDS) as source:
         summary = write_maps(
             source,
@@ -187,14 +170,15 @@ def test_written_maps_keep_grid_and_are_cloud_optimized(tmp_path):
     assert not list(tmp_path.glob(".*"))  # no temporary or staging file left behind
 
 
-def test_a_failure_mid_scene_leaves_no_output(tmp_path):
+def test_a_failure_mid_scene_leaves_no_output(tmp_path, geotiff):
     class FailingPredictor(ConstantPredictor):
         def predict_proba(self, x):
             if self.calls == 2:  # the third batch, after two blocks were written
                 raise RuntimeError("out of memory")
             return super().predict_proba(x)
 
-    scene = write_scene(tmp_path / "scene.tif", np.ones((4, 96, 96), np.float32))
+    ones = np.ones((4, 96, 96), np.float32)
+    scene = geotiff(tmp_path / "scene.tif", ones, **GRID, nodata=np.nan, descriptions=BANDS)
     with open_workflow_scene(scene, BANDS) as source, pytest.raises(RuntimeError):
         write_maps(
             source,

@@ -16,33 +16,15 @@ from glaciermap.io.scenes import check_scene_sources, read_prepared_scene, read_
 
 CRS = "EPSG:32633"
 ORIGIN = from_origin(500000, 7000000, 10, 10)
+GRID = {"crs": CRS, "transform": ORIGIN}  # keywords of the geotiff fixture
 
 
-def write_raster(path: Path, array: np.ndarray, transform=ORIGIN, crs=CRS, nodata=None) -> Path:
-    array = array if array.ndim == 3 else array[None]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=array.shape[2],
-        height=array.shape[1],
-        count=array.shape[0],
-        dtype=array.dtype,
-        crs=crs,
-        transform=transform,
-        nodata=nodata,
-    ) as out:
-        out.write(array)
-    return path
-
-
-def test_multiband_file_with_band_mapping_scale_and_nodata(tmp_path):
+def test_multiband_file_with_band_mapping_scale_and_nodata(tmp_path, geotiff):
     dn = np.arange(3 * 8 * 8, dtype=np.uint8).reshape(3, 8, 8)
     dn[0, 0, 0] = 255
     nir = np.full((8, 8), 100, np.uint8)
-    write_raster(tmp_path / "rgb.tif", dn, nodata=255)
-    write_raster(tmp_path / "nir.tif", nir)
+    geotiff(tmp_path / "rgb.tif", dn, **GRID, nodata=255)
+    geotiff(tmp_path / "nir.tif", nir, **GRID)
     scene = {
         "file": "rgb.tif",
         "bands": {"blue": 3, "green": 2, "red": 1, "nir": {"file": "nir.tif", "band": 1}},
@@ -62,7 +44,7 @@ def test_multiband_file_with_band_mapping_scale_and_nodata(tmp_path):
     ("baseline_in", "offset"),
     [("N0509", -1000.0), ("N0400", -1000.0), ("N0301", 0.0)],
 )
-def test_sentinel2_l2a_offset_from_safe_name(tmp_path, baseline_in, offset):
+def test_sentinel2_l2a_offset_from_safe_name(tmp_path, geotiff, baseline_in, offset):
     safe = tmp_path / f"S2A_MSIL2A_20230715T141741_{baseline_in}_R010_T23VNH_20230715T200000.SAFE"
     dn = np.full((8, 8), 3000, np.uint16)
     dn[1, 1] = 0
@@ -70,7 +52,7 @@ def test_sentinel2_l2a_offset_from_safe_name(tmp_path, baseline_in, offset):
     for name, code in zip(
         ("blue", "green", "red", "nir"), ("B02", "B03", "B04", "B08"), strict=True
     ):
-        path = write_raster(safe / f"T23VNH_20230715T141741_{code}_10m.tif", dn)
+        path = geotiff(safe / f"T23VNH_20230715T141741_{code}_10m.tif", dn, **GRID)
         bands[name] = str(path.relative_to(tmp_path))
     scene = {"product": "sentinel2_l2a", "bands": bands}
     array, _ = read_scene(scene, "july", tmp_path)
@@ -96,9 +78,9 @@ def test_sentinel2_l2a_jp2_band_files(tmp_path):
     assert grid.transform == ORIGIN
 
 
-def test_sentinel2_baseline_from_config_and_missing(tmp_path):
+def test_sentinel2_baseline_from_config_and_missing(tmp_path, geotiff):
     dn = np.full((4, 4), 1500, np.uint16)
-    bands = {b: str(write_raster(tmp_path / f"x_{b}_10m.tif", dn).name) for b in ("B02", "B03")}
+    bands = {b: geotiff(tmp_path / f"x_{b}_10m.tif", dn, **GRID).name for b in ("B02", "B03")}
     mapping = {
         "blue": bands["B02"],
         "green": bands["B03"],
@@ -122,13 +104,13 @@ def test_baseline_parsing():
     assert sentinel2.reflectance_offset("04.00") == -1000.0
 
 
-def _rgb_scene(tmp_path: Path, **extra) -> dict:
-    write_raster(tmp_path / "rgb.tif", np.ones((3, 8, 8), np.uint8))
+def _rgb_scene(tmp_path: Path, geotiff, **extra) -> dict:
+    geotiff(tmp_path / "rgb.tif", np.ones((3, 8, 8), np.uint8), **GRID)
     return {"file": "rgb.tif", "bands": {"blue": 1, "green": 2, "red": 3, "nir": 1}, **extra}
 
 
-def test_missing_band_names_file_and_key(tmp_path):
-    scene = _rgb_scene(tmp_path)
+def test_missing_band_names_file_and_key(tmp_path, geotiff):
+    scene = _rgb_scene(tmp_path, geotiff)
     scene["bands"]["nir"] = 4
     with pytest.raises(InputDataError, match=r"rgb\.tif.*data\.scenes\.d\.bands\.nir.*band 4"):
         check_scene_sources(scene, "d", tmp_path)
@@ -136,15 +118,15 @@ def test_missing_band_names_file_and_key(tmp_path):
         read_scene(scene, "d", tmp_path)
 
 
-def test_bare_path_to_multiband_file_is_a_wrong_band_count(tmp_path):
-    scene = _rgb_scene(tmp_path)
+def test_bare_path_to_multiband_file_is_a_wrong_band_count(tmp_path, geotiff):
+    scene = _rgb_scene(tmp_path, geotiff)
     scene["bands"]["nir"] = "rgb.tif"
     with pytest.raises(InputDataError, match=r"rgb\.tif.*bands\.nir.*has 3 bands"):
         check_scene_sources(scene, "d", tmp_path)
 
 
-def test_unreadable_and_truncated_rasters(tmp_path):
-    write_raster(tmp_path / "rgb.tif", np.ones((3, 64, 64), np.uint8))
+def test_unreadable_and_truncated_rasters(tmp_path, geotiff):
+    geotiff(tmp_path / "rgb.tif", np.ones((3, 64, 64), np.uint8), **GRID)
     scene = {"file": "rgb.tif", "bands": {"blue": 1, "green": 2, "red": 3, "nir": 1}}
     good = (tmp_path / "rgb.tif").read_bytes()
     (tmp_path / "rgb.tif").write_bytes(b"this is not a GeoTIFF")
@@ -155,10 +137,10 @@ def test_unreadable_and_truncated_rasters(tmp_path):
         read_scene(scene, "d", tmp_path)
 
 
-def _two_dates(tmp_path: Path, on_grid_mismatch: str) -> dict:
-    write_raster(tmp_path / "a.tif", np.full((3, 16, 16), 10, np.uint8))
+def _two_dates(tmp_path: Path, geotiff, on_grid_mismatch: str) -> dict:
+    geotiff(tmp_path / "a.tif", np.full((3, 16, 16), 10, np.uint8), **GRID)
     shifted = from_origin(500000 + 25, 7000000 - 25, 10, 10)  # not on the reference grid
-    write_raster(tmp_path / "b.tif", np.full((3, 16, 16), 20, np.uint8), transform=shifted)
+    geotiff(tmp_path / "b.tif", np.full((3, 16, 16), 20, np.uint8), crs=CRS, transform=shifted)
     bands = {"blue": 1, "green": 2, "red": 3, "nir": 1}
     return {
         "scenes": {
@@ -170,8 +152,8 @@ def _two_dates(tmp_path: Path, on_grid_mismatch: str) -> dict:
     }
 
 
-def test_second_date_on_another_grid_is_reprojected(tmp_path):
-    data = _two_dates(tmp_path, "reproject")
+def test_second_date_on_another_grid_is_reprojected(tmp_path, geotiff):
+    data = _two_dates(tmp_path, geotiff, "reproject")
     out = tmp_path / "results" / "b.tif"
     prepare_scene(data, "b", out, tmp_path)
     array, grid = read_prepared_scene(out)
@@ -184,8 +166,8 @@ def test_second_date_on_another_grid_is_reprojected(tmp_path):
         assert dataset.dtypes[0] == "float32" and np.isnan(dataset.nodata)
 
 
-def test_second_date_on_another_grid_is_refused_without_output(tmp_path):
-    data = _two_dates(tmp_path, "error")
+def test_second_date_on_another_grid_is_refused_without_output(tmp_path, geotiff):
+    data = _two_dates(tmp_path, geotiff, "error")
     out = tmp_path / "results" / "b.tif"
     with pytest.raises(InputDataError, match=r"b\.tif.*another grid.*on_grid_mismatch"):
         prepare_scene(data, "b", out, tmp_path)

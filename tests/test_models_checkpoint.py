@@ -68,7 +68,7 @@ def test_round_trip_gives_identical_probabilities(saved: tuple) -> None:
     assert torch.equal(predictor.predict_proba(x), expected)
     assert predictor.spec == spec
     assert predictor.bands == ["blue", "green", "red", "nir"]
-    assert predictor.normalization == NORMALIZATION
+    assert predictor.normalization == {"mode": "dataset", **NORMALIZATION}
     assert (predictor.tile_size, predictor.threshold, predictor.epoch) == (64, 0.4, 3)
     assert predictor.metrics["val_f1"] == pytest.approx(0.75)
     assert not predictor.model.training

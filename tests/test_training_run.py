@@ -65,7 +65,9 @@ def write_date(folder: Path, seed: int, n_train: int = 8, n_val: int = 4) -> dic
         images[:, 3] -= 0.1 * masks
         windows = np.array([[0, i * TILE, TILE, TILE] for i in range(n)])
         path = folder / split / f"{split}.npz"
-        TileSet(images, masks, windows, "EPSG:32645", np.array([10, 0, 0, 0, -10, 0.0])).save(path)
+        ranges = np.percentile(images, (2, 98), axis=(0, 2, 3)).T  # one scene's range
+        transform = np.array([10, 0, 0, 0, -10, 0.0])
+        TileSet(images, masks, windows, "EPSG:32645", transform, ranges).save(path)
         paths[split] = path
         if split == "train":
             stats = band_stats(images, np.ones(masks.shape, bool))

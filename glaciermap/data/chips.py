@@ -36,7 +36,7 @@ from rasterio.errors import RasterioError
 from glaciermap.bands import BANDS, band_indices
 from glaciermap.data.chip_split import assign_train_val, chip_centres_lonlat
 from glaciermap.data.masks import rasterize_mask
-from glaciermap.data.normalization import band_stats
+from glaciermap.data.normalization import ArrayBands, band_stats, scene_range
 from glaciermap.data.tilestore import TileSet
 from glaciermap.errors import ConfigError, InputDataError
 from glaciermap.io import sentinel2
@@ -464,13 +464,16 @@ def tile_starts(length: int, size: int, stride: int) -> list[int]:
 @dataclass
 class ChipTiles:
     """The tiles of one chip: images (n, 4, S, S) with nodata and padding 0, masks
-    (n, S, S) with 255 there, windows (n, 4) on the chip grid, and the pixels with
-    image data (n, S, S; for band statistics)."""
+    (n, S, S) with 255 there, windows (n, 4) on the chip grid, the pixels with
+    image data (n, S, S; for band statistics) and the chip's robust range (n, 4, 2;
+    the ``scene`` normalisation's, :func:`glaciermap.data.normalization.scene_range`
+    over the whole chip, as prediction measures it)."""
 
     images: np.ndarray
     masks: np.ndarray
     windows: np.ndarray
     valid: np.ndarray
+    ranges: np.ndarray
 
 
 def cut_chip(chip: Chip, size: int, stride: int, max_nodata: float) -> ChipTiles:
@@ -496,7 +499,8 @@ def cut_chip(chip: Chip, size: int, stride: int, max_nodata: float) -> ChipTiles
         masks[i, :h, :w] = chip.labels[row : row + h, col : col + w]
         valid[i, :h, :w] = image_valid[row : row + h, col : col + w]
     windows = np.array([(row, col, size, size) for row, col in kept], np.int64).reshape(-1, 4)
-    return ChipTiles(images, masks, windows, valid)
+    ranges = np.repeat(scene_range(ArrayBands(chip.bands))[None], n, axis=0)
+    return ChipTiles(images, masks, windows, valid, ranges)
 
 
 def _tile_set(tiles: Sequence[ChipTiles], chips: Sequence[Chip], size: int) -> TileSet:
@@ -518,6 +522,7 @@ def _tile_set(tiles: Sequence[ChipTiles], chips: Sequence[Chip], size: int) -> T
         windows=stacked("windows", (4,), np.int64),
         crs=np.array(crs, dtype=str).reshape(n),
         transform=np.array(transforms, np.float64).reshape(n, 6),
+        ranges=stacked("ranges", (len(BANDS), 2), np.float32),
     )
 
 

@@ -1,13 +1,31 @@
-"""Per-band normalisation statistics of the training tiles, and pooling them over dates."""
+"""Band normalisation: train-tile statistics (pooled over dates) and robust scene ranges.
+
+Two ways to normalise a model's input (``training.normalization``):
+
+- ``dataset``: (x - mean) / std with the mean and std of the run's training
+  tiles (:func:`band_stats`, pooled over dates by :func:`pool_stats`), fixed in
+  the checkpoint: a scene of another sensor or processing level must have the
+  same value range as the training scenes.
+- ``scene``: each scene (or chip) is scaled by its own robust range, the 2nd
+  and 98th percentile of each band (:func:`scene_range`, applied by
+  :mod:`glaciermap.models.normalizer`), computed again on every scene the
+  model maps. Any positive linear change of a band (a gain, an offset, 8-bit
+  DNs instead of reflectance) leaves the model's input unchanged.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
+from rasterio.windows import Window
 
 from glaciermap.bands import BANDS
+
+Normalization = Literal["dataset", "scene"]
+NORMALIZATIONS: tuple[Normalization, ...] = get_args(Normalization)
 
 
 def band_stats(images: np.ndarray, valid: np.ndarray) -> dict[str, Any]:
@@ -40,3 +58,53 @@ def pool_stats(stats: Sequence[dict[str, Any]]) -> dict[str, Any]:
     second = (counts[:, None] * (variances + means**2)).sum(axis=0) / total
     std = np.sqrt(np.maximum(second - mean**2, 0.0))
     return {"bands": list(bands), "count": int(total), "mean": mean.tolist(), "std": std.tolist()}
+
+
+# Robust range of a scene: the percentiles of each band over its valid pixels.
+ROBUST_PERCENTILES = (2.0, 98.0)
+MAX_RANGE_SAMPLES = 1_000_000  # pixels sampled on a regular grid; percentiles are stable
+MIN_SPAN = 1e-6  # a constant band must not divide by zero
+_RANGE_BLOCK_ROWS = 1024
+
+
+class WindowedBands(Protocol):
+    """A scene readable by windows as (bands, h, w) float32, NaN = nodata."""
+
+    height: int
+    width: int
+
+    def read(self, window: Window) -> np.ndarray: ...
+
+
+class ArrayBands:
+    """An in-memory (bands, H, W) array behind the :class:`WindowedBands` interface."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+        self.height, self.width = array.shape[-2:]
+
+    def read(self, window: Window) -> np.ndarray:
+        (row0, row1), (col0, col1) = window.toranges()
+        return self.array[:, row0:row1, col0:col1].astype(np.float32, copy=False)
+
+
+def scene_range(source: WindowedBands, max_samples: int = MAX_RANGE_SAMPLES) -> np.ndarray:
+    """(bands, 2) float32: the 2nd and 98th percentile of each band over the valid pixels.
+
+    Pixels are sampled on one regular grid of the whole scene (every ``step``-th
+    row and column, from the origin), read by blocks: the result depends on the
+    pixel values only, so a scene read from its file at prediction gives the
+    numbers its tiles were trained with. Raises ValueError without a valid pixel.
+    """
+    step = max(1, math.ceil(math.sqrt(source.height * source.width / max_samples)))
+    samples = []
+    for row in range(0, source.height, _RANGE_BLOCK_ROWS):
+        rows = min(_RANGE_BLOCK_ROWS, source.height - row)
+        block = source.read(Window(0, row, source.width, rows))
+        picked = block[:, (-row) % step :: step, ::step].reshape(block.shape[0], -1)
+        samples.append(picked[:, np.isfinite(picked).all(axis=0)])
+    values = np.concatenate(samples, axis=1)
+    if values.shape[1] == 0:
+        raise ValueError("no valid pixel to compute the scene's robust range from")
+    low, high = np.percentile(values, ROBUST_PERCENTILES, axis=1)
+    return np.stack([low, high], axis=1).astype(np.float32)

@@ -20,7 +20,7 @@ from rasterio.crs import CRS
 from rasterio.errors import RasterioError
 
 from glaciermap.data import masks, tiling
-from glaciermap.data.normalization import band_stats
+from glaciermap.data.normalization import ArrayBands, band_stats, scene_range
 from glaciermap.data.regions import region_raster
 from glaciermap.data.tilestore import TileSet
 from glaciermap.errors import InputDataError
@@ -176,10 +176,16 @@ def _read_uint8(path: str | Path, grid: Grid) -> np.ndarray:
 
 
 def cut_tiles(
-    scene: np.ndarray, mask: np.ndarray, windows: np.ndarray, grid: Grid, max_nodata: float
+    scene: np.ndarray,
+    mask: np.ndarray,
+    windows: np.ndarray,
+    grid: Grid,
+    max_nodata: float,
+    ranges: np.ndarray,
 ) -> tuple[TileSet, np.ndarray]:
     """The tiles at ``windows`` with at most ``max_nodata`` unlabelled pixels, and the
     pixels of those tiles where the scene has data (for band statistics).
+    ``ranges`` (bands, 2) is the scene's robust range, stored with every tile.
 
     Tile masks keep the reference convention (:mod:`glaciermap.labels`): 255 where
     the scene is nodata or the label is uncertain, so those pixels teach nothing.
@@ -200,7 +206,8 @@ def cut_tiles(
         images[i] = np.nan_to_num(scene[:, rows, cols], nan=0.0)
         valid[i] = ~image_nodata[rows, cols]
         labels[i] = np.where(unlabelled[rows, cols], NODATA, mask[rows, cols] == GLACIER)
-    tiles = TileSet(images, labels, kept, grid.crs.to_wkt(), np.array(tuple(grid.transform)[:6]))
+    transform = np.array(tuple(grid.transform)[:6])
+    tiles = TileSet(images, labels, kept, grid.crs.to_wkt(), transform, ranges)
     return tiles, valid
 
 
@@ -218,16 +225,18 @@ def prepare_tiles(
     size, stride = tiles_config.get("size", 128), tiles_config.get("stride", 64)
     max_nodata = tiles_config.get("max_nodata_fraction", 0.5)
     windows = tiling.windows_from_regions(regions, size, stride)
+    # Over the whole scene, as prediction computes it: no label is used.
+    ranges = scene_range(ArrayBands(scene))
     sets, valid = {}, {}
     for split, split_windows in windows.items():
-        sets[split], valid[split] = cut_tiles(scene, mask, split_windows, grid, max_nodata)
+        sets[split], valid[split] = cut_tiles(scene, mask, split_windows, grid, max_nodata, ranges)
         if len(sets[split]) == 0:
             raise InputDataError(
                 f"scene {scene_path}: no {split} tile of {size}x{size} has at most "
                 f"{max_nodata:.0%} nodata (config key 'data.tiles.max_nodata_fraction'; "
                 f"{regions_path} may come from other tile settings)"
             )
-    stats = band_stats(sets["train"].images, valid["train"])
+    stats = {**band_stats(sets["train"].images, valid["train"]), "range": ranges.tolist()}
     out = Path(out_dir)
     for split, tile_set in sets.items():
         tile_set.save(out / f"{split}.npz")

@@ -2,7 +2,10 @@
 
 Arrays (docs/architecture.md): ``images`` float32 (N, 4, S, S), ``masks`` uint8
 (N, S, S), ``windows`` int64 (N, 4) = (row_off, col_off, height, width) in the
-scene grid, ``crs`` WKT (0-d str) and ``transform`` float64 (6,) of the scene.
+scene grid, ``crs`` WKT (0-d str) and ``transform`` float64 (6,) of the scene,
+and ``ranges`` float32 (N, 4, 2): the robust range (2nd, 98th percentile) of
+each band over the scene or chip the tile was cut from, which the ``scene``
+normalisation scales each tile with (:mod:`glaciermap.data.normalization`).
 Tiles cut from chips (:mod:`glaciermap.data.chips`), each chip on its own grid,
 store the georeference per tile instead: ``crs`` (N,) WKT and ``transform``
 (N, 6), the grid of the chip that tile ``i``'s window refers to.
@@ -22,7 +25,7 @@ from rasterio.windows import transform as window_transform
 from glaciermap.errors import InputDataError
 from glaciermap.utils.atomic import atomic_path
 
-_ARRAYS = ("images", "masks", "windows", "crs", "transform")
+_ARRAYS = ("images", "masks", "windows", "crs", "transform", "ranges")
 
 
 @dataclass
@@ -34,6 +37,7 @@ class TileSet:
     windows: np.ndarray
     crs: str | np.ndarray  # WKT of the scene, or (N,) WKT of each tile's chip
     transform: np.ndarray  # (6,) of the scene, or (N, 6) of each tile's chip
+    ranges: np.ndarray
 
     def __post_init__(self) -> None:
         self.images = np.asarray(self.images, dtype=np.float32)
@@ -48,6 +52,9 @@ class TileSet:
                     f"per-tile georeference needs {n} CRSs and ({n}, 6) transforms, got "
                     f"{self.crs.shape} and {self.transform.shape}"
                 )
+        self.ranges = np.asarray(self.ranges, dtype=np.float32)
+        if self.ranges.ndim == 2:  # one scene: the same range for every tile
+            self.ranges = np.repeat(self.ranges[None], n, axis=0)
         if (
             self.images.ndim != 4
             or len(self.images) != n
@@ -61,6 +68,8 @@ class TileSet:
                 f"inconsistent tile arrays: images {self.images.shape}, masks "
                 f"{self.masks.shape}, windows {self.windows.shape}"
             )
+        if self.ranges.shape != (n, self.images.shape[1], 2):
+            raise ValueError(f"ranges {self.ranges.shape} do not fit images {self.images.shape}")
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -96,6 +105,7 @@ class TileSet:
                 windows=self.windows,
                 crs=np.array(self.crs),
                 transform=self.transform,
+                ranges=self.ranges,
             )
 
     @classmethod
@@ -105,13 +115,17 @@ class TileSet:
             with np.load(path, allow_pickle=False) as data:
                 missing = [name for name in _ARRAYS if name not in data]
                 if missing:
-                    raise InputDataError(f"tile file {path} lacks {', '.join(missing)}")
+                    raise InputDataError(
+                        f"tile file {path} lacks {', '.join(missing)} (written by an older "
+                        "glaciermap? delete it and prepare the tiles again)"
+                    )
                 return cls(
                     images=data["images"],
                     masks=data["masks"],
                     windows=data["windows"],
                     crs=str(data["crs"]) if data["crs"].ndim == 0 else data["crs"],
                     transform=data["transform"],
+                    ranges=data["ranges"],
                 )
         except (OSError, ValueError, zipfile.BadZipFile) as exc:
             raise InputDataError(f"cannot read tile file {path}: {exc}") from exc

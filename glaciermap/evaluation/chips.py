@@ -27,6 +27,7 @@ import torch
 
 from glaciermap.bands import BANDS
 from glaciermap.data.chips import Chip, ChipDataset, SkippedChip, image_files, iter_chips
+from glaciermap.data.normalization import ArrayBands
 from glaciermap.errors import InputDataError
 from glaciermap.evaluation.baseline import apply_rules, band_features, load_rules
 from glaciermap.evaluation.metrics import ConfusionCounts, confusion_counts
@@ -83,6 +84,7 @@ class CheckpointEnsemble:
         x = torch.from_numpy(np.ascontiguousarray(bands, dtype=np.float32))[None]
         total = None
         for member in self.members:
+            member.prepare(ArrayBands(bands))  # the chip's own range, for scene normalisation
             p = member.predict_proba(x)[0].float().cpu().numpy()
             total = p if total is None else total + p
         return total / len(self.members)

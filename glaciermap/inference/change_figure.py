@@ -27,6 +27,7 @@ from glaciermap.inference.areas import row_pixel_areas_km2
 from glaciermap.utils.atomic import atomic_path
 
 MAX_SIDE = 1200
+DPI = 120
 LOST = (0.85, 0.1, 0.1, 0.6)
 GAINED = (0.1, 0.35, 0.95, 0.6)
 OUTLINE_COLOURS = ("yellow", "cyan")
@@ -74,11 +75,11 @@ def change_figure(
     out_path: str | Path,
     title: str = "",
     outlines: Sequence[str | Path] | None = None,
-) -> None:
+) -> Figure:
     """Draw one or two dates' masks (``mask_paths`` in date order) over ``scene_path``.
 
     The outlines drawn are the GeoPackages ``outlines`` (one per mask) when
-    given, else the masks' contours.
+    given, else the masks' contours. Returns the saved Figure.
     """
     if len(mask_paths) not in (1, 2) or len(dates) != len(mask_paths):
         raise InputDataError("a change figure needs one or two masks, one date label each")
@@ -141,4 +142,5 @@ def change_figure(
     axes.set_ylabel("y (scene CRS)")
     figure.tight_layout()
     with atomic_path(out_path) as tmp:
-        figure.savefig(tmp, dpi=120)
+        figure.savefig(tmp, dpi=DPI)
+    return figure

@@ -87,6 +87,7 @@ def predict_scene_maps(
     """Rule ``maps_predict``: a workflow scene (``results/scenes/{date}.tif``) to maps."""
     predictor = load_predictor(checkpoint, device)
     with open_workflow_scene(scene, predictor.bands) as source:
+        predictor.prepare(source)
         return write_maps(
             source,
             predictor,
@@ -208,6 +209,7 @@ def predict_command(args: argparse.Namespace) -> None:
     out = Path(args.out)
     settings = InferenceSettings(args.overlap, args.window, args.batch_size, args.block_size)
     with _open_cli_scene(args, predictor.bands) as source:
+        predictor.prepare(source)
         write_maps(
             source,
             predictor,

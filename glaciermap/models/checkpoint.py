@@ -4,12 +4,14 @@ A checkpoint is a ``torch.save``-d dict (``docs/architecture.md``)::
 
     {"format": "glaciermap-checkpoint/1", "spec": ModelSpec.to_dict(),
      "state_dict": {...} (CPU tensors), "bands": ["blue", "green", "red", "nir"],
-     "normalization": {"mean": [4 floats], "std": [4 floats]},
+     "normalization": {"mode": "dataset", "mean": [4], "std": [4]}
+                      or {"mode": "scene", "percentiles": [2, 98]},
      "tile_size": int, "threshold": float, "epoch": int, "metrics": {...}}
 
 It holds only plain types and tensors, so it loads with ``weights_only=True``
 (no code from the file runs). :func:`load_predictor` rebuilds the model from the
-stored spec and returns a :class:`Predictor` that takes unnormalised bands.
+stored spec and returns a :class:`Predictor` that takes unnormalised bands; a
+``scene``-normalised model needs :meth:`Predictor.prepare` on each scene first.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from glaciermap.bands import BANDS
+from glaciermap.data.normalization import WindowedBands, scene_range
 from glaciermap.errors import InputDataError
+from glaciermap.models.normalizer import Normalizer
 from glaciermap.models.outputs import glacier_probability
 from glaciermap.models.registry import build_model, count_parameters
 from glaciermap.models.spec import ModelSpec
@@ -67,16 +71,9 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=convert))
 
 
-def _normalization(normalization: Mapping[str, Sequence[float]], n_bands: int) -> dict:
-    mean = [float(v) for v in normalization["mean"]]
-    std = [float(v) for v in normalization["std"]]
-    if len(mean) != n_bands or len(std) != n_bands:
-        raise ValueError(
-            f"normalization needs {n_bands} means and stds, got {len(mean)}, {len(std)}"
-        )
-    if any(not s > 0 for s in std):
-        raise ValueError(f"normalization std must be positive, got {std}")
-    return {"mean": mean, "std": std}
+def _normalization(normalization: Mapping[str, Any], n_bands: int) -> dict[str, Any]:
+    """The checked normalisation spec (ValueError when it does not fit ``n_bands``)."""
+    return Normalizer(normalization, n_bands, torch.device("cpu")).spec
 
 
 def prediction_checkpoint(
@@ -188,22 +185,35 @@ class Predictor:
         self.threshold = float(threshold)
         self.epoch = epoch
         self.metrics = dict(metrics or {})
-        shape = (1, len(self.bands), 1, 1)
-        self._mean = torch.tensor(self.normalization["mean"], device=self.device).view(shape)
-        self._std = torch.tensor(self.normalization["std"], device=self.device).view(shape)
+        self.normalizer = Normalizer(self.normalization, len(self.bands), self.device)
+        self.scene_ranges: torch.Tensor | None = None
 
-    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+    def prepare(self, source: WindowedBands) -> None:
+        """Before predicting a scene: measure its robust range when the model needs it."""
+        if self.normalizer.needs_ranges:
+            ranges = scene_range(source)
+            self.scene_ranges = torch.from_numpy(ranges).to(self.device)
+
+    def predict_proba(self, x: torch.Tensor, ranges: torch.Tensor | None = None) -> torch.Tensor:
         """Glacier probability (N, H, W) on ``self.device`` for unnormalised bands (N, 4, H, W).
 
         NaN (nodata) is replaced by 0 before normalising, as the tile store does
         for the training tiles; H and W are padded to a multiple of 32 and the
-        result cropped back.
+        result cropped back. ``ranges`` (scene normalisation) defaults to the
+        range :meth:`prepare` measured.
         """
         if x.ndim != 4 or x.shape[1] != len(self.bands):
             raise ValueError(f"expected (N, {len(self.bands)}, H, W) bands, got {tuple(x.shape)}")
         height, width = x.shape[-2:]
         x = torch.nan_to_num(x.to(self.device, torch.float32), nan=0.0)
-        x = _pad_to_multiple((x - self._mean) / self._std, SIZE_MULTIPLE)
+        if self.normalizer.needs_ranges and ranges is None:
+            if self.scene_ranges is None:
+                raise InputDataError(
+                    "this model normalises each scene by its own robust range: "
+                    "call Predictor.prepare(scene) before predicting"
+                )
+            ranges = self.scene_ranges
+        x = _pad_to_multiple(self.normalizer(x, ranges), SIZE_MULTIPLE)
         with torch.inference_mode():
             mask_logits, _ = self.model(x)
             probability = glacier_probability(mask_logits.float(), self.spec.hparams.activation)

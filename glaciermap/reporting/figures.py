@@ -91,12 +91,13 @@ def figure_training_curves(
     out_png: PathLike,
     group_by: str = "model",
     title: str | None = None,
-) -> None:
+) -> Figure:
     """Loss and F1 per epoch (train, validation), mean over seeds with a min-max band.
 
     ``metrics_files``: runs' ``metrics.json``; ``group_by``: the run field that
     gives one curve per value (``model`` for Figure 2, ``aug`` for Figure 3,
     ``dates`` for Figure 4); the other fields (seeds) are spread in the band.
+    Returns the saved Figure (what it plots can be read back from it).
     """
     frame = _epoch_frame(metrics_files, group_by)
     groups = list(dict.fromkeys(frame["group"]))
@@ -141,6 +142,7 @@ def figure_training_curves(
     what = GROUP_NAMES.get(group_by, group_by)
     fig.suptitle(title or f"Training history per {what} ({seeds} seeds per curve)")
     _save(fig, out_png)
+    return fig
 
 
 # ---------------------------------------------------------------- overlays
@@ -185,7 +187,7 @@ def figure_overlay(
     mask_tif: PathLike | None = None,
     threshold: float = 0.5,
     title: str | None = None,
-) -> None:
+) -> Figure:
     """Figures 5-8: prediction of one date over one region, with the reference outline.
 
     Left: the glacier probability (``results/maps/{run}/{date}/probability.tif``).
@@ -193,7 +195,8 @@ def figure_overlay(
     red, nir; 2-98 % stretch) with the predicted glacier in red: ``mask_tif``
     when given, else probability >= ``threshold``. Both show the outline of
     the reference mask ``results/masks/{date}.tif``; the view is the bounding
-    box of ``region`` (``train`` or ``test``) in ``results/regions.tif``.
+    box of ``region`` (``train`` or ``test``) in ``results/regions.tif``, in km
+    of the scene's CRS. Returns the saved Figure.
     """
     rasters = [Path(scene_tif), Path(probability_tif), Path(reference_tif), Path(regions_tif)]
     if mask_tif is not None:
@@ -260,6 +263,7 @@ def figure_overlay(
     )
     fig.suptitle(title or f"{region} region, {Path(scene_tif).stem}")
     _save(fig, out_png)
+    return fig
 
 
 def _save(fig: Figure, out_png: PathLike) -> None:

@@ -5,6 +5,12 @@ Outputs in ``out_dir`` (docs/architecture.md): ``metrics.json``, ``best.pt``
 resume state, rewritten atomically after every epoch and on SIGTERM) and the
 TensorBoard events.
 
+The recipe (``training`` settings): Adam or AdamW, a learning rate per step
+(:mod:`glaciermap.training.schedule`), optional gradient clipping, the loss
+family of :mod:`glaciermap.training.losses` over labelled pixels only, the input
+normalisation of :mod:`glaciermap.models.normalizer`, and the augmentation mode
+of the run's ``{aug}``.
+
 Speed: the tiles of a run fit in memory, so they are one tensor on the
 training device and batches are drawn by indexing it (no per-sample loader).
 On CUDA the model runs channels-last under bf16 autocast; the CPU path stays
@@ -18,6 +24,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +36,7 @@ from glaciermap.errors import InputDataError
 from glaciermap.evaluation.metrics import ConfusionCounts
 from glaciermap.labels import GLACIER, NODATA
 from glaciermap.models.checkpoint import save_prediction_checkpoint
+from glaciermap.models.normalizer import Normalizer
 from glaciermap.models.outputs import glacier_probability
 from glaciermap.models.registry import build_model, count_parameters
 from glaciermap.models.spec import ModelSpec
@@ -43,23 +51,37 @@ from glaciermap.training.resume import (
     load_resume_state,
     save_resume_state,
 )
+from glaciermap.training.schedule import learning_rate
 from glaciermap.training.seeding import seed_everything
 from glaciermap.training.settings import RunSettings
-from glaciermap.training.tiles import load_tiles, pooled_normalization
+from glaciermap.training.tiles import TileTensors, load_tiles, pooled_stats
 from glaciermap.utils.atomic import write_text_atomic
 from glaciermap.utils.device import resolve_device
 
 log = logging.getLogger(__name__)
 
 N_BOARD_TILES = 4  # validation tiles shown in TensorBoard
+N_BANDS = 4
+# Augmentation drawn per batch, from the run's settings.
+ONLINE_AUGMENTATION = ("aug-online", "aug-geometric")
 
 ModelFactory = Callable[[ModelSpec], nn.Module]
 
 
 def describe_device(device: torch.device) -> str:
+    """``cuda (card name)`` or ``cpu (n threads)``, as recorded in metrics.json."""
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def batch_indices(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    """The batches of an epoch's tile order (a last batch of one tile is dropped)."""
+    batches = list(order.split(batch_size))
+    # A last batch of one tile breaks batch normalisation in training mode.
+    if len(batches) > 1 and len(batches[-1]) == 1:
+        batches.pop()
+    return batches
 
 
 class Trainer:
@@ -73,41 +95,44 @@ class Trainer:
         settings: RunSettings,
         model: nn.Module,
         device: torch.device,
-        normalization: dict[str, list[float]],
+        normalizer: Normalizer,
+        steps_per_epoch: int,
     ) -> None:
         self.settings = settings
         self.model = model
         self.device = device
         self.cuda = device.type == "cuda"
-        self.mean = torch.tensor(normalization["mean"], device=device).view(1, -1, 1, 1)
-        self.std = torch.tensor(normalization["std"], device=device).view(1, -1, 1, 1)
+        self.normalizer = normalizer
+        self.steps_per_epoch = steps_per_epoch
         self.seg_loss = segmentation_loss(settings.loss, settings.hparams.activation)
-        self.optimizer = torch.optim.Adam(
+        optimizer = torch.optim.AdamW if settings.optimizer == "adamw" else torch.optim.Adam
+        self.optimizer = optimizer(
             model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
         )
 
-    def forward(
-        self, images: torch.Tensor, masks: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, batch: TileTensors) -> tuple[torch.Tensor, torch.Tensor]:
         """Loss and glacier probability of a batch of unnormalised tiles."""
-        x = (images - self.mean) / self.std
+        x = self.normalizer(batch.images, batch.ranges)
         if self.cuda:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cuda):
             mask_logits, aux_logits = self.model(x)
-        loss = self.seg_loss(mask_logits, masks)
+        loss = self.seg_loss(mask_logits, batch.masks)
         if aux_logits is not None:
-            loss = loss + self.settings.aux_weight * auxiliary_loss(aux_logits, masks)
+            loss = loss + self.settings.aux_weight * auxiliary_loss(aux_logits, batch.masks)
         probability = glacier_probability(mask_logits.float(), self.settings.hparams.activation)
         return loss, probability.detach()
 
-    def train_step(
-        self, images: torch.Tensor, masks: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Forward, backward and optimizer step on one batch; returns (loss, probability)."""
-        loss, probability = self.forward(images, masks)
+    def train_step(self, batch: TileTensors, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward, backward and optimizer step ``step`` (0-based over the run)."""
+        rate = learning_rate(self.settings, step, self.steps_per_epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = rate
+        loss, probability = self.forward(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.settings.grad_clip_norm is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip_norm)
         self.optimizer.step()
         return loss.detach(), probability
 
@@ -126,67 +151,146 @@ class Trainer:
         )
 
 
-def _batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
-    batches = list(order.split(batch_size))
-    # A last batch of one tile breaks batch normalisation in training mode.
-    if len(batches) > 1 and len(batches[-1]) == 1:
-        batches.pop()
-    return batches
-
-
 def _scores(counts: Sequence[int]) -> dict[str, float]:
     scores = ConfusionCounts(*(int(c) for c in counts)).scores()
     return {key: float("nan") if value is None else value for key, value in scores.items()}
 
 
-def _train_epoch(
-    trainer: Trainer,
-    images: torch.Tensor,
-    masks: torch.Tensor,
-    progress: EpochProgress,
-    generator: torch.Generator,
-    stop: StopFlag,
-    save: Callable[[EpochProgress], Path],
-) -> EpochProgress:
-    settings = trainer.settings
-    trainer.model.train()
-    started = time.perf_counter() - progress.seconds
-    progress.loss_sum = progress.loss_sum.to(trainer.device)
-    progress.counts = progress.counts.to(trainer.device)
-    batches = _batches(progress.order, settings.batch_size)
-    for index in range(progress.next_batch, len(batches)):
-        batch = batches[index].to(trainer.device)
-        x, y = images[batch], masks[batch]
-        if settings.aug == "aug-online":
-            x, y = augment(x, y, settings.augmentation, generator)
-        loss, probability = trainer.train_step(x, y)
-        # Sums stay on the device (no sync per batch) and in float64 (exact on resume).
-        progress.loss_sum += loss.double() * len(batch)
-        progress.counts += trainer.counts(probability, y)
-        progress.n_tiles += len(batch)
-        progress.next_batch = index + 1
-        if stop and progress.next_batch < len(batches):
-            progress.seconds = time.perf_counter() - started
-            raise RunInterrupted(stop.signum or 15, str(save(progress)))
-    progress.seconds = time.perf_counter() - started
-    return progress
+def selection_score(history: list[dict[str, Any]], last_epochs: int) -> float:
+    """The study's criterion: mean validation F1 over the last ``last_epochs`` epochs."""
+    tail = [record["val_f1"] for record in history[-last_epochs:]]
+    return sum(tail) / len(tail)
 
 
-@torch.no_grad()
-def _validate(
-    trainer: Trainer, images: torch.Tensor, masks: torch.Tensor
-) -> tuple[float, list[int]]:
-    """Mean loss and confusion counts over the validation tiles (eval mode)."""
-    trainer.model.eval()
-    loss_sum = torch.zeros((), device=trainer.device)
-    counts = torch.zeros(4, dtype=torch.int64, device=trainer.device)
-    step = 2 * trainer.settings.batch_size  # no gradients: larger batches fit
-    for start in range(0, images.shape[0], step):
-        x, y = images[start : start + step], masks[start : start + step]
-        loss, probability = trainer.forward(x, y)
-        loss_sum += loss.float() * len(x)
-        counts += trainer.counts(probability, y)
-    return loss_sum.item() / images.shape[0], [int(c) for c in counts]
+def _hparam_values(settings: RunSettings) -> dict[str, Any]:
+    """Every setting for TensorBoard's hparams, which accept numbers, strings and booleans."""
+    values = settings.to_dict()
+    augmentation = values.pop("augmentation") or {}
+    jitter = augmentation.pop("jitter", {})
+    values.update({f"aug_{key}": value for key, value in augmentation.items()})
+    values.update({f"jitter_{key}": value for key, value in jitter.items()})
+    values.update(
+        dropout=settings.hparams.dropout,
+        activation=settings.hparams.activation,
+        pooling=settings.hparams.pooling,
+    )
+    return {key: "none" if value is None else value for key, value in values.items()}
+
+
+@dataclass
+class _Run:
+    """One run in progress: what its epochs read and write."""
+
+    trainer: Trainer
+    state: RunState
+    generator: torch.Generator
+    writer: SummaryWriter
+    last_path: Path
+    inputs: dict[str, list[str]]
+    train: TileTensors
+    val: TileTensors
+
+    @property
+    def settings(self) -> RunSettings:
+        return self.trainer.settings
+
+    def save(self, progress: EpochProgress | None) -> Path:
+        self.state.progress = progress
+        trainer = self.trainer
+        save_resume_state(
+            self.last_path,
+            self.settings,
+            self.inputs,
+            trainer.model,
+            trainer.optimizer,
+            self.generator,
+            self.state,
+        )
+        return self.last_path
+
+    def epochs(self, stop: StopFlag) -> None:
+        """Train the epochs left; raises RunInterrupted after saving when ``stop`` is set."""
+        settings = self.settings
+        count = min(N_BOARD_TILES, len(self.val))
+        shown = torch.linspace(0, len(self.val) - 1, count).long()
+        for epoch in range(self.state.epochs_done + 1, settings.epochs + 1):
+            progress = self.state.progress
+            if progress is None or progress.epoch != epoch:
+                order = torch.randperm(len(self.train), generator=self.generator)
+                progress = EpochProgress(epoch=epoch, order=order)
+            progress = self.train_epoch(progress, stop)
+            val_loss, val_counts = self.validate()
+            record = _epoch_record(epoch, progress, val_loss, val_counts)
+            self.record(record)
+            if epoch % settings.image_every == 0 or epoch == settings.epochs:
+                self.show(self.val[shown.to(self.val.images.device)], epoch)
+            self.writer.flush()
+            self.state.epochs_done = epoch
+            self.save(None)
+            _log_epoch_line(settings, record, progress)
+            if stop:
+                raise RunInterrupted(stop.signum or 15, str(self.last_path))
+
+    def train_epoch(self, progress: EpochProgress, stop: StopFlag) -> EpochProgress:
+        trainer, settings = self.trainer, self.settings
+        trainer.model.train()
+        started = time.perf_counter() - progress.seconds
+        progress.loss_sum = progress.loss_sum.to(trainer.device)
+        progress.counts = progress.counts.to(trainer.device)
+        batches = batch_indices(progress.order, settings.batch_size)
+        for index in range(progress.next_batch, len(batches)):
+            batch = self.train[batches[index].to(trainer.device)]
+            if settings.aug in ONLINE_AUGMENTATION and settings.augmentation is not None:
+                images, masks = augment(
+                    batch.images, batch.masks, settings.augmentation, self.generator
+                )
+                batch = TileTensors(images, masks, batch.ranges)
+            step = (progress.epoch - 1) * len(batches) + index
+            loss, probability = trainer.train_step(batch, step)
+            # Sums stay on the device (no sync per batch) and in float64 (exact on resume).
+            progress.loss_sum += loss.double() * len(batch)
+            progress.counts += trainer.counts(probability, batch.masks)
+            progress.n_tiles += len(batch)
+            progress.next_batch = index + 1
+            if stop and progress.next_batch < len(batches):
+                progress.seconds = time.perf_counter() - started
+                raise RunInterrupted(stop.signum or 15, str(self.save(progress)))
+        progress.seconds = time.perf_counter() - started
+        return progress
+
+    @torch.no_grad()
+    def validate(self) -> tuple[float, list[int]]:
+        """Mean loss and confusion counts over the validation tiles (eval mode)."""
+        trainer = self.trainer
+        trainer.model.eval()
+        loss_sum = torch.zeros((), device=trainer.device)
+        counts = torch.zeros(4, dtype=torch.int64, device=trainer.device)
+        step = 2 * self.settings.batch_size  # no gradients: larger batches fit
+        for start in range(0, len(self.val), step):
+            batch = self.val[start : start + step]
+            loss, probability = trainer.forward(batch)
+            loss_sum += loss.float() * len(batch)
+            counts += trainer.counts(probability, batch.masks)
+        return loss_sum.item() / len(self.val), [int(c) for c in counts]
+
+    def record(self, record: dict[str, Any]) -> None:
+        state = self.state
+        state.history.append(record)
+        state.train_seconds += record["seconds"]
+        if record["val_f1"] > state.best_val_f1:
+            state.best_epoch, state.best_val_f1 = record["epoch"], record["val_f1"]
+            state.best_state = {
+                k: v.detach().to("cpu", copy=True)
+                for k, v in self.trainer.model.state_dict().items()
+            }
+        _log_epoch(self.writer, record)
+
+    @torch.no_grad()
+    def show(self, tiles: TileTensors, epoch: int) -> None:
+        self.trainer.model.eval()
+        _, probability = self.trainer.forward(tiles)
+        panels = overlay_panels(tiles.images, tiles.masks, probability)
+        self.writer.add_image("val/rgb_truth_probability_prediction", panels, epoch)
 
 
 def _epoch_record(
@@ -218,25 +322,43 @@ def _log_epoch(writer: SummaryWriter, record: dict[str, Any]) -> None:
     writer.add_scalar("recall/val", record["val_recall"], epoch)
 
 
-def selection_score(history: list[dict[str, Any]], last_epochs: int) -> float:
-    """The study's criterion: mean validation F1 over the last ``last_epochs`` epochs."""
-    tail = [record["val_f1"] for record in history[-last_epochs:]]
-    return sum(tail) / len(tail)
-
-
-def _hparam_values(settings: RunSettings) -> dict[str, Any]:
-    """TensorBoard's hparams accept only numbers, strings and booleans."""
-    values = settings.to_dict()
-    augmentation = values.pop("augmentation") or {}
-    jitter = augmentation.pop("jitter", {})
-    values.update({f"aug_{key}": value for key, value in augmentation.items()})
-    values.update({f"jitter_{key}": value for key, value in jitter.items()})
-    values.update(
-        dropout=settings.hparams.dropout,
-        activation=settings.hparams.activation,
-        pooling=settings.hparams.pooling,
+def _log_epoch_line(settings: RunSettings, record: dict[str, Any], progress: EpochProgress) -> None:
+    log.info(
+        "epoch %d/%d: train loss %.4f F1 %.4f | val loss %.4f F1 %.4f IoU %.4f | "
+        "%.1f s, %.1f tiles/s",
+        record["epoch"],
+        settings.epochs,
+        record["train_loss"],
+        record["train_f1"],
+        record["val_loss"],
+        record["val_f1"],
+        record["val_iou"],
+        record["seconds"],
+        progress.n_tiles / max(record["seconds"], 1e-9),
     )
-    return {key: "none" if value is None else value for key, value in values.items()}
+
+
+def _load_inputs(
+    settings: RunSettings,
+    train_sets: Sequence[str | Path],
+    val_sets: Sequence[str | Path],
+    generator: torch.Generator,
+) -> tuple[TileTensors, TileTensors, dict[str, int]]:
+    """The run's train tiles (with aug-concat's copies, drawn from the freshly seeded
+    ``generator``, so a resumed run draws them again identically) and validation tiles."""
+    train, val = load_tiles(train_sets), load_tiles(val_sets)
+    for name, files, tiles in (("train", train_sets, train), ("val", val_sets, val)):
+        if len(tiles) < 2:
+            names = ", ".join(str(f) for f in files)
+            raise InputDataError(f"{name} tiles {names}: {len(tiles)} tiles, need at least 2")
+    sizes = {"n_train_tiles": len(train), "n_val_tiles": len(val)}
+    if settings.aug == "aug-concat" and settings.augmentation is not None:
+        images, masks = concat_augmented(
+            train.images, train.masks, settings.augmentation, generator
+        )
+        train = TileTensors(images, masks, torch.cat([train.ranges, train.ranges]))
+    sizes["n_train_samples"] = len(train)  # with aug-concat's copies
+    return train, val, sizes
 
 
 def train_run(
@@ -263,28 +385,18 @@ def train_run(
     device = resolve_device(settings.device)
     generator = seed_everything(settings.seed)
 
-    normalization = pooled_normalization(stats_files)
-    train_images, train_masks = load_tiles(train_sets)
-    val_images, val_masks = load_tiles(val_sets)
+    stats = pooled_stats(stats_files)
+    train, val, sizes = _load_inputs(settings, train_sets, val_sets, generator)
     # After loading, which names a missing or unreadable file clearly.
     inputs = input_fingerprint(train_sets, val_sets, stats_files)
-    for name, files, tensor in (("train", train_sets, train_images), ("val", val_sets, val_masks)):
-        if len(tensor) < 2:
-            names = ", ".join(str(f) for f in files)
-            raise InputDataError(f"{name} tiles {names}: {len(tensor)} tiles, need at least 2")
-    sizes = {"n_train_tiles": len(train_images), "n_val_tiles": len(val_images)}
-    if settings.aug == "aug-concat":
-        train_images, train_masks = concat_augmented(
-            train_images, train_masks, settings.augmentation, generator
-        )
-    sizes["n_train_samples"] = len(train_images)  # with aug-concat's copies
-    train_images, train_masks = train_images.to(device), train_masks.to(device)
-    val_images, val_masks = val_images.to(device), val_masks.to(device)
+    train, val = train.to(device), val.to(device)
 
     model = build(settings.spec).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    trainer = Trainer(settings, model, device, normalization)
+    normalizer = Normalizer.for_training(settings.normalization, stats, N_BANDS, device)
+    steps = len(batch_indices(torch.arange(len(train)), settings.batch_size))
+    trainer = Trainer(settings, model, device, normalizer, steps)
     state = load_resume_state(last_path, settings, inputs, model, trainer.optimizer, generator)
     if state is None:
         state = RunState()
@@ -302,19 +414,11 @@ def train_run(
 
     writer = SummaryWriter(log_dir=str(out), purge_step=state.epochs_done + 1)
     try:
+        run = _Run(trainer, state, generator, writer, last_path, inputs, train, val)
         with stop_on_sigterm() as stop:
-            _train_epochs(
-                trainer,
-                state,
-                generator,
-                stop,
-                writer,
-                last_path,
-                inputs,
-                (train_images, train_masks, val_images, val_masks),
-            )
+            run.epochs(stop)
         metrics = _finish(settings, state, n_parameters, sizes, device)
-        _save_best(settings, state, model, normalization, train_images.shape[-1], out)
+        _save_best(settings, state, model, normalizer, train.images.shape[-1], out)
         writer.add_hparams(
             _hparam_values(settings),
             {
@@ -330,69 +434,6 @@ def train_run(
         writer.close()
     write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
-
-
-def _train_epochs(
-    trainer: Trainer,
-    state: RunState,
-    generator: torch.Generator,
-    stop: StopFlag,
-    writer: SummaryWriter,
-    last_path: Path,
-    inputs: dict[str, list[str]],
-    tensors: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
-) -> None:
-    settings = trainer.settings
-    train_images, train_masks, val_images, val_masks = tensors
-    shown = torch.linspace(0, len(val_images) - 1, min(N_BOARD_TILES, len(val_images))).long()
-
-    def save(progress: EpochProgress | None) -> Path:
-        state.progress = progress
-        save_resume_state(
-            last_path, settings, inputs, trainer.model, trainer.optimizer, generator, state
-        )
-        return last_path
-
-    for epoch in range(state.epochs_done + 1, settings.epochs + 1):
-        progress = state.progress
-        if progress is None or progress.epoch != epoch:
-            order = torch.randperm(len(train_images), generator=generator)
-            progress = EpochProgress(epoch=epoch, order=order)
-        progress = _train_epoch(trainer, train_images, train_masks, progress, generator, stop, save)
-        val_loss, val_counts = _validate(trainer, val_images, val_masks)
-        record = _epoch_record(epoch, progress, val_loss, val_counts)
-        state.history.append(record)
-        state.train_seconds += record["seconds"]
-        if record["val_f1"] > state.best_val_f1:
-            state.best_epoch, state.best_val_f1 = epoch, record["val_f1"]
-            state.best_state = {
-                k: v.detach().to("cpu", copy=True) for k, v in trainer.model.state_dict().items()
-            }
-        _log_epoch(writer, record)
-        if epoch % settings.image_every == 0 or epoch == settings.epochs:
-            with torch.no_grad():
-                trainer.model.eval()
-                _, probability = trainer.forward(val_images[shown], val_masks[shown])
-            panels = overlay_panels(val_images[shown], val_masks[shown], probability)
-            writer.add_image("val/rgb_truth_probability_prediction", panels, epoch)
-        writer.flush()
-        state.epochs_done = epoch
-        save(None)
-        log.info(
-            "epoch %d/%d: train loss %.4f F1 %.4f | val loss %.4f F1 %.4f IoU %.4f | "
-            "%.1f s, %.1f tiles/s",
-            epoch,
-            settings.epochs,
-            record["train_loss"],
-            record["train_f1"],
-            record["val_loss"],
-            record["val_f1"],
-            record["val_iou"],
-            record["seconds"],
-            progress.n_tiles / max(record["seconds"], 1e-9),
-        )
-        if stop:
-            raise RunInterrupted(stop.signum or 15, str(last_path))
 
 
 def _finish(
@@ -419,7 +460,7 @@ def _save_best(
     settings: RunSettings,
     state: RunState,
     model: nn.Module,
-    normalization: dict[str, list[float]],
+    normalizer: Normalizer,
     tile_size: int,
     out: Path,
 ) -> None:
@@ -432,7 +473,7 @@ def _save_best(
         out / "best.pt",
         model,
         settings.spec,
-        normalization,
+        normalizer.spec,
         tile_size=tile_size,
         threshold=settings.threshold,
         epoch=state.best_epoch,

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from glaciermap.data.normalization import NORMALIZATIONS, Normalization
 from glaciermap.errors import ConfigError
 from glaciermap.models.spec import ModelSpec
 from glaciermap.runs import NO_AUG, AugMode, HParams, ModelName, RunKey
@@ -21,12 +22,17 @@ from glaciermap.utils.params import canonical
 
 Loss = Literal["bce", "dice", "bce+dice", "focal"]
 LOSSES: tuple[Loss, ...] = get_args(Loss)
+Optimizer = Literal["adam", "adamw"]
+OPTIMIZERS: tuple[Optimizer, ...] = get_args(Optimizer)
+Schedule = Literal["constant", "warmup_cosine"]
+SCHEDULES: tuple[Schedule, ...] = get_args(Schedule)
 Device = Literal["auto", "cpu", "cuda"]
 DEVICES: tuple[Device, ...] = get_args(Device)
 # Settings that do not change the numbers a run produces: a run resumed from
 # last.pt may differ in them (another node, another thread count).
 NON_NUMERIC = ("device", "threads", "image_every")
 DEFAULT_JITTER = {"brightness": 0.25, "contrast": 0.25, "saturation": 0.25, "hue": 0.25}
+DEFAULT_GEOMETRIC_JITTER = {"brightness": 0.1, "contrast": 0.1}
 
 
 @dataclass(frozen=True)
@@ -39,8 +45,17 @@ class AugmentParams:
     jitter: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_JITTER))
 
     @classmethod
-    def from_config(cls, block: Mapping[str, Any]) -> AugmentParams:
-        """The ``augmentation`` block (stage keys ``compare`` and ``winner`` ignored)."""
+    def from_config(cls, block: Mapping[str, Any], aug: AugMode = "aug-concat") -> AugmentParams:
+        """What ``aug`` draws, from the ``augmentation`` block.
+
+        The study's modes (``aug-concat``, ``aug-online``) use ``hflip``, ``vflip``,
+        ``rot90`` and ``jitter``; ``aug-geometric`` flips both ways and turns by
+        multiples of 90 degrees, with the mild ``geometric`` brightness/contrast.
+        """
+        if aug == "aug-geometric":
+            mild = {**DEFAULT_GEOMETRIC_JITTER, **block.get("geometric", {})}
+            jitter = {"brightness": 0.0, "contrast": 0.0, "saturation": 0.0, "hue": 0.0}
+            return cls(hflip=0.5, vflip=0.5, rot90=True, jitter={**jitter, **mild})
         return cls(
             hflip=float(block.get("hflip", 0.5)),
             vflip=float(block.get("vflip", 0.0)),
@@ -68,7 +83,13 @@ class RunSettings:
     epochs: int = 50
     batch_size: int = 16
     learning_rate: float = 1e-4
+    optimizer: Optimizer = "adam"
     weight_decay: float = 0.0
+    lr_schedule: Schedule = "constant"
+    warmup_epochs: float = 0.0
+    final_lr_fraction: float = 0.01
+    grad_clip_norm: float | None = None
+    normalization: Normalization = "dataset"
     loss: Loss = "bce"
     aux_weight: float = 0.4
     selection_epochs: int = 5
@@ -83,13 +104,25 @@ class RunSettings:
         self.key  # noqa: B018 - validates model, aug, dates and seed
         if self.aug != NO_AUG and self.augmentation is None:
             object.__setattr__(self, "augmentation", AugmentParams())
+        options = {
+            "loss": LOSSES,
+            "optimizer": OPTIMIZERS,
+            "lr_schedule": SCHEDULES,
+            "normalization": NORMALIZATIONS,
+            "device": DEVICES,
+        }
         checks = [
-            ("training.loss", self.loss in LOSSES, f"one of {', '.join(LOSSES)}"),
-            ("training.device", self.device in DEVICES, f"one of {', '.join(DEVICES)}"),
+            (f"training.{name}", getattr(self, name) in allowed, f"one of {', '.join(allowed)}")
+            for name, allowed in options.items()
+        ]
+        checks += [
             ("training.epochs", self.epochs >= 1, "at least 1"),
             # batch normalisation (and smp's pooled BN in DeepLabV3+/PAN) needs 2 tiles
             ("training.batch_size", self.batch_size >= 2, "at least 2"),
             ("training.learning_rate", self.learning_rate > 0, "positive"),
+            ("training.warmup_epochs", 0 <= self.warmup_epochs <= self.epochs, "in [0, epochs]"),
+            ("training.final_lr_fraction", 0 <= self.final_lr_fraction <= 1, "in [0, 1]"),
+            ("training.grad_clip_norm", (self.grad_clip_norm or 1) > 0, "positive or null"),
             ("training.aux_weight", self.aux_weight >= 0, "not negative"),
             ("training.selection_epochs", self.selection_epochs >= 1, "at least 1"),
             ("training.image_every", self.image_every >= 1, "at least 1"),
@@ -169,9 +202,8 @@ class RunSettings:
                     f"({', '.join(_TRAINING_KEYS)})"
                 )
         training.update(overrides)
-        augmentation = (
-            None if key.aug == NO_AUG else AugmentParams.from_config(config.get("augmentation", {}))
-        )
+        block = config.get("augmentation", {})
+        augmentation = None if key.aug == NO_AUG else AugmentParams.from_config(block, key.aug)
         return cls(
             model=key.model,
             hparams=key.hparams,

@@ -1,10 +1,12 @@
-"""The tiles of a run as two in-memory tensors, and the normalisation they are trained with."""
+"""The tiles of a run as in-memory tensors, and the statistics they are normalised with."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -13,29 +15,48 @@ from glaciermap.data.normalization import pool_stats
 from glaciermap.data.tilestore import TileSet
 from glaciermap.errors import InputDataError
 
-MIN_STD = 1e-6  # a constant band must not divide by zero
+
+@dataclass
+class TileTensors:
+    """Images (N,4,S,S) float32, masks (N,S,S) uint8 and robust ranges (N,4,2) float32."""
+
+    images: torch.Tensor
+    masks: torch.Tensor
+    ranges: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: torch.Tensor | slice) -> TileTensors:
+        return TileTensors(self.images[index], self.masks[index], self.ranges[index])
+
+    def to(self, device: torch.device) -> TileTensors:
+        return TileTensors(self.images.to(device), self.masks.to(device), self.ranges.to(device))
 
 
-def load_tiles(paths: Sequence[str | Path]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Concatenate the tiles of several dates: images float32 (N,4,S,S), masks uint8 (N,S,S)."""
+def load_tiles(paths: Sequence[str | Path]) -> TileTensors:
+    """Concatenate the tile stores of several dates (or chip datasets)."""
     if not paths:
         raise InputDataError("no tile files given")
-    images, masks = [], []
+    sets: list[TileSet] = []
     for path in paths:
         tiles = TileSet.load(path)
         if tiles.images.shape[1] != 4:
             raise InputDataError(f"{path}: expected 4 bands, found {tiles.images.shape[1]}")
-        if images and tiles.images.shape[1:] != images[0].shape[1:]:
+        if sets and tiles.images.shape[1:] != sets[0].images.shape[1:]:
             raise InputDataError(
                 f"{path}: tile shape {tiles.images.shape[1:]} differs from that of {paths[0]} "
-                f"({images[0].shape[1:]})"
+                f"({sets[0].images.shape[1:]})"
             )
-        images.append(tiles.images)
-        masks.append(tiles.masks)
-    return torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(masks))
+        sets.append(tiles)
+    return TileTensors(
+        torch.from_numpy(np.concatenate([t.images for t in sets])),
+        torch.from_numpy(np.concatenate([t.masks for t in sets])),
+        torch.from_numpy(np.concatenate([t.ranges for t in sets])),
+    )
 
 
-def pooled_normalization(stats_files: Sequence[str | Path]) -> dict[str, list[float]]:
+def pooled_stats(stats_files: Sequence[str | Path]) -> dict[str, Any]:
     """Mean and std per band over the train tiles of all the given dates (their stats.json)."""
     stats = []
     for path in stats_files:
@@ -44,8 +65,7 @@ def pooled_normalization(stats_files: Sequence[str | Path]) -> dict[str, list[fl
         except (OSError, ValueError) as exc:
             raise InputDataError(f"cannot read band statistics {path}: {exc}") from exc
     try:
-        pooled = pool_stats(stats)
+        return pool_stats(stats)
     except (KeyError, TypeError, ValueError) as exc:
         names = ", ".join(str(p) for p in stats_files) or "(none given)"
         raise InputDataError(f"cannot pool band statistics of {names}: {exc}") from exc
-    return {"mean": pooled["mean"], "std": [max(s, MIN_STD) for s in pooled["std"]]}

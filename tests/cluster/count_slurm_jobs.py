@@ -1,8 +1,8 @@
 """How many SLURM jobs the study config submits through `--profile slurm`, with
 and without packing, counted from Snakemake dry runs (docs/cluster.md quotes it).
 
-The dry runs use benchmarks/dryrun_study.py's copy of configs/study.yaml (the
-demo scene in place of the placeholder files; dates, models, grid and seeds are
+The dry runs use tests/conftest.py's study config (configs/study.yaml with the
+demo scene in place of the downloaded files; dates, models, grid and seeds are
 the study's) in a scratch folder:
 - "first stage": nothing pinned, so only model selection is planned (later
   stages wait for its checkpoint table);
@@ -16,26 +16,24 @@ Usage: python tests/cluster/count_slurm_jobs.py
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-import yaml
-
-REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location(
-    "dryrun_study", REPO / "benchmarks" / "dryrun_study.py"
-)
-dryrun_study = importlib.util.module_from_spec(_spec)
-sys.modules["dryrun_study"] = dryrun_study
-_spec.loader.exec_module(dryrun_study)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for conftest
+from conftest import ROOT, Study, run_dry_run  # noqa: E402
 
 GROUP_HEADER = re.compile(r"^\[.*\] Group job (\S+)")
 JOB = re.compile(r"^(\s*)(rule|checkpoint) (\w+):$")
 NO_RUN = {"all"}  # target rules without a command: never submitted
+# The dry run needs no container; env-modules is a no-op for these rules.
+SLURM_PROFILE = ("--profile", str(ROOT / "slurm"), "--software-deployment-method", "env-modules")
+
+
+def slurm_dry_run(workdir: Path, config: dict, targets: tuple[str, ...]) -> str:
+    """What ``snakemake --profile slurm --dry-run`` prints for ``targets``."""
+    return run_dry_run(workdir, config, *targets, *SLURM_PROFILE).output
 
 
 def count_jobs(output: str) -> dict[str, int]:
@@ -65,33 +63,11 @@ def group_members(output: str) -> dict[str, list[str]]:
     return groups
 
 
-def dry_run(config: dict, targets: tuple[str, ...], workdir: Path) -> str:
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "data").symlink_to(REPO / "data", target_is_directory=True)
-    configfile = workdir / "config.yaml"
-    configfile.write_text(yaml.safe_dump(config, sort_keys=False))
-    command = [
-        sys.executable, "-m", "snakemake", *targets, "--dry-run",
-        "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-        "--profile", str(REPO / "slurm"),
-        # The dry run needs no container; env-modules is a no-op for these rules.
-        "--software-deployment-method", "env-modules",
-        "--configfile", str(configfile),
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"dry run failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    return done.stdout + done.stderr
-
-
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        for name, pinned, targets in (
-            ("first stage", False, ("results/table3.csv",)),
-            ("full matrix", True, dryrun_study.ALL_TABLES),
-        ):
-            output = dry_run(dryrun_study.study_config(pinned), targets, Path(tmp) / name[:5])
-            counts = count_jobs(output)
+        for name, pinned in (("first stage", False), ("full matrix", True)):
+            config, targets = Study.config(pinned), Study.targets(pinned)
+            counts = count_jobs(slurm_dry_run(Path(tmp) / name[:5], config, targets))
             print(
                 f"{name}: {counts['training_runs']} training runs; SLURM jobs: "
                 f"{counts['packed']} with packing, {counts['unpacked']} without"

@@ -22,9 +22,13 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for conftest
+import conftest  # noqa: E402
+
+REPO = conftest.ROOT
 CLUSTER = REPO / "tests" / "cluster"
 PROFILE = REPO / "tests" / "slurm_profile"
+PROFILE_ARGS = ("--profile", str(PROFILE))
 TINY_CONFIG = REPO / "tests" / "configs" / "tiny.yaml"
 JOBCOMP_LOG = Path("/var/log/slurm/jobcomp.log")  # JobCompLoc of start_slurm.sh
 LOCK_FILE = Path(tempfile.gettempdir()) / "glaciermap-slurm-test.lock"
@@ -81,28 +85,13 @@ def make_workdir(path: Path, config_changes: dict | None = None) -> Path:
 
 
 def snakemake_command(workdir: Path, config_file: Path, *extra: str) -> list[str]:
-    """Snakemake with the SLURM executor through the test profile."""
-    return [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(config_file),
-        "--profile",
-        str(PROFILE),
-        *extra,
-    ]
+    """Snakemake with the SLURM executor through the test profile (for ``Popen``)."""
+    return conftest.snakemake_command(workdir, *PROFILE_ARGS, *extra, config=config_file)
 
 
 def job_environment() -> dict[str, str]:
-    """The jobs re-run Snakemake on the node with this Python: its bin goes first on PATH."""
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return env
+    """The jobs re-run Snakemake on the node: this Python and this checkout first."""
+    return conftest.snakemake_env()
 
 
 def submitted_job_ids(log: str) -> list[int]:

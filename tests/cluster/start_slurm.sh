@@ -5,8 +5,8 @@
 #   tests/cluster/stop_slurm.sh             # stop only the daemons this script started
 #
 # Debian 12's slurmctld/slurmd/slurm-client/munge (SLURM 22.05), no systemd, no
-# cgroups, no accounting database (see ../../../shared/SLURM.md for why each
-# setting is there). The node declares one GPU as a generic resource without a
+# cgroups, no accounting database (comments in the slurm.conf written below say
+# why a setting is there). The node declares one GPU as a generic resource without a
 # device file, so that `--gpus=1` requests are scheduled as on a GPU node; the
 # jobs themselves run on the CPU.
 #
