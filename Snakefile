@@ -19,6 +19,10 @@ validate(config, schema_path())
 check_config(config)
 
 
+# The front page of `snakemake --report report.html`.
+report: "report/workflow.rst"
+
+
 # With --software-deployment-method apptainer every job runs in this image.
 container: config["container"]
 

@@ -48,6 +48,7 @@ EXTERNAL_TESTS = [label for label, chips in CHIPS.items() if not chips.trains]
 # Every label a run can train on; "all dates" trains on all of them.
 ALL_DATES = join_dates(DATES + TRAINING_CHIPS)
 SEEDS = list(config["seeds"])
+FINAL_SEEDS = list(config["final"]["seeds"] or SEEDS)
 
 RUN = RUN_PATTERN
 # With --software-deployment-method conda every job runs in this environment
@@ -215,7 +216,7 @@ def final_runs():
     return [
         run_name(model, cell, dates, aug, seed)
         for dates in final_training_dates()
-        for seed in SEEDS
+        for seed in FINAL_SEEDS
     ]
 
 

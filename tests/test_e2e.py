@@ -137,6 +137,9 @@ def test_report_bundles_tables_and_figures(workdir, snakemake):
     snakemake(workdir, "--report", "report.html", config=TINY)
     html = (workdir / "report.html").read_text(errors="replace")
     assert "table3.csv" in html and "overlay_test_oct2000.png" in html
+    # The front page says which config and data ran and where the outputs are.
+    assert "Headline result" in html and "LE71400412000304SGS00_RGB.tif" in html
+    assert "acquired 2000-10-30" in html and "results/maps/areas.csv" in html
 
 
 def test_a_training_run_uses_exactly_the_params_snakemake_tracks(workdir):

@@ -113,3 +113,18 @@ def test_pinned_winners_skip_their_stages(tmp_path, dry_run):
     for stage in ("table1_models", "table2_hparams", "table_augmentation"):
         assert stage not in result.counts
     assert result.counts["table3"] == 1
+
+
+def test_final_seeds_add_final_runs_only(tmp_path, dry_run):
+    """final.seeds trains the final configuration with more seeds than the stages use."""
+    config = yaml.safe_load((ROOT / "tests/configs/tiny.yaml").read_text())
+    config["seeds"] = [1]
+    config["final"]["seeds"] = [1, 2, 3]
+    config["model_selection"]["winner"] = "fpn"
+    config["hparam_grid"]["winner"] = {"dropout": 0.2, "activation": "sigmoid", "pooling": "max"}
+    config["augmentation"]["winner"] = "noaug"
+    result = dry_run(tmp_path, config)
+    cell = "dropout0.2-sigmoid-max"
+    assert planned_runs(result.output) == {
+        run("fpn", cell, "oct2000", "noaug", seed) for seed in (1, 2, 3)
+    }

@@ -86,12 +86,15 @@ class SmpSegmenter(nn.Module):
 
     @property
     def encoder(self) -> nn.Module:
-        return self.net.encoder
+        """The smp encoder (into which local encoder weights are loaded)."""
+        encoder: nn.Module = self.net.get_submodule("encoder")
+        return encoder
 
     @property
     def aux_head(self) -> nn.Module | None:
         """smp's classification head (pool, dropout, linear), as other models' ``aux_head``."""
-        return self.net.classification_head
+        head = getattr(self.net, "classification_head", None)
+        return head if isinstance(head, nn.Module) else None
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         height, width = x.shape[-2:]

@@ -53,7 +53,8 @@ class HaarDWT(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         channels = x.shape[1]
-        weight = self.filters.to(x.dtype).repeat(channels, 1, 1, 1)  # (4C, 1, 2, 2)
+        filters: torch.Tensor = self.filters  # type: ignore[assignment]  # a registered buffer
+        weight = filters.to(x.dtype).repeat(channels, 1, 1, 1)  # (4C, 1, 2, 2)
         return F.conv2d(x, weight, stride=2, groups=channels)
 
 
