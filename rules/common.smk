@@ -248,7 +248,7 @@ def baseline_eval_files():
 def final_ensembles():
     """``ensemble/{model}/{hparams}/{dates}/{aug}`` of each final model: its seeds'
     mean probability; there are ensembles with two or more seeds."""
-    if len(SEEDS) < 2:
+    if len(FINAL_SEEDS) < 2:
         return []
     return list(dict.fromkeys(RunKey.parse(run).ensemble_label for run in final_runs()))
 
@@ -256,7 +256,7 @@ def final_ensembles():
 def ensemble_checkpoints(wildcards):
     """``best.pt`` of every seed of the ensemble of ``wildcards``."""
     fields = (wildcards.model, wildcards.hparams, wildcards.dates, wildcards.aug)
-    return [f"results/runs/{run_name(*fields, seed)}/best.pt" for seed in SEEDS]
+    return [f"results/runs/{run_name(*fields, seed)}/best.pt" for seed in FINAL_SEEDS]
 
 
 def external_eval_files():

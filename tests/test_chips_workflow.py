@@ -146,3 +146,14 @@ def test_plan_trains_on_each_label_with_validation_and_on_all(tmp_path, dry_run)
     assert "results/chips/alps/train.npz" in output
     # A test set is scored chip by chip: its tile store is made only when asked for.
     assert "results/tiles/alps" not in output and "results/chips/karakoram" not in output
+
+
+def test_the_final_seeds_make_the_ensemble_scored_on_the_test_set(tmp_path, dry_run):
+    config = chip_config(tmp_path, ["all"], [1])
+    config["final"]["seeds"] = [1, 2, 3]
+    output = dry_run(tmp_path, config, "results/table3.csv").output
+    label = f"ensemble/pspnet/{HP_SLUG}/oct2000+alps/noaug"
+    job = output[output.index(f"output: results/eval/{label}/chips/karakoram.json") - 2000 :]
+    job = job[job.rindex("rule evaluate_chips_ensemble:") :]
+    members = re.findall(r"results/runs/\S+?/seed(\d)/best\.pt", job.split("output:")[0])
+    assert sorted(members) == ["1", "2", "3"]
