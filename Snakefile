@@ -30,6 +30,7 @@ container: config["container"]
 include: "rules/common.smk"
 include: "rules/acquire.smk"
 include: "rules/prepare.smk"
+include: "rules/chips.smk"
 include: "rules/train.smk"
 include: "rules/select.smk"
 include: "rules/evaluate.smk"

@@ -18,9 +18,11 @@ import jsonschema
 import yaml
 
 from glaciermap.acquire.settings import acquired_files
+from glaciermap.data.chips import ChipDataset, check_chip_dataset
 from glaciermap.errors import ConfigError
 from glaciermap.io.outlines import glacier_ids
-from glaciermap.io.scenes import band_sources, check_scene_sources
+from glaciermap.io.scene_inputs import scene_inputs
+from glaciermap.io.scenes import check_scene_sources
 
 
 def schema_path() -> Path:
@@ -74,8 +76,12 @@ def check_config(config: Mapping[str, Any], base_dir: str | Path = ".") -> None:
             continue
         if "file" in scene:
             _require_file(base / scene["file"], f"data.scenes.{date}.file")
-        for source in band_sources(scene, date, base).values():
-            _require_file(source.file, source.key)
+        for entry in scene_inputs(scene, date):
+            for source in entry.band_sources(base).values():
+                _require_file(source.file, source.key)
+            validity = entry.validity(base)
+            if validity is not None:
+                _require_file(validity.file, validity.key)
     ref = data.get("reference_date")
     if ref is not None and ref not in scenes:
         raise ConfigError(
@@ -84,6 +90,7 @@ def check_config(config: Mapping[str, Any], base_dir: str | Path = ".") -> None:
     if data["outlines"]["file"] not in pending:
         _require_file(base / data["outlines"]["file"], "data.outlines.file")
     _check_data_files(data, base, pending)
+    _check_chips(data, base)
     tiles = data.get("tiles", {})
     if tiles.get("stride", 1) > tiles.get("size", 128):
         raise ConfigError("config key 'data.tiles.stride': larger than data.tiles.size")
@@ -119,6 +126,17 @@ def _check_data_files(data: Mapping[str, Any], base: Path, pending: set[str]) ->
             raise ConfigError(
                 f"config key '{key}': {', '.join(missing)} not in outline file {file}"
             )
+
+
+def _check_chips(data: Mapping[str, Any], base: Path) -> None:
+    """Chip datasets: labels apart from the scenes', images found, outlines readable."""
+    for label, block in data.get("chips", {}).items():
+        if label in data["scenes"]:
+            raise ConfigError(
+                f"config key 'data.chips.{label}': '{label}' is a scene label too; "
+                "labels name one dataset in {dates} and in Table 3"
+            )
+        check_chip_dataset(ChipDataset.from_config(label, block), base)
 
 
 def _require_file(path: Path, key: str) -> None:

@@ -1,10 +1,17 @@
 # Download the inputs: the scenes of data.scenes.{date}.file for every label in
-# acquire.dates (STAC, Sentinel-2 L2A COGs read by HTTP range requests) and
-# data.outlines.file (GLIMS). Active only when acquire.enabled is true; the
+# acquire.dates (STAC, Sentinel-2 L2A COGs read by HTTP range requests; the items
+# of one day that see the most of the area, merged) with their merged SCL at
+# data.scenes.{date}.validity.scl, and data.outlines.file (GLIMS). Active only when acquire.enabled is true; the
 # outputs are written atomically, so a rerun after a failed download starts
 # clean. They run on the host Snakemake runs on (localrule): cluster compute
 # nodes often have no internet access.
-from glaciermap.acquire.settings import outline_params, scene_params, scene_targets
+from glaciermap.acquire.settings import (
+    outline_params,
+    scene_params,
+    scene_targets,
+    scl_invalid_classes,
+    scl_targets,
+)
 
 if config.get("acquire", {}).get("enabled", False):
 
@@ -23,7 +30,9 @@ if config.get("acquire", {}).get("enabled", False):
         script:
             "../scripts/acquire_outlines.py"
 
-    # One rule per date: each label writes to the path its scene entry names.
+    # One rule per date: each label writes to the path its scene entry names, and
+    # the merged SCL to its validity.scl when it has one.
+    _scl_files = scl_targets(config)
     for _date, _scene_file in scene_targets(config).items():
 
         rule:
@@ -38,10 +47,12 @@ if config.get("acquire", {}).get("enabled", False):
                     else []
                 ),
             output:
-                _scene_file,
+                scene=_scene_file,
+                **({"scl": _scl_files[_date]} if _date in _scl_files else {}),
             params:
                 date=_date,
                 settings=scene_params(config, _date),
+                invalid_classes=scl_invalid_classes(config, _date),
             log:
                 f"logs/acquire/scene_{_date}.log",
             benchmark:

@@ -13,12 +13,19 @@
 # of the augmentation stage, the final all-dates run) have one path and are
 # trained once.
 #
+# Chip datasets (data.chips, docs/chips.md) carry labels like dates: a training
+# chip set joins the "all dates" of every stage (oct2000+alps) and, with its own
+# validation chips, "each" of the final stage; an external test set (split:
+# test) is scored by every final run, seed ensemble and baseline (Table 3).
+#
 # Building the DAG imports neither torch nor pandas (a dry run of the study
 # stays well under 10 s): run names come from glaciermap.runs, training
 # settings from glaciermap.training.settings (both torch-free), and the table
 # readers are imported when a checkpoint table exists.
+import functools
 import itertools
 
+from glaciermap.data.chips import ChipDataset, dataset_inputs
 from glaciermap.runs import (
     NO_AUG,
     RUN_PATTERN,
@@ -32,7 +39,14 @@ from glaciermap.training.settings import RunSettings
 from glaciermap.utils.params import canonical
 
 DATES = list(config["data"]["scenes"])
-ALL_DATES = join_dates(DATES)
+CHIPS = {
+    label: ChipDataset.from_config(label, block)
+    for label, block in config["data"].get("chips", {}).items()
+}
+TRAINING_CHIPS = [label for label, chips in CHIPS.items() if chips.trains]
+EXTERNAL_TESTS = [label for label, chips in CHIPS.items() if not chips.trains]
+# Every label a run can train on; "all dates" trains on all of them.
+ALL_DATES = join_dates(DATES + TRAINING_CHIPS)
 SEEDS = list(config["seeds"])
 FINAL_SEEDS = list(config["final"]["seeds"] or SEEDS)
 
@@ -46,6 +60,7 @@ wildcard_constraints:
     **WILDCARD_PATTERNS,
     split="train|val|test",
     region="train|test",
+    chips=WILDCARD_PATTERNS["date"],
 
 
 # ---------------------------------------------------------------- paths
@@ -60,13 +75,30 @@ def metrics_files(runs):
     return [f"results/runs/{run}/metrics.json" for run in runs]
 
 
+def tile_store(label, name):
+    """A file of the tile store of a scene date or of a chip dataset."""
+    return f"results/{'chips' if label in CHIPS else 'tiles'}/{label}/{name}"
+
+
 def tile_files(dates, split):
-    """Tile stores of one split for the '+'-joined ``dates`` of a run."""
-    return [f"results/tiles/{date}/{split}.npz" for date in split_dates(dates)]
+    """Tile stores of one split for the '+'-joined ``dates`` (scenes, chip sets) of a run."""
+    return [tile_store(label, f"{split}.npz") for label in split_dates(dates)]
 
 
 def stats_files(dates):
-    return [f"results/tiles/{date}/stats.json" for date in split_dates(dates)]
+    return [tile_store(label, "stats.json") for label in split_dates(dates)]
+
+
+@functools.cache
+def chip_inputs(label):
+    """``images``, existing ``masks`` and ``outlines`` files of chip dataset ``label``."""
+    return dataset_inputs(CHIPS[label])
+
+
+def chip_eval_files(runs):
+    """Scores of ``runs`` (``{run}``, ``ensemble/...`` or ``baseline/...``) on every
+    external chip test set."""
+    return [f"results/eval/{run}/chips/{label}.json" for run in runs for label in EXTERNAL_TESTS]
 
 
 def eval_files(runs, dates=DATES):
@@ -166,10 +198,12 @@ def best_augmentation():
 
 
 def final_training_dates():
-    """Each date alone and/or all dates together, without repeating a one-date 'all'."""
+    """Each date (and each chip set with validation chips) alone and/or all together,
+    without repeating a one-label 'all'."""
     wanted = []
     if "each" in config["final"]["train_on"]:
         wanted.extend(DATES)
+        wanted.extend(label for label in TRAINING_CHIPS if CHIPS[label].split == "train_val")
     if "all" in config["final"]["train_on"]:
         wanted.append(ALL_DATES)
     return list(dict.fromkeys(wanted))
@@ -209,6 +243,26 @@ def baseline_eval_files():
         for dates in final_training_dates()
         for date in DATES
     ]
+
+
+def final_ensembles():
+    """``ensemble/{model}/{hparams}/{dates}/{aug}`` of each final model: its seeds'
+    mean probability; there are ensembles with two or more seeds."""
+    if len(FINAL_SEEDS) < 2:
+        return []
+    return list(dict.fromkeys(RunKey.parse(run).ensemble_label for run in final_runs()))
+
+
+def ensemble_checkpoints(wildcards):
+    """``best.pt`` of every seed of the ensemble of ``wildcards``."""
+    fields = (wildcards.model, wildcards.hparams, wildcards.dates, wildcards.aug)
+    return [f"results/runs/{run_name(*fields, seed)}/best.pt" for seed in FINAL_SEEDS]
+
+
+def external_eval_files():
+    """Every final run, final ensemble and baseline scored on every external test set."""
+    baselines = [f"baseline/{dates}" for dates in final_training_dates()]
+    return chip_eval_files([*final_runs(), *final_ensembles(), *baselines])
 
 
 def history_runs():
@@ -254,22 +308,6 @@ def figure_files():
 # ---------------------------------------------------------------- seed ensembles
 
 ENSEMBLE = "ensemble/{model}/{hparams}/{dates}/{aug}"  # glaciermap.runs.RunKey.ensemble_label
-
-
-def final_ensembles():
-    """The ensemble label of each final configuration (its seeds pooled), e.g.
-    ``ensemble/pspnet/dropout0.4-softmax-mean/oct2000/noaug``. Call it only inside
-    input functions: it waits for the stage checkpoints."""
-    return list(dict.fromkeys(RunKey.parse(run).ensemble_label for run in final_runs()))
-
-
-def ensemble_checkpoints(wildcards):
-    """``best.pt`` of every final seed of the ensemble's configuration."""
-    label = ENSEMBLE.format(**{k: getattr(wildcards, k) for k in ("model", "hparams", "dates", "aug")})
-    runs = [run for run in final_runs() if RunKey.parse(run).ensemble_label == label]
-    if not runs:
-        raise ValueError(f"{label} is not a final configuration: {', '.join(final_ensembles())}")
-    return [f"results/runs/{run}/best.pt" for run in runs]
 
 
 def ensemble_eval_files(dates=DATES):

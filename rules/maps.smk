@@ -1,6 +1,7 @@
 # Whole-scene maps of the final runs (docs/architecture.md, "Files"): blended
 # sliding-window probability and mask COGs, vector outlines, the table of glacier
-# area per date with its change, and the change figure of the report.
+# area per date where it was observed (results/validity/{date}.tif) with its
+# change over the area observed on both dates, and the change figure of the report.
 
 # Change is taken between dates in acquisition order; the figure compares the
 # first and the last date (the only one, for a one-date config).
@@ -53,6 +54,7 @@ rule maps_areas:
         masks=lambda wc: [record["mask"] for record in area_maps()],
         outlines=lambda wc: [record["outlines"] for record in area_maps()],
         reference=expand("results/masks/{date}.tif", date=DATES),
+        validity=expand("results/validity/{date}.tif", date=DATES),
         regions="results/regions.tif",
         glacier_outlines=config["data"]["outlines"]["file"],
     output:
@@ -63,6 +65,7 @@ rule maps_areas:
     params:
         maps=lambda wc: area_maps(),
         reference={date: f"results/masks/{date}.tif" for date in DATES},
+        validity={date: f"results/validity/{date}.tif" for date in DATES},
         date_order=DATES_BY_ACQUISITION,
         outlines=config["data"]["outlines"],
         acquired=config["data"]["scenes"][REFERENCE_DATE]["acquired"],
@@ -89,6 +92,7 @@ rule maps_change_figure:
             f"results/maps/{overlay_run()}/{date}/outlines.gpkg"
             for date in CHANGE_DATES
         ],
+        validity=expand("results/validity/{date}.tif", date=CHANGE_DATES),
     output:
         report(
             "results/figures/area_change.png",

@@ -1,11 +1,12 @@
 # Data preparation (docs/architecture.md, "Files"): every scene on the grid of
-# the reference date, the outlines rasterized on it, one spatial split for all
+# the reference date (its inputs merged, cloud, shadow and defects masked) with
+# its validity raster, the outlines rasterized on it, one spatial split for all
 # dates, and per date the tile stores with train-only band statistics.
 from glaciermap.data.prepare import (
     mask_settings,
     reference_date,
     regions_settings,
-    scene_inputs,
+    scene_input_files,
     scene_settings,
 )
 
@@ -14,10 +15,12 @@ REFERENCE_DATE = reference_date(config["data"])
 
 rule prepare_scene:
     input:
-        lambda wc: scene_inputs(config["data"], wc.date),
+        lambda wc: scene_input_files(config["data"], wc.date),
     output:
-        "results/scenes/{date}.tif",
+        scene="results/scenes/{date}.tif",
+        validity="results/validity/{date}.tif",
     params:
+        date="{date}",
         settings=lambda wc: canonical(scene_settings(config["data"], wc.date)),
     log:
         "logs/prepare/scene_{date}.log",
@@ -36,6 +39,7 @@ rule prepare_mask:
     output:
         "results/masks/{date}.tif",
     params:
+        date="{date}",
         settings=lambda wc: canonical(mask_settings(config["data"], wc.date)),
     log:
         "logs/prepare/mask_{date}.log",

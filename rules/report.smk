@@ -1,5 +1,5 @@
-# Table 3 (final models on the test region of every date, with the threshold
-# baseline), the figures, and what `snakemake --report report.html` bundles.
+# Table 3 (final models on the test region of every date and on every external
+# chip test set, with the threshold baseline), the figures, and what `snakemake --report report.html` bundles.
 
 
 rule table3:
@@ -7,6 +7,7 @@ rule table3:
     input:
         evals=lambda wc: eval_files(final_runs()),
         baseline=baseline_eval_files(),
+        external=lambda wc: external_eval_files(),
     output:
         csv=report("results/table3.csv", caption="../report/table3.rst", category="Tables"),
         md="results/table3.md",
@@ -101,6 +102,7 @@ rule overlay_figure:
         mask=lambda wc: f"results/maps/{overlay_run()}/{wc.date}/mask.tif",
         reference="results/masks/{date}.tif",
         regions="results/regions.tif",
+        validity="results/validity/{date}.tif",
     output:
         report(
             "results/figures/overlay_{region}_{date}.png",

@@ -8,6 +8,8 @@ with job(snakemake.log[0]):
     download_scene(
         settings_from_section(snakemake.params.settings),
         snakemake.params.date,
-        snakemake.output[0],
+        snakemake.output.scene,
         outlines=snakemake.input.get("outlines") or None,
+        scl_output=snakemake.output.get("scl"),
+        invalid_classes=snakemake.params.invalid_classes,
     )

@@ -1,6 +1,6 @@
 """Snakemake adapter: glacier area per date and its change (rule maps_areas)."""
 
-from glaciermap.inference.commands import reference_glaciers, write_area_tables
+from glaciermap.inference.area_tables import reference_glaciers, write_area_tables
 from glaciermap.utils.jobs import job
 
 with job(snakemake.log[0]):
@@ -10,6 +10,7 @@ with job(snakemake.log[0]):
         snakemake.params.date_order,
         snakemake.output.areas,
         snakemake.output.change,
+        validity=snakemake.params.validity,
         regions_path=snakemake.input.regions,
         glaciers=reference_glaciers(
             snakemake.params.outlines, snakemake.params.acquired, snakemake.input.regions

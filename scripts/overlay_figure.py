@@ -13,4 +13,5 @@ with job(snakemake.log[0]):
         region=snakemake.wildcards.region,
         mask_tif=snakemake.input.mask,
         title=snakemake.params.title,
+        validity_tif=snakemake.input.validity,
     )

@@ -6,7 +6,7 @@ from glaciermap.utils.jobs import job
 with job(snakemake.log[0]):
     prepare_mask(
         snakemake.params.settings,
-        snakemake.wildcards.date,
+        snakemake.params.date,
         snakemake.input.scene,
         snakemake.output[0],
     )

@@ -5,5 +5,9 @@ from glaciermap.utils.jobs import job
 
 with job(snakemake.log[0]):
     build_table3(
-        snakemake.input.evals, snakemake.input.baseline, snakemake.output.csv, snakemake.output.long
+        snakemake.input.evals,
+        snakemake.input.baseline,
+        snakemake.output.csv,
+        snakemake.output.long,
+        external_eval_files=snakemake.input.external,
     )

@@ -268,6 +268,7 @@ class Study:
         for scene in config["data"]["scenes"].values():
             scene.pop("processing_baseline", None)
             scene.pop("file", None)
+            scene.pop("validity", None)  # the demo scene has no SCL: every pixel counts as seen
             scene.update(product="generic", scale=1 / 255)
             scene["bands"] = {
                 "blue": {"file": cls.DEMO_FILES["rgb"], "band": 3},

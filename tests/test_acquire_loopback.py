@@ -24,6 +24,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.warp import transform_bounds
 from rasterio.windows import from_bounds
+from sentinel2_products import SCL_NOT_VEGETATED, SCL_SNOW
 from shapely.geometry import box, mapping
 
 from glaciermap.acquire.glims import acquire_outlines
@@ -31,7 +32,9 @@ from glaciermap.acquire.http import DownloadError
 from glaciermap.acquire.settings import acquire_settings
 from glaciermap.acquire.stac import download_scene
 from glaciermap.config import validate_config
+from glaciermap.data.prepare import prepare_scene
 from glaciermap.errors import InputDataError
+from glaciermap.io.validity import MASKED, NO_DATA, VALID
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "everest"
 UTM45 = CRS.from_epsg(32645)
@@ -204,40 +207,76 @@ def everest_dns() -> dict[str, np.ndarray]:
         red, green, blue = (rgb.read(i).astype(np.uint16) for i in (1, 2, 3))
     with rasterio.open(DATA / "LE71400412000304SGS00_B4.tif") as b4:
         nir = b4.read(1).astype(np.uint16)
-    dns = {b: 1000 + 37 * v for b, v in zip(BAND_FILES, (blue, green, red, nir), strict=True)}
-    for band in dns.values():
-        band[520:530, 320:340] = 0  # a no-data patch inside the area of interest
-    return dns
+    return {b: 1000 + 37 * v for b, v in zip(BAND_FILES, (blue, green, red, nir), strict=True)}
+
+
+def area_offset(origin: tuple[float, float]) -> tuple[int, int]:
+    """(row, col) of the area's north-west corner in a tile at ``origin`` (10 m pixels)."""
+    return int((origin[1] - AOI_UTM[3]) // 10), int((AOI_UTM[0] - origin[0]) // 10)
+
+
+def area_slice(origin: tuple[float, float], rows: tuple[int, int], cols: tuple[int, int]):
+    """Tile pixels of rows/cols counted from the area's corner, widened to whole
+    20 m SCL pixels (even tile rows and columns)."""
+    row0, col0 = area_offset(origin)
+    r0, r1 = (row0 + rows[0]) // 2 * 2, (row0 + rows[1] + 1) // 2 * 2
+    c0, c1 = (col0 + cols[0]) // 2 * 2, (col0 + cols[1] + 1) // 2 * 2
+    return slice(r0, r1), slice(c0, c1)
+
+
+def scl_of(dns: dict[str, np.ndarray]) -> np.ndarray:
+    """20 m SCL of 10 m DNs: snow and ice where bright, bare ground elsewhere, no data
+    where the DNs are 0 (each 20 m class from the north-west pixel of its 2 x 2)."""
+    blue = dns["blue"][::2, ::2]
+    scl = np.where(blue > 1000 + 37 * 150, SCL_SNOW, SCL_NOT_VEGETATED).astype(np.uint8)
+    scl[blue == 0] = 0
+    return scl
+
+
+def write_cog(path: Path, data: np.ndarray, origin: tuple[float, float], pixel: float) -> bytes:
+    # A COG as the catalogue serves it, not the geotiff fixture's GeoTIFF:
+    # uncompressed 128-px blocks, so a window read fetches a known few bytes.
+    profile = {
+        "driver": "COG",
+        "dtype": data.dtype.name,
+        "count": 1,
+        "width": data.shape[1],
+        "height": data.shape[0],
+        "crs": UTM45,
+        "transform": Affine(pixel, 0, origin[0], 0, -pixel, origin[1]),
+        "nodata": 0,
+        "blocksize": 128,
+        "compress": "none",
+        "overviews": "none",
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data, 1)
+    return path.read_bytes()
+
+
+def tile_files(folder: Path, name: str, dns: dict[str, np.ndarray], scl: np.ndarray, origin):
+    """url path -> COG bytes of one item's four bands and its SCL."""
+    files = {}
+    for band, code in BAND_FILES.items():
+        path = folder / f"{name}_{code}.tif"
+        files[f"/files/{path.name}"] = write_cog(path, dns[band], origin, 10.0)
+    files[f"/files/{name}_SCL.tif"] = write_cog(folder / f"{name}_SCL.tif", scl, origin, 20.0)
+    return files
 
 
 @pytest.fixture(scope="module")
 def cogs(tmp_path_factory) -> dict[str, bytes]:
-    """url path -> COG bytes, July and August (August: another origin, same grid)."""
+    """url path -> COG bytes, July and August (August: another origin, same grid),
+    each with the same no-data patch inside the area and a cloud-free SCL."""
     folder = tmp_path_factory.mktemp("cogs")
-    dns = everest_dns()
+    base = everest_dns()
     files = {}
     for date, origin, shift in (("july", JULY_ORIGIN, 0), ("august", AUGUST_ORIGIN, 11)):
-        for band, name in BAND_FILES.items():
-            path = folder / f"{date}_{name}.tif"
-            data = np.roll(dns[band], shift, axis=1)
-            # A COG as the catalogue serves it, not the geotiff fixture's GeoTIFF:
-            # uncompressed 128-px blocks, so a window read fetches a known few bytes.
-            profile = {
-                "driver": "COG",
-                "dtype": "uint16",
-                "count": 1,
-                "width": data.shape[1],
-                "height": data.shape[0],
-                "crs": UTM45,
-                "transform": Affine(10.0, 0, origin[0], 0, -10.0, origin[1]),
-                "nodata": 0,
-                "blocksize": 128,
-                "compress": "none",
-                "overviews": "none",
-            }
-            with rasterio.open(path, "w", **profile) as dst:
-                dst.write(data, 1)
-            files[f"/files/{path.name}"] = path.read_bytes()
+        dns = {band: np.roll(values, shift, axis=1) for band, values in base.items()}
+        patch = area_slice(origin, (7, 16), (19, 38))
+        for values in dns.values():
+            values[patch] = 0  # a no-data patch inside the area of interest
+        files.update(tile_files(folder, date, dns, scl_of(dns), origin))
     return files
 
 
@@ -264,7 +303,7 @@ def stac_item(base: str, item_id: str, when: str, cloud: float, date: str, basel
         "links": [],
         "assets": {
             band: {"href": f"{base}/files/{date}_{name}.tif", "type": "image/tiff"}
-            for band, name in BAND_FILES.items()
+            for band, name in {**BAND_FILES, "scl": "SCL"}.items()
         },
     }
 
@@ -281,7 +320,9 @@ def catalogue(base: str) -> list[dict]:
     ]
 
 
-def make_config(base: str, tmp: Path, **acquire: object) -> dict:
+def make_config(base: str, tmp: Path, scl: bool = False, **acquire: object) -> dict:
+    """A config downloading July and August over the area; with ``scl`` each date
+    also gets its merged SCL (``validity.scl``) and masks with it."""
     _, aoi = lonlat_polygon(AOI_UTM)
     section = {
         "enabled": True,
@@ -302,6 +343,9 @@ def make_config(base: str, tmp: Path, **acquire: object) -> dict:
         }
         for date, day in (("july", "2023-07-16"), ("august", "2023-08-16"))
     }
+    if scl:
+        for date, scene in scenes.items():
+            scene["validity"] = {"scl": str(tmp / "scenes" / f"{date}_scl.tif")}
     config = {
         "data": {
             "scenes": scenes,
@@ -508,17 +552,19 @@ def test_snakemake_rules_download_outlines_and_scenes(server, cogs, tmp_path, sn
     base = serve_catalogue(server, cogs)
     server.state.outlines = glims_feature_collection()
     work = tmp_path / "work"
-    config = make_config(base, Path("."))  # paths relative to the working directory
+    config = make_config(base, Path("."), scl=True)  # paths relative to the working directory
     work.mkdir()
     rules = Path(__file__).resolve().parents[1] / "rules"
     (work / "Snakefile").write_text(
         f'configfile: "config.yaml"\n\ninclude: "{rules / "common.smk"}"\n'
         f'include: "{rules / "acquire.smk"}"\n'
     )
-    targets = ["scenes/july.tif", "scenes/august.tif", "outlines.gpkg"]
+    targets = ["scenes/july.tif", "scenes/august.tif", "scenes/july_scl.tif", "outlines.gpkg"]
     snakemake(work, *targets, config=config, snakefile=work / "Snakefile", timeout=300)
     with rasterio.open(work / "scenes" / "july.tif") as july:
         assert july.tags()["stac_item_id"] == "S2B_JULY_MID"
+    with rasterio.open(work / "scenes" / "july_scl.tif") as scl:
+        assert scl.tags()["stac_item_ids"] == "S2B_JULY_MID" and scl.read(1).max() <= 11
     assert len(gpd.read_file(work / "outlines.gpkg")) > 0
     assert (work / "logs" / "acquire" / "scene_august.log").read_text().count("S2B_AUGUST") > 0
 
@@ -532,3 +578,158 @@ def test_snakemake_rules_download_outlines_and_scenes(server, cogs, tmp_path, sn
     assert planned(max_cloud=50) == {"acquire_scene_july", "acquire_scene_august"}
     august = {**config["acquire"]["dates"], "august": "2023-08-01..2023-08-30"}
     assert planned(dates=august) == {"acquire_scene_august"}
+
+
+# --------------------------------------------------------------------------- mosaics
+
+# Area-relative boxes (rows, cols of the area's 10 m grid, widened to 20 m SCL pixels).
+CLOUD_A = ((5, 25), (5, 30))  # over the west of the area, where tile B has no data
+SHADOW_B = ((30, 40), (35, 50))  # where tile A is clear
+SEAM_COL = 20  # tile B has data from this area column on
+CLOUD_C = ((0, 45), (0, 55))  # nearly all of the area
+
+
+def mosaic_tiles() -> dict[str, dict]:
+    """Per item: origin, DNs and SCL of its tile. July: A and B of one day (B with a
+    seam and a shadow), C on another day, the least cloudy item by eo:cloud_cover
+    but cloudy over the area; August: D and E of one day (E with the seam)."""
+    base = everest_dns()
+    tiles = {}
+    for name, origin, shift in (
+        ("A", JULY_ORIGIN, 0), ("B", AUGUST_ORIGIN, 11), ("C", JULY_ORIGIN, 0),
+        ("D", JULY_ORIGIN, 0), ("E", AUGUST_ORIGIN, 11),
+    ):  # fmt: skip
+        dns = {band: np.roll(values, shift, axis=1) for band, values in base.items()}
+        if name in ("B", "E"):
+            row0, col0 = area_offset(origin)
+            seam = (col0 + SEAM_COL) // 2 * 2
+            for values in dns.values():
+                values[:, :seam] = 0
+        scl = scl_of(dns)
+        for box_, cls, who in ((CLOUD_A, 9, "AD"), (SHADOW_B, 3, "B"), (CLOUD_C, 8, "C")):
+            if name in who:
+                rows, cols = area_slice(origin, *box_)
+                scl[rows.start // 2 : rows.stop // 2, cols.start // 2 : cols.stop // 2] = cls
+        tiles[name] = {"origin": origin, "dns": dns, "scl": scl}
+    return tiles
+
+
+@pytest.fixture(scope="module")
+def mosaic(tmp_path_factory) -> tuple[dict, dict[str, bytes]]:
+    folder = tmp_path_factory.mktemp("mosaic")
+    tiles = mosaic_tiles()
+    files = {}
+    for name, tile in tiles.items():
+        files.update(tile_files(folder, f"tile{name}", tile["dns"], tile["scl"], tile["origin"]))
+    return tiles, files
+
+
+def mosaic_item(base: str, item_id: str, when: str, cloud: float, tile: str) -> dict:
+    origin = JULY_ORIGIN if tile in "ACD" else AUGUST_ORIGIN
+    item = stac_item(base, item_id, when, cloud, "july" if origin == JULY_ORIGIN else "x", "05.09")
+    item["assets"] = {
+        band: {"href": f"{base}/files/tile{tile}_{code}.tif", "type": "image/tiff"}
+        for band, code in {**BAND_FILES, "scl": "SCL"}.items()
+    }
+    return item
+
+
+def serve_mosaic(httpd: ThreadingHTTPServer, files: dict[str, bytes]) -> str:
+    base = base_url(httpd)
+    httpd.state.files.update(files)
+    httpd.state.items = [
+        mosaic_item(base, "S2A_JULY_A", "2023-07-17T14:00:00Z", 8.0, "A"),
+        mosaic_item(base, "S2B_JULY_B", "2023-07-17T14:00:05Z", 12.0, "B"),
+        mosaic_item(base, "S2A_JULY_C", "2023-07-05T14:00:00Z", 2.0, "C"),
+        mosaic_item(base, "S2A_AUG_D", "2023-08-12T14:00:00Z", 6.0, "D"),
+        mosaic_item(base, "S2B_AUG_E", "2023-08-12T14:00:05Z", 9.0, "E"),
+    ]
+    return base
+
+
+def on_grid(tile: dict, grid_transform: Affine, shape: tuple[int, int]):
+    """A tile's DNs (4, h, w) and SCL (h, w) on the scene grid, by index arithmetic:
+    the grid lies on the tile's 10 m lattice; a 20 m class covers 2 x 2 pixels."""
+    row0 = round((tile["origin"][1] - grid_transform.f) / 10)
+    col0 = round((grid_transform.c - tile["origin"][0]) / 10)
+    rows, cols = np.arange(row0, row0 + shape[0]), np.arange(col0, col0 + shape[1])
+    dns = np.stack([tile["dns"][band][np.ix_(rows, cols)] for band in BAND_FILES])
+    return dns, tile["scl"][np.ix_(rows // 2, cols // 2)]
+
+
+def layers_for(tile: dict, grid_transform: Affine, shape: tuple[int, int]):
+    """DNs, SCL, data (all bands non-zero) and valid (data, SCL not masked) on the grid."""
+    dns, scl = on_grid(tile, grid_transform, shape)
+    data = (dns != 0).all(axis=0)
+    return dns, scl, data, data & ~np.isin(scl, [0, 1, 3, 8, 9, 10])
+
+
+def test_mosaic_of_one_day_beats_the_least_cloudy_item_pixel_for_pixel(server, mosaic, tmp_path):
+    tiles, files = mosaic
+    base = serve_mosaic(server, files)
+    config = make_config(base, tmp_path, scl=True)
+    settings = acquire_settings(config)
+    scenes = config["data"]["scenes"]
+    for date in ("july", "august"):
+        download_scene(settings, date, scenes[date]["file"], None, scenes[date]["validity"]["scl"])
+
+    for date, first, second in (("july", "A", "B"), ("august", "D", "E")):
+        with (
+            rasterio.open(scenes[date]["file"]) as out,
+            rasterio.open(scenes[date]["validity"]["scl"]) as scl_file,
+        ):
+            scene, tags, transform = out.read(), out.tags(), out.transform
+            classes = scl_file.read(1)
+            assert scl_file.transform == transform
+        ids = tags["stac_item_ids"].split(",")
+        assert [i.split("_")[-1] for i in ids] == [first, second]  # one day, the clearer first
+        assert tags["stac_item_id"] == ids[0] and len(tags["boa_offsets"].split(",")) == 2
+        assert tags["stac_datetimes"].split(",")[0].startswith(tags["stac_datetime"][:16])
+
+        dn_1, scl_1, data_1, valid_1 = layers_for(tiles[first], transform, scene.shape[1:])
+        dn_2, scl_2, data_2, valid_2 = layers_for(tiles[second], transform, scene.shape[1:])
+        from_first = valid_1 | (~valid_2 & data_1)
+        from_second = ~from_first & data_2
+        assert from_second.any() and (valid_2 & ~valid_1).any()  # the second item fills in
+        expected = np.where(from_first, dn_1, np.where(from_second, dn_2, 0))
+        reflectance = np.where(expected == 0, np.nan, (expected - 1000.0) / 10000)
+        np.testing.assert_array_equal(scene, reflectance.astype(np.float32))
+        np.testing.assert_array_equal(
+            classes, np.where(from_first, scl_1, np.where(from_second, scl_2, 0))
+        )
+
+    # July's C is the least cloudy item of the window but sees little of the area.
+    assert "S2A_JULY_C" not in ids
+
+    # Preparing the date masks what neither item saw: nodata in the scene, MASKED codes.
+    data = make_config(base, tmp_path, scl=True)["data"]
+    data["on_grid_mismatch"] = "error"
+    out, validity = tmp_path / "out/july.tif", tmp_path / "out/july_validity.tif"
+    prepare_scene(data, "july", out, validity)
+    with rasterio.open(out) as prepared, rasterio.open(validity) as codes_file:
+        prepared_scene, codes = prepared.read(), codes_file.read(1)
+        assert prepared.tags()["source_items"] == "S2A_JULY_A,S2B_JULY_B"
+    _, _, data_a, valid_a = layers_for(tiles["A"], prepared.transform, codes.shape)
+    _, _, data_b, valid_b = layers_for(tiles["B"], prepared.transform, codes.shape)
+    seen = valid_a | valid_b
+    np.testing.assert_array_equal(np.isfinite(prepared_scene).all(axis=0), seen)
+    np.testing.assert_array_equal(
+        codes, np.where(seen, VALID, np.where(data_a | data_b, MASKED, NO_DATA))
+    )
+    assert (codes == MASKED).any() and (codes == VALID).mean() > 0.8
+
+
+def test_window_without_an_item_over_the_area_is_refused(server, mosaic, tmp_path):
+    tiles, files = mosaic
+    base = serve_mosaic(server, files)
+    for item in server.state.items:  # every footprint a degree to the east
+        ring = item["geometry"]["coordinates"][0]
+        item["geometry"]["coordinates"] = [[[x + 1.0, y] for x, y in ring]]
+        item["bbox"] = [v + (1.0 if i % 2 == 0 else 0.0) for i, v in enumerate(item["bbox"])]
+    config = make_config(base, tmp_path, scl=True)
+    scene = config["data"]["scenes"]["july"]
+    with pytest.raises(InputDataError, match=r"no item .* covers the area .*'acquire\.aoi'"):
+        download_scene(
+            acquire_settings(config), "july", scene["file"], None, scene["validity"]["scl"]
+        )
+    assert leftovers(tmp_path / "scenes") == []

@@ -17,8 +17,22 @@ from rasterio.crs import CRS
 
 from glaciermap.acquire import commands
 from glaciermap.acquire.grid import Grid, area_grid, snapped_grid, utm_crs
-from glaciermap.acquire.settings import AreaSpec, acquired_files, parse_window, scene_targets
-from glaciermap.acquire.stac import boa_offset, pick_item, processing_baseline, read_on_grid
+from glaciermap.acquire.settings import (
+    AreaSpec,
+    acquired_files,
+    parse_window,
+    scene_targets,
+    scl_invalid_classes,
+    scl_targets,
+)
+from glaciermap.acquire.stac import (
+    Choice,
+    boa_offset,
+    candidates,
+    choose_items,
+    processing_baseline,
+    read_on_grid,
+)
 from glaciermap.config import validate_config
 from glaciermap.errors import ConfigError, InputDataError
 from glaciermap.io.scenes import read_scene, write_scene
@@ -52,19 +66,47 @@ def test_window_parsing_and_middle():
         parse_window("july", "2023-07-31..2023-07-01")
 
 
-def test_pick_least_cloudy_then_nearest_to_the_middle():
+def test_candidates_fit_the_window_the_cloud_limit_and_the_area():
     items = [
         item("early", "2023-07-02T10:00:00+00:00", 3.0),
-        item("mid", "2023-07-18T10:00:00+00:00", 3.0),
         item("cloudy", "2023-07-16T10:00:00+00:00", 50.0),
         item("outside", "2023-08-02T10:00:00+00:00", 0.0),
         item("unknown-cloud", "2023-07-16T10:00:00+00:00", None),
+        item("elsewhere", "2023-07-16T10:00:00+00:00", 0.0, area=(-40.0, 61.15, -39.9, 61.25)),
+        item("partial", "2023-07-16T10:00:00+00:00", 0.0, area=(-45.4, 61.15, -45.3, 61.25)),
     ]
-    assert pick_item(items, WINDOW, 20, AREA).id == "mid"
-    assert pick_item(items, WINDOW, 2, AREA) is None
-    # An item that covers only part of the area loses to a cloudier one that covers it all.
-    partial = item("partial", "2023-07-16T10:00:00+00:00", 0.0, area=(-45.4, 61.15, -45.3, 61.25))
-    assert pick_item([partial, *items], WINDOW, 20, AREA).id == "mid"
+    assert [c.item.id for c in candidates(items, WINDOW, 20, AREA)] == ["early", "partial"]
+    assert candidates(items, WINDOW, -1, AREA) == []
+
+
+def test_choose_the_day_whose_items_together_see_the_most():
+    """Pixels seen (valid by SCL) on an area of 10 x 10 pixels, per item."""
+    seen = {}
+
+    def choice(item_id: str, when: str, cloud: float, rows: slice, cols: slice) -> Choice:
+        valid = np.zeros((10, 10), bool)
+        valid[rows, cols] = True
+        seen[item_id] = valid
+        return Choice(item(item_id, when, cloud), cloud, dt.datetime.fromisoformat(when))
+
+    middle = WINDOW.middle
+    clearest = choice("clearest", "2023-07-05T10:00:00+00:00", 1.0, slice(0, 7), slice(None))
+    west = choice("west", "2023-07-20T10:00:00+00:00", 9.0, slice(None), slice(0, 6))
+    east = choice("east", "2023-07-20T10:01:00+00:00", 12.0, slice(None), slice(4, 10))
+    again = choice("east-again", "2023-07-20T10:02:00+00:00", 12.0, slice(None), slice(5, 10))
+
+    def pick(*choices: Choice) -> list[str]:
+        return [c.item.id for c in choose_items(choices, lambda c: seen[c.item.id], middle)]
+
+    # Two tiles of one day see all 100 pixels; the least cloudy item alone sees 70.
+    # An item that adds no pixel (a duplicate of a tile) is left out.
+    assert pick(clearest, west, east, again) == ["west", "east"]
+    # Equal coverage: the less cloudy set, then the day nearer the window's middle.
+    alone = choice("alone", "2023-07-25T10:00:00+00:00", 9.0, slice(None), slice(0, 6))
+    assert pick(alone, west) == ["west"]
+    twin = choice("twin", "2023-07-25T10:00:00+00:00", 5.0, slice(None), slice(0, 6))
+    assert pick(twin, west) == ["twin"]
+    assert pick() == []
 
 
 def test_processing_baseline_and_offset():
@@ -162,6 +204,15 @@ def test_config_checks_name_the_keys(tmp_path):
     both["acquire"]["aoi"]["glaciers"] = ["G086900E27980N"]
     with pytest.raises(ConfigError, match="acquire.aoi"):
         validate_config(both)
+    # A downloaded date with validity.scl: the rule writes the merged SCL there too,
+    # and choosing and merging the items masks the classes the date masks.
+    masked = study_like_config(tmp_path, validity={"scl": str(tmp_path / "july_scl.tif"),
+                                                   "invalid": [8, 9]})  # fmt: skip
+    assert scl_targets(masked) == {"july": str(tmp_path / "july_scl.tif")}
+    assert str(tmp_path / "july_scl.tif") in acquired_files(masked)
+    assert scl_invalid_classes(masked, "july") == [8, 9]
+    assert scl_invalid_classes(config, "july") is None and scl_targets(config) == {}
+    assert config["acquire"]["assets"]["scl"] == "scl"
 
 
 def run_command(argv: list[str]) -> None:

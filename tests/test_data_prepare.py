@@ -184,6 +184,32 @@ def _second_date_on_other_grid(data: dict) -> None:
     data["on_grid_mismatch"] = "error"
 
 
+def _write_validity(path: str, array: np.ndarray, pixel: float = PIXEL) -> None:
+    with rasterio.open(
+        path, "w", driver="GTiff", width=array.shape[1], height=array.shape[0], count=1,
+        dtype="uint8", crs="EPSG:32633", transform=from_origin(X0, Y0, pixel, pixel),
+    ) as out:  # fmt: skip
+        out.write(array.astype(np.uint8), 1)
+
+
+def _mask_not_covering(data: dict) -> None:
+    _write_validity("clouds.tif", np.zeros((SIDE // 2, SIDE)))  # the northern half only
+    data["scenes"]["july"]["validity"] = {"mask": "clouds.tif"}
+
+
+def _mostly_cloudy(data: dict) -> None:
+    clouds = np.zeros((SIDE, SIDE))
+    clouds[:, 20:100] = 1
+    _write_validity("clouds.tif", clouds)
+    data["scenes"]["july"]["validity"] = {"mask": "clouds.tif"}
+    data["min_valid_fraction"] = 0.5
+
+
+def _scl_not_scl(data: dict) -> None:
+    _write_validity("scl.tif", np.full((SIDE // 2, SIDE // 2), 20), pixel=2 * PIXEL)
+    data["scenes"]["july"]["validity"] = {"scl": "scl.tif"}
+
+
 def _far_outlines(tmp: Path) -> None:
     far = box(X0 + 90000, Y0 - 90000, X0 + 91000, Y0 - 89000)
     write_outlines(Path("glims.gpkg"), [("G2", "glac_bound", far)])
@@ -222,6 +248,24 @@ REGIONS_CMD = ["regions", "--scene", SCENE_OUT, "--out", "out/regions.tif"]
             AUG_CMD,
             r"other\.tif\) is on another grid.*data\.on_grid_mismatch",
         ),
+        (
+            _config_change(_mask_not_covering),
+            SCENE_CMD,
+            r"validity raster clouds\.tif \(config key 'data\.scenes\.july\.validity\.mask'\) "
+            r"does not cover",
+        ),
+        (
+            _config_change(_mostly_cloudy),
+            SCENE_CMD,
+            r"'data\.scenes\.july'\): 21\.9% of the grid .* is valid \(62\.5% masked.*"
+            r"'data\.min_valid_fraction' \(50\.0%\)",
+        ),
+        (
+            _config_change(_scl_not_scl),
+            SCENE_CMD,
+            r"SCL raster scl\.tif \(config key 'data\.scenes\.july\.validity\.scl'\) holds "
+            r"values 20 outside",
+        ),
         (_far_outlines, MASK_CMD, r"outline file glims\.gpkg: no outline overlaps the scene"),
         (_empty_outlines, MASK_CMD, r"outline file glims\.gpkg holds no outlines"),
         (
@@ -258,6 +302,9 @@ REGIONS_CMD = ["regions", "--scene", SCENE_OUT, "--out", "out/regions.tif"]
         "band-missing",
         "band-count-wrong",
         "dates-on-different-grids",
+        "validity-mask-not-covering",
+        "date-below-min-valid-fraction",
+        "scl-values-not-classes",
         "outlines-without-overlap",
         "empty-outline-file",
         "region-glacier-id-not-in-file",

@@ -157,7 +157,7 @@ def test_a_training_run_uses_exactly_the_params_snakemake_tracks(workdir):
 
 def test_changing_an_inference_setting_reruns_only_the_maps(workdir, dry_run):
     config = yaml.safe_load(TINY.read_text())
-    config["inference"]["overlap"] = 0.5
+    config["inference"]["margin"] = 32
     changed = workdir / "changed_inference.yaml"
     changed.write_text(yaml.safe_dump(config, sort_keys=False))
     rules = set(dry_run(workdir, changed).counts)

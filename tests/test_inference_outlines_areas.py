@@ -13,10 +13,16 @@ from shapely.geometry import box
 
 from glaciermap.errors import InputDataError
 from glaciermap.inference import change_figure as change_figure_module
-from glaciermap.inference.areas import area_change, row_pixel_areas_km2, zone_areas
+from glaciermap.inference.area_tables import write_area_tables
+from glaciermap.inference.areas import (
+    MaskEntry,
+    area_change_table,
+    row_pixel_areas_km2,
+    zone_areas,
+)
 from glaciermap.inference.change_figure import change_figure
-from glaciermap.inference.commands import write_area_tables
 from glaciermap.inference.vectorize import mask_to_outlines, vectorize_mask_file
+from glaciermap.io.validity import MASKED, NO_DATA, VALID
 
 CRS = "EPSG:32645"
 TRANSFORM = Affine(30.0, 0.0, 478000.0, 0.0, -30.0, 3108140.0)
@@ -79,8 +85,15 @@ def test_area_tables_are_consistent_with_the_masks(tmp_path, geotiff):
     regions = np.zeros((60, 80), np.uint8)
     regions[:, :40], regions[:, 40:] = 1, 3
     reference = glacier_mask(shrink=2)
+    # Date b has a cloud over the west glacier's tongue and beside it (masked),
+    # date a a strip without data; both are unobserved.
+    validity_a, validity_b = np.ones((60, 80), np.uint8), np.ones((60, 80), np.uint8)
+    validity_a[:, 0:3] = NO_DATA
+    validity_b[28:45, 20:40] = MASKED
     for name, array in [("a", before), ("b", after), ("ref_a", reference), ("ref_b", reference)]:
         geotiff(tmp_path / f"{name}.tif", array, **GRID, nodata=255)
+    for name, array in [("valid_a", validity_a), ("valid_b", validity_b)]:
+        geotiff(tmp_path / f"{name}.tif", array, **GRID)
     geotiff(tmp_path / "regions.tif", regions, **GRID)
     west = box(*(TRANSFORM @ (0, 60)), *(TRANSFORM @ (40, 0)))  # columns 0-39
     glaciers = gpd.GeoDataFrame({"glacier_id": ["G1"]}, geometry=[west], crs=CRS)
@@ -108,48 +121,74 @@ def test_area_tables_are_consistent_with_the_masks(tmp_path, geotiff):
         ["a", "b"],
         tmp_path / "areas.csv",
         tmp_path / "change.csv",
+        validity={"a": tmp_path / "valid_a.tif", "b": tmp_path / "valid_b.tif"},
         regions_path=tmp_path / "regions.tif",
         glaciers=glaciers,
         block_size=32,
     )
     areas = gpd.pd.read_csv(tmp_path / "areas.csv")
     change = gpd.pd.read_csv(tmp_path / "change.csv")
+    seen = {"a": validity_a == VALID, "b": validity_b == VALID}
 
-    def area(source, date, zone_type, zone):
-        row = areas[
+    def row(source, date, zone_type, zone):
+        found = areas[
             (areas.source == source)
             & (areas.date == date)
             & (areas.zone_type == zone_type)
             & (areas.zone == zone)
         ]
-        assert len(row) == 1
-        return row.area_km2.iloc[0]
+        assert len(found) == 1
+        return found.iloc[0]
 
-    assert area("predicted", "a", "scene", "all") == pytest.approx((before == 1).sum() * PIXEL_KM2)
-    assert area("predicted", "b", "region", "test") == pytest.approx(
-        (after[:, 40:] == 1).sum() * PIXEL_KM2
+    def km2(pixels):
+        return pytest.approx(pixels.sum() * PIXEL_KM2)
+
+    assert row("predicted", "a", "scene", "all").area_km2 == km2((before == 1) & seen["a"])
+    assert row("predicted", "b", "scene", "all").unobserved_km2 == km2(~seen["b"])
+    assert row("predicted", "b", "scene", "all").observed_km2 == km2(seen["b"])
+    test_b = row("predicted", "b", "region", "test")
+    assert test_b.area_km2 == km2(after[:, 40:] == 1) and test_b.unobserved_km2 == 0
+    g1 = row("predicted", "b", "glacier", "G1")
+    assert g1.area_km2 == km2((after[:, :40] == 1) & seen["b"][:, :40])
+    assert g1.unobserved_km2 == km2(~seen["b"][:, :40])
+    assert row("reference", "b", "region", "val").area_km2 == 0
+    assert row("reference", "a", "scene", "all").unobserved_km2 == km2(~seen["a"])
+    outlines_a = row("outlines", "a", "scene", "all")
+    assert outlines_a.area_km2 == pytest.approx(
+        row("predicted", "a", "scene", "all").area_km2 - 2 * PIXEL_KM2  # the two one-pixel specks
     )
-    assert area("predicted", "a", "glacier", "G1") == pytest.approx(
-        (before[:, :40] == 1).sum() * PIXEL_KM2
-    )
-    assert area("reference", "b", "region", "val") == 0
-    assert area("outlines", "a", "scene", "all") == pytest.approx(
-        area("predicted", "a", "scene", "all") - 2 * PIXEL_KM2  # the two one-pixel specks
-    )
-    row = change[(change.source == "predicted") & (change.zone == "all")].iloc[0]
-    lost = ((before == 1) & (after != 1)).sum() * PIXEL_KM2
-    assert row.change_km2 == pytest.approx(-lost, abs=1e-6)
-    assert row.change_pct == pytest.approx(-100 * lost / row.area_from_km2, abs=1e-4)
+    assert outlines_a.unobserved_km2 == km2(~seen["a"])
+    assert set(areas[areas.source == "outlines"].zone_type) == {"scene"}
+
+    # The change compares only the pixels seen on both dates, and says how many.
+    common = seen["a"] & seen["b"]
+    scene = change[(change.source == "predicted") & (change.zone == "all")].iloc[0]
+    assert (scene.date_from, scene.date_to) == ("a", "b")
+    assert scene.common_observed_km2 == km2(common)
+    assert scene.area_from_km2 == km2((before == 1) & common)
+    assert scene.area_to_km2 == km2((after == 1) & common)
+    lost = ((before == 1) & (after != 1) & common).sum() * PIXEL_KM2
+    assert scene.change_km2 == pytest.approx(-lost, abs=1e-6)
+    assert lost < ((before == 1) & (after != 1)).sum() * PIXEL_KM2  # the cloud hid some loss
+    assert scene.change_pct == pytest.approx(-100 * lost / scene.area_from_km2, abs=1e-4)
+    g1 = change[(change.source == "predicted") & (change.zone == "G1")].iloc[0]
+    assert g1.common_observed_km2 == km2(common[:, :40])
     ref = change[(change.source == "reference") & (change.zone == "all")].iloc[0]
-    assert ref.change_km2 == 0
+    assert ref.change_km2 == 0 and ref.common_observed_km2 == km2(common)
+    outlines = change[change.source == "outlines"]
+    assert list(outlines.zone) == ["all"]
+    assert outlines.iloc[0].change_km2 == pytest.approx(scene.change_km2, abs=1e-9)
 
 
 def test_change_needs_known_dates_and_is_empty_for_one_date(tmp_path, geotiff):
     geotiff(tmp_path / "m.tif", glacier_mask(), **GRID, nodata=255)
-    table = zone_areas(tmp_path / "m.tif").assign(run="r", model="m", source="predicted", date="x")
-    assert area_change(table, ["x"]).empty
+    entry = MaskEntry("r", "m", "predicted", "x", tmp_path / "m.tif")
+    assert area_change_table([entry], ["x"]).empty
     with pytest.raises(InputDataError, match="date order"):
-        area_change(table, ["y"])
+        area_change_table([entry], ["y"])
+    areas = zone_areas(entry)  # no validity raster: every pixel counts as observed
+    scene = areas[areas.zone_type == "scene"].iloc[0]
+    assert scene.observed_km2 == pytest.approx(60 * 80 * PIXEL_KM2) and scene.unobserved_km2 == 0
 
 
 def pixel_centres(where: np.ndarray) -> np.ndarray:

@@ -33,10 +33,11 @@ def test_multiband_file_with_band_mapping_scale_and_nodata(tmp_path, geotiff):
     }
     array, grid = read_scene(scene, "d", tmp_path)
     assert array.dtype == np.float32 and array.shape == (4, 8, 8)
-    np.testing.assert_allclose(array[0], (dn[2] + 2.0) * 0.5)
-    np.testing.assert_allclose(array[3], (nir + 2.0) * 0.5)
-    # Band 1 of the RGB file is red: its nodata pixel is NaN there only.
-    assert np.isnan(array[2, 0, 0]) and np.isfinite(array[:2, 0, 0]).all()
+    np.testing.assert_allclose(array[0, 1:], (dn[2, 1:] + 2.0) * 0.5)
+    np.testing.assert_allclose(array[3, 1:], (nir[1:] + 2.0) * 0.5)
+    # Band 1 of the RGB file is red: its nodata pixel lacks a band, so the scene
+    # has no valid pixel there, in any band; the rest of the row is valid.
+    assert np.isnan(array[:, 0, 0]).all() and np.isfinite(array[:, 0, 1:]).all()
     assert grid.transform == ORIGIN
 
 
@@ -155,7 +156,7 @@ def _two_dates(tmp_path: Path, geotiff, on_grid_mismatch: str) -> dict:
 def test_second_date_on_another_grid_is_reprojected(tmp_path, geotiff):
     data = _two_dates(tmp_path, geotiff, "reproject")
     out = tmp_path / "results" / "b.tif"
-    prepare_scene(data, "b", out, tmp_path)
+    prepare_scene(data, "b", out, tmp_path / "results" / "b_validity.tif", tmp_path)
     array, grid = read_prepared_scene(out)
     assert grid.transform == ORIGIN and grid.shape == (16, 16)
     # The shifted scene covers the lower right of the reference grid only.
@@ -170,5 +171,5 @@ def test_second_date_on_another_grid_is_refused_without_output(tmp_path, geotiff
     data = _two_dates(tmp_path, geotiff, "error")
     out = tmp_path / "results" / "b.tif"
     with pytest.raises(InputDataError, match=r"b\.tif.*another grid.*on_grid_mismatch"):
-        prepare_scene(data, "b", out, tmp_path)
+        prepare_scene(data, "b", out, tmp_path / "results" / "b_validity.tif", tmp_path)
     assert not out.parent.exists() or list(out.parent.iterdir()) == []

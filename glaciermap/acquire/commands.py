@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 
 from glaciermap.acquire.glims import acquire_outlines
-from glaciermap.acquire.settings import acquire_settings, scene_targets
+from glaciermap.acquire.settings import (
+    acquire_settings,
+    scene_targets,
+    scl_invalid_classes,
+    scl_targets,
+)
 from glaciermap.acquire.stac import download_scene
 from glaciermap.config import load_config
 from glaciermap.errors import ConfigError
@@ -21,15 +26,23 @@ def run_scenes(args: argparse.Namespace) -> None:
     settings = acquire_settings(config)
     targets = scene_targets(config)
     dates = args.date or list(targets)
-    if args.output and len(dates) != 1:
-        raise ConfigError("--output needs exactly one --date")
+    if (args.output or args.scl_output) and len(dates) != 1:
+        raise ConfigError("--output and --scl-output need exactly one --date")
     outlines = args.outlines or (
         config["data"]["outlines"]["file"] if settings.area.glaciers else None
     )
+    scl = scl_targets(config)
     for date in dates:
         if date not in targets:
             raise ConfigError(f"config key 'acquire.dates': no window for date label '{date}'")
-        download_scene(settings, date, args.output or targets[date], outlines=outlines)
+        download_scene(
+            settings,
+            date,
+            args.output or targets[date],
+            outlines=outlines,
+            scl_output=args.scl_output or scl.get(date),
+            invalid_classes=scl_invalid_classes(config, date),
+        )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,6 +62,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     scenes.add_argument(
         "--output", help="scene file (one --date only; default its data.scenes file)"
+    )
+    scenes.add_argument(
+        "--scl-output",
+        help="merged SCL file (one --date only; default its data.scenes validity.scl, if any)",
     )
     scenes.add_argument(
         "--outlines",

@@ -182,8 +182,36 @@ def scene_targets(config: Mapping[str, Any]) -> dict[str, str]:
     return targets
 
 
+def scl_targets(config: Mapping[str, Any]) -> dict[str, str]:
+    """Date label -> the merged SCL file the acquire rule writes for it: the
+    ``data.scenes.{label}.validity.scl`` of a downloaded date that has one."""
+    targets = {}
+    for label in scene_targets(config):
+        validity = config["data"]["scenes"][label].get("validity") or {}
+        if "scl" not in validity:
+            continue
+        source = validity["scl"]
+        if not isinstance(source, str):
+            if source.get("band", 1) != 1:
+                raise ConfigError(
+                    f"config key 'data.scenes.{label}.validity.scl.band': a downloaded SCL "
+                    "is band 1 of its file"
+                )
+            source = source["file"]
+        targets[label] = source
+    return targets
+
+
+def scl_invalid_classes(config: Mapping[str, Any], label: str) -> list[int] | None:
+    """The SCL classes date ``label`` masks (``validity.invalid``; None: the defaults),
+    so that choosing and merging items counts the same pixels as invalid."""
+    validity = config["data"]["scenes"][label].get("validity") or {}
+    return validity.get("invalid") if "scl" in validity else None
+
+
 def acquired_files(config: Mapping[str, Any]) -> set[str]:
     """Paths that the acquire rules produce (empty when acquiring is disabled)."""
     if not (config.get("acquire") or {}).get("enabled"):
         return set()
-    return {*scene_targets(config).values(), config["data"]["outlines"]["file"]}
+    produced = {*scene_targets(config).values(), *scl_targets(config).values()}
+    return {*produced, config["data"]["outlines"]["file"]}

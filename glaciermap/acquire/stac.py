@@ -1,17 +1,25 @@
-"""One Sentinel-2 L2A scene per date label from a STAC API.
+"""One Sentinel-2 L2A scene per date label from a STAC API, merged from the
+items of one acquisition day.
 
-Search the collection over the area in the label's window, keep the items under
-the cloud limit, pick the best (covers the area, least cloudy, nearest to the
-window's middle), and read only the area of its blue, green, red and NIR COGs
-through GDAL's HTTP range requests. The scene is written on the common grid of
-:mod:`glaciermap.acquire.grid` as float32 reflectance (DN + offset) / 10000,
-NaN where DN = 0 (no data), with the item's identity in the GeoTIFF tags.
+Search the collection over the area in the label's window and keep the items
+under the cloud limit that reach the area. Read each one's Scene
+Classification (SCL, 20 m, onto the 10 m grid by nearest neighbour) over the
+area only, and choose the set of items of one day that leaves the fewest
+invalid pixels (cloud, shadow, defect, no data): several tiles or orbits of
+one day together, not just the least cloudy item (:func:`choose_items`). Then
+read the area of their blue, green, red and NIR COGs through GDAL's HTTP range
+requests and merge them, each pixel from the first item of the set that sees
+it. The scene is written on the common grid of :mod:`glaciermap.acquire.grid`
+as float32 reflectance (DN + offset) / 10000, NaN where DN = 0 (no data), with
+every item's identity in the GeoTIFF tags; the merged SCL goes to the date's
+``validity.scl`` file, where the preparation masks with it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +33,7 @@ from pystac_client.exceptions import APIError
 from pystac_client.stac_api_io import StacApiIO
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
+from rasterio.features import rasterize
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 from shapely.geometry import box, shape
@@ -41,28 +50,25 @@ from glaciermap.acquire.settings import AcquireSettings, DateWindow
 from glaciermap.bands import BANDS
 from glaciermap.errors import ConfigError, InputDataError
 from glaciermap.io import sentinel2
+from glaciermap.io.geotiff import geotiff_profile
 from glaciermap.io.scenes import write_scene
+from glaciermap.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Choice:
-    """An item that fits the window and the cloud limit, with what ranks it."""
+    """An item that fits the window and the cloud limit and reaches the area."""
 
     item: pystac.Item
     cloud: float
     when: dt.datetime
-    covers: bool
 
-    def rank(self, middle: dt.datetime) -> tuple[bool, float, float, str]:
-        # Items that cover the whole area first, then least cloud, then nearest the middle.
-        return (
-            not self.covers,
-            self.cloud,
-            abs((self.when - middle).total_seconds()),
-            self.item.id,
-        )
+    @property
+    def day(self) -> dt.date:
+        """The acquisition day (UTC): the items of one day form one candidate set."""
+        return self.when.astimezone(dt.UTC).date()
 
 
 def search_items(
@@ -87,13 +93,14 @@ def search_items(
     return items
 
 
-def pick_item(
+def candidates(
     items: list[pystac.Item],
     window: DateWindow,
     max_cloud: float,
     lonlat_bbox: tuple[float, ...],
-) -> pystac.Item | None:
-    """The least cloudy item of the window (ties: nearest to its middle), or None.
+) -> list[Choice]:
+    """The items dated in the window, at most ``max_cloud`` % cloudy (item-wide
+    ``eo:cloud_cover``), whose footprint reaches the area.
 
     Filters here, not only in the query, so that APIs without the query
     extension and static catalogues give the same answer.
@@ -107,11 +114,48 @@ def pick_item(
             when = when.replace(tzinfo=dt.UTC)
         if cloud is None or when is None or not window.contains(when) or cloud > max_cloud:
             continue
-        covers = item.geometry is not None and shape(item.geometry).covers(area)
-        choices.append(Choice(item, float(cloud), when, covers))
-    if not choices:
-        return None
-    return min(choices, key=lambda c: c.rank(window.middle)).item
+        if item.geometry is not None and not shape(item.geometry).intersects(area):
+            continue
+        choices.append(Choice(item, float(cloud), when))
+    return choices
+
+
+def choose_items(
+    choices: Sequence[Choice], seen: Callable[[Choice], np.ndarray], middle: dt.datetime
+) -> list[Choice]:
+    """The set of items of one acquisition day that sees the most of the area.
+
+    ``seen(choice)`` gives the item's valid pixels on the area's grid (data and,
+    by its SCL, neither cloud, shadow nor defect). Per day, items join in order
+    of how much they see while they add pixels no other item of the set sees;
+    the day whose set leaves the fewest invalid pixels wins, then the least
+    cloudy set, then the day nearest the window's middle. The set comes in that
+    join order: the mosaic prefers its first items' pixels.
+    """
+    days: dict[dt.date, list[Choice]] = {}
+    for choice in choices:
+        days.setdefault(choice.day, []).append(choice)
+    best: tuple[tuple, list[Choice]] | None = None
+    for members in days.values():
+        counts = {c.item.id: int(seen(c).sum()) for c in members}
+        ordered = sorted(members, key=lambda c: (-counts[c.item.id], c.cloud, c.item.id))
+        union = np.zeros_like(seen(ordered[0]), dtype=bool)
+        chosen: list[Choice] = []
+        for choice in ordered:
+            valid = seen(choice)
+            if chosen and not (valid & ~union).any():
+                continue
+            chosen.append(choice)
+            union |= valid
+        rank = (
+            -int(union.sum()),
+            float(np.mean([c.cloud for c in chosen])),
+            abs((chosen[0].when - middle).total_seconds()),
+            [c.item.id for c in chosen],
+        )
+        if best is None or rank < best[0]:
+            best = (rank, chosen)
+    return [] if best is None else best[1]
 
 
 def processing_baseline(item: pystac.Item) -> str | None:
@@ -225,62 +269,197 @@ def acquisition_grid(settings: AcquireSettings, outlines: str | Path | None = No
     return area_grid(settings.area, settings.resolution, settings.crs, glaciers)
 
 
+def _footprint(item: pystac.Item, grid: Grid) -> np.ndarray:
+    """bool (H, W): the grid pixels inside the item's footprint (all without one)."""
+    if item.geometry is None:
+        return np.ones(grid.shape, bool)
+    footprint = gpd.GeoSeries([shape(item.geometry)], crs="EPSG:4326").to_crs(grid.crs)
+    return rasterize(
+        [(footprint.iloc[0], 1)], out_shape=grid.shape, transform=grid.transform, dtype=np.uint8
+    ).astype(bool)
+
+
+class AssetReader:
+    """Reads the assets of items on the common grid by HTTP range requests,
+    turning every failure into a :class:`DownloadError` naming item, asset and URL."""
+
+    def __init__(self, settings: AcquireSettings, grid: Grid) -> None:
+        self.settings = settings
+        self.grid = grid
+
+    def read(self, item: pystac.Item, band: str) -> np.ndarray:
+        key = self.settings.assets[band]
+        href = asset_href(item, key)
+        options = gdal_http_options(self.settings.timeout_s, self.settings.retries)
+        # A failed read must not be served from GDAL's in-process cache on a retry.
+        options["CPL_VSIL_CURL_NON_CACHED"] = vsicurl_path(href)
+        try:
+            with rasterio.Env(**options):
+                check_reachable(href, self.settings.timeout_s, self.settings.retries)
+                return read_on_grid(vsicurl_path(href), self.grid)
+        except (RasterioError, DownloadError) as exc:
+            raise DownloadError(
+                f"cannot read asset '{key}' ({band}) of STAC item {item.id} at {href}: "
+                f"{error_chain(exc)}"
+            ) from exc
+
+
+@dataclass(frozen=True)
+class MergedItems:
+    """The chosen items read onto the grid and merged."""
+
+    dns: np.ndarray  # uint16 (4, H, W) of the item each pixel comes from, 0 = no data
+    reflectance: np.ndarray  # float32 (4, H, W)
+    classes: np.ndarray | None  # uint8 (H, W) SCL of the same item, None without SCL
+    used: dict[str, int]  # pixels taken from each item
+
+
+def merge_items(
+    chosen: Sequence[Choice],
+    reader: AssetReader,
+    classes: Mapping[str, np.ndarray],
+    offsets: Mapping[str, float],
+    invalid: Sequence[int],
+) -> MergedItems:
+    """Each pixel from the first item of ``chosen`` where it is valid (data in all
+    four bands, SCL class not in ``invalid``), else from the first with data,
+    whose SCL then says why it is invalid."""
+    grid = reader.grid
+    reflectance = np.full((len(BANDS), *grid.shape), np.nan, np.float32)
+    dns = np.zeros((len(BANDS), *grid.shape), np.uint16)
+    merged = np.zeros(grid.shape, np.uint8) if classes else None
+    state = np.zeros(grid.shape, np.uint8)  # 0 nothing yet, 1 data (invalid), 2 valid
+    used = {}
+    for choice in chosen:
+        item = choice.item
+        item_dns = np.stack([reader.read(item, band) for band in BANDS])
+        has_data = (item_dns != sentinel2.NODATA_DN).all(axis=0)
+        valid = has_data
+        if classes:
+            valid = has_data & ~np.isin(classes[item.id], invalid)
+        take = (valid & (state < 2)) | (has_data & (state == 0))
+        values = np.stack([sentinel2.to_reflectance(dn, offsets[item.id]) for dn in item_dns])
+        reflectance[:, take] = values[:, take]
+        dns[:, take] = item_dns[:, take]
+        if merged is not None:
+            merged[take] = classes[item.id][take]
+        state[take] = np.where(valid[take], 2, 1)
+        used[item.id] = int(take.sum())
+    return MergedItems(dns, reflectance, merged, used)
+
+
+def write_classes(
+    classes: np.ndarray, grid: Grid, path: str | Path, tags: Mapping[str, str]
+) -> None:
+    """Write the merged SCL (uint8 classes 0-11 on the 10 m grid) atomically."""
+    profile = geotiff_profile(grid, "uint8", nodata=None)
+    with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as out:
+        out.write(classes, 1)
+        out.update_tags(**tags)
+        out.update_tags(1, band="scl", sentinel2=sentinel2.SCL_BAND_ID)
+
+
 def download_scene(
     settings: AcquireSettings,
     label: str,
     output: str | Path,
     outlines: str | Path | None = None,
+    scl_output: str | Path | None = None,
+    invalid_classes: Sequence[int] | None = None,
 ) -> Path:
-    """Search, pick and read the scene of date ``label`` and write it to ``output``."""
+    """Search the scene of date ``label``, choose its items, merge them onto the
+    common grid and write it to ``output`` (and the merged SCL to ``scl_output``).
+
+    ``invalid_classes`` (default :data:`~glaciermap.io.sentinel2.INVALID_SCL_CLASSES`)
+    are the SCL classes that do not count as seen.
+    """
     window = settings.window(label)
     grid = acquisition_grid(settings, outlines)
     bbox = grid.lonlat_bbox()
-    item = pick_item(search_items(settings, window, bbox), window, settings.max_cloud, bbox)
-    if item is None:
+    invalid = tuple(invalid_classes or sentinel2.INVALID_SCL_CLASSES)
+    found = candidates(search_items(settings, window, bbox), window, settings.max_cloud, bbox)
+    if not found:
         raise InputDataError(
-            f"no item of '{settings.collection}' at {settings.endpoint} for date '{label}' "
+            f"no item of '{settings.collection}' at {settings.endpoint} covers the area "
+            f"({', '.join(f'{v:.4f}' for v in bbox)}) on date '{label}' "
             f"({window.start}..{window.end}) with cloud cover <= {settings.max_cloud}% "
-            "(config keys 'acquire.dates', 'acquire.max_cloud')"
+            "(config keys 'acquire.aoi', 'acquire.dates', 'acquire.max_cloud')"
         )
-    offset = boa_offset(item, settings.boa_offset)
-    hrefs = {band: asset_href(item, settings.assets[band]) for band in BANDS}
-    log.info(
-        "date '%s': item %s, cloud %s%%, offset %g",
-        label,
-        item.id,
-        item.properties.get("eo:cloud_cover"),
-        offset,
-    )
-    dns = []
-    options = gdal_http_options(settings.timeout_s, settings.retries)
-    # A failed read must not be served from GDAL's in-process cache on a retry.
-    options["CPL_VSIL_CURL_NON_CACHED"] = ":".join(vsicurl_path(h) for h in hrefs.values())
-    with rasterio.Env(**options):
-        for band in BANDS:
-            try:
-                path = vsicurl_path(hrefs[band])
-                check_reachable(hrefs[band], settings.timeout_s, settings.retries)
-                dns.append(read_on_grid(path, grid))
-            except (RasterioError, DownloadError) as exc:
-                raise DownloadError(
-                    f"cannot read asset '{settings.assets[band]}' ({band}) of STAC item "
-                    f"{item.id} at {hrefs[band]}: {error_chain(exc)}"
-                ) from exc
-    reflectance = np.stack([sentinel2.to_reflectance(dn, offset) for dn in dns])
+    reader = AssetReader(settings, grid)
+    scl_asset = settings.assets.get("scl")
+    if scl_output is not None and not scl_asset:
+        raise ConfigError(
+            f"config key 'acquire.assets.scl': null, so the SCL of date '{label}' that "
+            f"config key 'data.scenes.{label}.validity.scl' names cannot be downloaded"
+        )
+    classes: dict[str, np.ndarray] = {}
+    seen: dict[str, np.ndarray] = {}
+    for choice in found:
+        if scl_asset:
+            classes[choice.item.id] = reader.read(choice.item, "scl")
+            seen[choice.item.id] = ~np.isin(classes[choice.item.id], invalid)
+        else:
+            seen[choice.item.id] = _footprint(choice.item, grid)
+    chosen = choose_items(found, lambda c: seen[c.item.id], window.middle)
+    if not any(seen[c.item.id].any() for c in chosen):
+        raise InputDataError(
+            f"no item of '{settings.collection}' for date '{label}' ({window.start}.."
+            f"{window.end}) sees any pixel of the area: "
+            + (
+                "all cloud, shadow or no data by their SCL"
+                if scl_asset
+                else "no footprint reaches it"
+            )
+            + " (config keys 'acquire.aoi', 'acquire.dates', 'acquire.max_cloud')"
+        )
+    offsets = {c.item.id: boa_offset(c.item, settings.boa_offset) for c in chosen}
+    for choice in chosen:
+        log.info(
+            "date '%s': item %s, cloud %s%%, %.1f%% of the area seen, offset %g",
+            label,
+            choice.item.id,
+            choice.item.properties.get("eo:cloud_cover"),
+            100 * seen[choice.item.id].mean(),
+            offsets[choice.item.id],
+        )
+    merged = merge_items(chosen, reader, classes, offsets, invalid)
+    first = chosen[0].item
+
+    def joined(values: Iterable[object]) -> str:
+        return ",".join(str(v) for v in values)
+
     tags = {
-        "stac_item_id": item.id,
-        "stac_datetime": item.datetime.isoformat() if item.datetime else "",
-        "eo_cloud_cover": str(item.properties.get("eo:cloud_cover")),
-        "s2_processing_baseline": processing_baseline(item) or "unknown",
-        "boa_offset": f"{offset:g}",
+        "stac_item_id": first.id,
+        "stac_item_ids": joined(c.item.id for c in chosen),
+        "stac_datetime": first.datetime.isoformat() if first.datetime else "",
+        "stac_datetimes": joined(c.when.isoformat() for c in chosen),
+        "eo_cloud_cover": str(first.properties.get("eo:cloud_cover")),
+        "eo_cloud_covers": joined(c.cloud for c in chosen),
+        "s2_processing_baseline": processing_baseline(first) or "unknown",
+        "s2_processing_baselines": joined(processing_baseline(c.item) or "unknown" for c in chosen),
+        "boa_offset": f"{offsets[first.id]:g}",
+        "boa_offsets": joined(f"{offsets[c.item.id]:g}" for c in chosen),
+        "pixels_per_item": joined(merged.used[c.item.id] for c in chosen),
         "stac_endpoint": settings.endpoint,
         "stac_collection": settings.collection,
         "date_label": label,
         "date_window": f"{window.start}..{window.end}",
     }
     band_tags = [
-        {"band": band, "sentinel2": sentinel2.BAND_IDS[band], "href": hrefs[band]} for band in BANDS
+        {
+            "band": band,
+            "sentinel2": sentinel2.BAND_IDS[band],
+            "href": joined(asset_href(c.item, settings.assets[band]) for c in chosen),
+        }
+        for band in BANDS
     ]
-    write_scene(reflectance, grid, output, tags, band_tags)
-    log.info("wrote %s (%d x %d)", output, grid.width, grid.height)
+    if scl_output is not None and merged.classes is not None:
+        write_classes(merged.classes, grid, scl_output, tags)
+    try:
+        write_scene(merged.reflectance, grid, output, tags, band_tags)
+    except BaseException:
+        if scl_output is not None:
+            Path(scl_output).unlink(missing_ok=True)
+        raise
+    log.info("wrote %s (%d x %d) from %d item(s)", output, grid.width, grid.height, len(chosen))
     return Path(output)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from glaciermap.config import load_config
 from glaciermap.data import prepare
@@ -14,7 +15,8 @@ def _add_config(parser: argparse.ArgumentParser) -> None:
 
 def _prepare_scene(args: argparse.Namespace) -> None:
     data = load_config(args.config)["data"]
-    prepare.prepare_scene(data, args.date, args.out)
+    validity = args.validity_out or Path(args.out).parent.parent / "validity" / Path(args.out).name
+    prepare.prepare_scene(data, args.date, args.out, validity)
 
 
 def _rasterize(args: argparse.Namespace) -> None:
@@ -40,6 +42,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_config(p)
     p.add_argument("--date", required=True, help="scene label in data.scenes")
     p.add_argument("--out", required=True, help="output GeoTIFF (results/scenes/{date}.tif)")
+    p.add_argument(
+        "--validity-out",
+        help="output validity raster (0 no data, 1 valid, 2 masked; default: "
+        "validity/<name> next to the folder of --out, results/validity/{date}.tif)",
+    )
     p.set_defaults(func=_prepare_scene)
 
     p = subparsers.add_parser("rasterize", help="outlines -> glacier mask on the scene grid")

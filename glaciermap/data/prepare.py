@@ -27,12 +27,14 @@ from glaciermap.errors import InputDataError
 from glaciermap.io.grid import Grid
 from glaciermap.io.outlines import read_outlines
 from glaciermap.io.scenes import (
-    band_sources,
+    grid_files,
     read_prepared_scene,
-    read_scene,
+    read_scene_layers,
+    scene_files,
     scene_grid,
     write_scene,
 )
+from glaciermap.io.validity import MASKED, write_validity
 from glaciermap.labels import GLACIER, NODATA
 from glaciermap.utils.atomic import write_text_atomic
 
@@ -44,12 +46,12 @@ def reference_date(data: Mapping[str, Any]) -> str:
     return data.get("reference_date") or next(iter(data["scenes"]))
 
 
-def scene_inputs(data: Mapping[str, Any], date: str) -> list[str]:
-    """Files read to prepare scene ``date``: its bands and the reference scene's grid band."""
+def scene_input_files(data: Mapping[str, Any], date: str) -> list[str]:
+    """Files read to prepare scene ``date``: its bands and validity rasters, and the
+    files that define the reference scene's grid."""
     ref = reference_date(data)
-    files = [str(s.file) for s in band_sources(data["scenes"][date], date).values()]
-    files.append(str(band_sources(data["scenes"][ref], ref)["blue"].file))
-    return list(dict.fromkeys(files))
+    files = scene_files(data["scenes"][date], date) + grid_files(data["scenes"][ref], ref)
+    return list(dict.fromkeys(str(file) for file in files))
 
 
 def scene_settings(data: Mapping[str, Any], date: str) -> dict[str, Any]:
@@ -58,13 +60,18 @@ def scene_settings(data: Mapping[str, Any], date: str) -> dict[str, Any]:
     return {
         "reference_date": ref,
         "on_grid_mismatch": data.get("on_grid_mismatch", "reproject"),
+        "min_valid_fraction": data.get("min_valid_fraction", 0.0),
         "scenes": {ref: data["scenes"][ref], date: data["scenes"][date]},
     }
 
 
 def mask_settings(data: Mapping[str, Any], date: str) -> dict[str, Any]:
     """The part of ``data`` that :func:`prepare_mask` of ``date`` depends on."""
-    return {"scenes": {date: data["scenes"][date]}, "outlines": data["outlines"]}
+    return {
+        "scenes": {date: data["scenes"][date]},
+        "outlines": data["outlines"],
+        "labels": data.get("labels", {}),
+    }
 
 
 def regions_settings(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -102,21 +109,55 @@ def load_outlines(
 
 
 def prepare_scene(
-    data: Mapping[str, Any], date: str, output: str | Path, base_dir: str | Path = "."
+    data: Mapping[str, Any],
+    date: str,
+    output: str | Path,
+    validity_output: str | Path,
+    base_dir: str | Path = ".",
 ) -> None:
-    """Write ``results/scenes/{date}.tif``: 4 bands of reflectance on the reference grid."""
+    """Write ``results/scenes/{date}.tif`` (4 bands of reflectance on the reference
+    grid, NaN where no input has a valid pixel) and ``results/validity/{date}.tif``.
+
+    A date whose valid share of the grid is below ``data.min_valid_fraction``
+    (or that has no valid pixel at all) is refused, and nothing is written.
+    """
     ref = reference_date(data)
     target = scene_grid(data["scenes"][ref], ref, base_dir)
     on_mismatch = data.get("on_grid_mismatch", "reproject")
-    array, grid = read_scene(data["scenes"][date], date, base_dir, target, on_mismatch)
-    valid = np.isfinite(array).all(axis=0)
-    if not valid.any():
+    layers = read_scene_layers(data["scenes"][date], date, base_dir, target, on_mismatch)
+    fraction, minimum = layers.valid_fraction, data.get("min_valid_fraction", 0.0)
+    if fraction == 0 or fraction < minimum:
+        masked = float((layers.codes == MASKED).mean())
         raise InputDataError(
-            f"scene '{date}' (config key 'data.scenes.{date}') has no valid pixel on the grid "
-            f"of the reference scene '{ref}'"
+            f"scene '{date}' (config key 'data.scenes.{date}'): {fraction:.1%} of the grid of "
+            f"the reference scene '{ref}' is valid ({masked:.1%} masked as cloud, shadow or "
+            f"defect, the rest without data), below config key 'data.min_valid_fraction' "
+            f"({minimum:.1%})"
         )
-    write_scene(array, grid, output)
-    log.info("scene %s: %s, %.1f%% valid -> %s", date, grid.describe(), 100 * valid.mean(), output)
+    write_validity(layers.codes, layers.grid, validity_output)
+    try:
+        write_scene(layers.bands, layers.grid, output, tags=layers.tags())
+    except BaseException:
+        Path(validity_output).unlink(missing_ok=True)
+        raise
+    for report in layers.inputs:
+        log.info(
+            "scene %s: %s (%s): %.1f%% cloudy, %.1f%% of the grid valid, %.1f%% used",
+            date,
+            report.input,
+            ", ".join(report.items),
+            100 * report.cloudy_fraction,
+            100 * report.valid_fraction,
+            100 * report.used_fraction,
+        )
+    log.info(
+        "scene %s: %s, %.1f%% valid -> %s, %s",
+        date,
+        layers.grid.describe(),
+        100 * fraction,
+        output,
+        validity_output,
+    )
 
 
 def prepare_mask(
@@ -126,17 +167,40 @@ def prepare_mask(
     output: str | Path,
     base_dir: str | Path = ".",
 ) -> None:
-    """Write ``results/masks/{date}.tif``: the outlines rasterized on the scene grid."""
+    """Write ``results/masks/{date}.tif``: the outlines rasterized on the scene grid,
+    255 (no label) where the scene is nodata and where ``data.labels`` calls the
+    label uncertain."""
     scene, grid = read_prepared_scene(scene_path)
     outlines = load_outlines(data, date, grid.crs, base_dir)
     masks.require_overlap(outlines, grid, Path(base_dir) / data["outlines"]["file"])
-    mask = masks.rasterize_mask(outlines, grid, ~np.isfinite(scene).all(axis=0))
+    labels = data.get("labels", {})
+    stale = masks.stale_outlines(
+        outlines, _acquired(data, date), labels.get("max_outline_age_years")
+    )
+    nodata = ~np.isfinite(scene).all(axis=0)
+    mask = masks.rasterize_mask(
+        outlines,
+        grid,
+        nodata,
+        ignore=stale,
+        boundary_ignore_px=labels.get("boundary_ignore_px", 0),
+    )
     masks.write_uint8(mask, grid, output, nodata=NODATA)
+    if stale.any():
+        log.info(
+            "mask %s: %d glacier(s) ignored, outline more than %g years from the scene: %s",
+            date,
+            int(stale.sum()),
+            labels["max_outline_age_years"],
+            ", ".join(outlines.loc[stale, "glacier_id"]),
+        )
     log.info(
-        "mask %s: %d outlines, %.1f%% glacier -> %s",
+        "mask %s: %d outlines, %.1f%% glacier, %.1f%% no label (%.1f%% uncertain) -> %s",
         date,
         len(outlines),
         100 * (mask == GLACIER).mean(),
+        100 * (mask == NODATA).mean(),
+        100 * ((mask == NODATA) & ~nodata).mean(),
         output,
     )
 

@@ -6,6 +6,9 @@ scene grid, ``crs`` WKT (0-d str) and ``transform`` float64 (6,) of the scene,
 and ``ranges`` float32 (N, 4, 2): the robust range (2nd, 98th percentile) of
 each band over the scene or chip the tile was cut from, which the ``scene``
 normalisation scales each tile with (:mod:`glaciermap.data.normalization`).
+Tiles cut from chips (:mod:`glaciermap.data.chips`), each chip on its own grid,
+store the georeference per tile instead: ``crs`` (N,) WKT and ``transform``
+(N, 6), the grid of the chip that tile ``i``'s window refers to.
 """
 
 from __future__ import annotations
@@ -32,16 +35,23 @@ class TileSet:
     images: np.ndarray
     masks: np.ndarray
     windows: np.ndarray
-    crs: str
-    transform: np.ndarray
+    crs: str | np.ndarray  # WKT of the scene, or (N,) WKT of each tile's chip
+    transform: np.ndarray  # (6,) of the scene, or (N, 6) of each tile's chip
     ranges: np.ndarray
 
     def __post_init__(self) -> None:
         self.images = np.asarray(self.images, dtype=np.float32)
         self.masks = np.asarray(self.masks, dtype=np.uint8)
         self.windows = np.asarray(self.windows, dtype=np.int64).reshape(-1, 4)
-        self.transform = np.asarray(self.transform, dtype=np.float64)[:6]
+        self.transform = np.asarray(self.transform, dtype=np.float64)[..., :6]
         n = len(self.windows)
+        if not isinstance(self.crs, str):
+            self.crs = np.asarray(self.crs, dtype=str).reshape(-1)
+            if len(self.crs) != n or self.transform.shape != (n, 6):
+                raise ValueError(
+                    f"per-tile georeference needs {n} CRSs and ({n}, 6) transforms, got "
+                    f"{self.crs.shape} and {self.transform.shape}"
+                )
         self.ranges = np.asarray(self.ranges, dtype=np.float32)
         if self.ranges.ndim == 2:  # one scene: the same range for every tile
             self.ranges = np.repeat(self.ranges[None], n, axis=0)
@@ -65,13 +75,25 @@ class TileSet:
         return len(self.windows)
 
     @property
+    def per_tile(self) -> bool:
+        """True when each tile carries its own grid (tiles of chips)."""
+        return not isinstance(self.crs, str)
+
+    @property
     def scene_transform(self) -> Affine:
+        if self.per_tile:
+            raise ValueError("tiles of chips have no common scene transform; use tile_transform")
         return Affine(*self.transform)
+
+    def tile_crs(self, i: int) -> str:
+        """The CRS (WKT) of tile ``i``."""
+        return str(self.crs[i]) if self.per_tile else str(self.crs)
 
     def tile_transform(self, i: int) -> Affine:
         """The affine transform of tile ``i``: its pixel (0, 0) is the window's corner."""
         row, col, height, width = (int(v) for v in self.windows[i])
-        return window_transform(Window(col, row, width, height), self.scene_transform)
+        grid = Affine(*self.transform[i]) if self.per_tile else self.scene_transform
+        return window_transform(Window(col, row, width, height), grid)
 
     def save(self, path: str | Path) -> None:
         """Write the tile set as a compressed ``.npz``, atomically."""
@@ -101,7 +123,7 @@ class TileSet:
                     images=data["images"],
                     masks=data["masks"],
                     windows=data["windows"],
-                    crs=str(data["crs"]),
+                    crs=str(data["crs"]) if data["crs"].ndim == 0 else data["crs"],
                     transform=data["transform"],
                     ranges=data["ranges"],
                 )

@@ -4,8 +4,11 @@ Glacier lost between the dates is filled red, glacier gained blue; the earlier
 date's outline is drawn in yellow and the later in cyan, over the later date's
 RGB image (outlines from the GeoPackages when given, else the masks' contours).
 With one date the figure shows that date's outline and glacier area over its
-image. Rasters are read decimated so that the figure's cost does
-not grow with the scene.
+image. Given the dates' validity rasters, pixels not observed on either date
+(cloud, shadow, defect, no data) are greyed out, and the areas and the change
+in the title are those over the area observed on both dates, as in
+``results/maps/area_change.csv``. Rasters are read decimated so that the
+figure's cost does not grow with the scene.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ from rasterio.errors import NotGeoreferencedWarning
 
 from glaciermap.errors import InputDataError
 from glaciermap.inference.areas import row_pixel_areas_km2
+from glaciermap.io.validity import VALID
 from glaciermap.utils.atomic import atomic_path
 
 MAX_SIDE = 1200
 DPI = 120
+UNOBSERVED = (0.55, 0.55, 0.55, 0.85)
 LOST = (0.85, 0.1, 0.1, 0.6)
 GAINED = (0.1, 0.35, 0.95, 0.6)
 OUTLINE_COLOURS = ("yellow", "cyan")
@@ -60,12 +65,34 @@ def rgb_image(scene_path: Path, shape: tuple[int, int]) -> np.ndarray:
     return np.nan_to_num(rgb)
 
 
-def _glacier_area_km2(mask_path: Path) -> float:
+def _full(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Band 1 of a raster at full resolution and the area of its pixels per row."""
+    if not Path(path).is_file():
+        raise InputDataError(f"figure input not found: {path}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(mask_path) as dataset:
+        with rasterio.open(path) as dataset:
             pixel = row_pixel_areas_km2(dataset.transform, dataset.crs, dataset.height)
-            return float(((dataset.read(1) == 1) * pixel[:, None]).sum())
+            return dataset.read(1), pixel
+
+
+def _glacier_areas_km2(
+    mask_paths: Sequence[Path], validity: Sequence[Path] | None
+) -> tuple[list[float], float | None]:
+    """Each mask's glacier area within the pixels observed on every date, and that
+    common observed area (None without validity rasters)."""
+    common: np.ndarray | None = None
+    pixel = np.zeros(0)
+    for path in validity or ():
+        codes, pixel = _full(path)
+        common = codes == VALID if common is None else common & (codes == VALID)
+    areas = []
+    for path in mask_paths:
+        mask, pixel = _full(path)
+        glacier = mask == 1 if common is None else (mask == 1) & common
+        areas.append(float((glacier * pixel[:, None]).sum()))
+    observed = None if common is None else float((common * pixel[:, None]).sum())
+    return areas, observed
 
 
 def change_figure(
@@ -75,16 +102,21 @@ def change_figure(
     out_path: str | Path,
     title: str = "",
     outlines: Sequence[str | Path] | None = None,
+    validity: Sequence[str | Path] | None = None,
 ) -> Figure:
     """Draw one or two dates' masks (``mask_paths`` in date order) over ``scene_path``.
 
     The outlines drawn are the GeoPackages ``outlines`` (one per mask) when
-    given, else the masks' contours. Returns the saved Figure.
+    given, else the masks' contours; ``validity`` (one
+    ``results/validity/{date}.tif`` per mask) greys out what was not observed.
+    Returns the saved Figure.
     """
     if len(mask_paths) not in (1, 2) or len(dates) != len(mask_paths):
         raise InputDataError("a change figure needs one or two masks, one date label each")
     if outlines is not None and len(outlines) != len(mask_paths):
         raise InputDataError("a change figure needs one outline file per mask")
+    if validity is not None and len(validity) != len(mask_paths):
+        raise InputDataError("a change figure needs one validity raster per mask")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with rasterio.open(scene_path) as scene:
@@ -92,7 +124,12 @@ def change_figure(
             left, bottom, right, top = scene.bounds
     extent = (left, right, bottom, top)
     masks = [_read(Path(p), shape, 1, Resampling.nearest) == 1 for p in mask_paths]
-    areas = [_glacier_area_km2(Path(p)) for p in mask_paths]
+    observed = np.ones(shape, bool)
+    for path in validity or ():
+        observed &= _read(Path(path), shape, 1, Resampling.nearest) == VALID
+    areas, common_km2 = _glacier_areas_km2(
+        [Path(p) for p in mask_paths], None if validity is None else [Path(p) for p in validity]
+    )
 
     # Figure without pyplot: no global state, no GUI backend needed.
     figure = Figure(figsize=(9, 9 * shape[0] / shape[1] + 0.8))
@@ -101,8 +138,9 @@ def change_figure(
     handles = []
     if len(masks) == 2:
         overlay = np.zeros((*shape, 4), np.float32)
-        overlay[masks[0] & ~masks[1]] = LOST
-        overlay[masks[1] & ~masks[0]] = GAINED
+        overlay[masks[0] & ~masks[1] & observed] = LOST
+        overlay[masks[1] & ~masks[0] & observed] = GAINED
+        overlay[~observed] = UNOBSERVED
         axes.imshow(overlay, extent=extent, origin="upper", interpolation="nearest")
         change = areas[1] - areas[0]
         handles += [
@@ -117,8 +155,15 @@ def change_figure(
     else:
         fill = np.zeros((*shape, 4), np.float32)
         fill[masks[0]] = (1.0, 1.0, 1.0, 0.25)
+        fill[~observed] = UNOBSERVED
         axes.imshow(fill, extent=extent, origin="upper", interpolation="nearest")
         subtitle = f"{dates[0]}: glacier area {areas[0]:.2f} km² (one date, no change to show)"
+    if common_km2 is not None:
+        subtitle += f"\nover the {common_km2:.2f} km² observed on " + (
+            "both dates" if len(masks) == 2 else "this date"
+        )
+        if not observed.all():
+            handles.append(Patch(color=UNOBSERVED, label="not observed (cloud, shadow, no data)"))
     for i, (date, colour) in enumerate(zip(dates, OUTLINE_COLOURS, strict=False)):
         if outlines is not None:
             polygons = gpd.read_file(outlines[i])

@@ -1,19 +1,20 @@
 """Read a scene of one date as four bands (blue, green, red, nir) of reflectance.
 
-A scene is configured either as one multi-band file with band indices, or as one
-file per band (e.g. Sentinel-2 ``*_B02_10m.jp2``), or a mix. Values become
-float32 reflectance-like numbers with NaN as nodata:
+A date is one input or several (:mod:`glaciermap.io.scene_inputs`: a
+multi-band file with band indices, one file per band such as Sentinel-2
+``*_B02_10m.jp2``, or a mix; ``inputs:`` lists several, e.g. overlapping
+tiles). Each input may name a validity source (:mod:`glaciermap.io.validity`:
+the L2A SCL band or a mask of your own). The inputs are merged onto the date's
+grid preferring valid pixels (:mod:`glaciermap.io.mosaic`); pixels valid in no
+input are NaN.
 
-- ``generic``: (DN + offset) * scale; ``nodata`` from the config or the file.
-- ``sentinel2_l2a``: (DN + offset) / 10000 with offset -1000 from processing
-  baseline 04.00 on (read from the config or the SAFE name ``N0400``); DN 0 = nodata.
+The grid of a date is that of its blue band, or for several inputs the
+smallest grid on the first input's pixel lattice that covers them all.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,126 +23,98 @@ import rasterio
 from rasterio.errors import RasterioError
 
 from glaciermap.bands import BANDS
-from glaciermap.errors import ConfigError, InputDataError
+from glaciermap.errors import InputDataError
 from glaciermap.io import sentinel2
 from glaciermap.io.geotiff import geotiff_profile
-from glaciermap.io.grid import Grid, reproject_to_grid
+from glaciermap.io.grid import Grid, covering_grid
+from glaciermap.io.mosaic import SceneLayers, merge_inputs
+from glaciermap.io.scene_inputs import (
+    SceneInput,
+    check_band,
+    input_grid,
+    open_raster,
+    read_input_bands,
+    require_one_band_set,
+    scene_inputs,
+)
+from glaciermap.io.validity import check_validity_source, read_invalid
 from glaciermap.utils.atomic import atomic_path
 
 
-@dataclass(frozen=True)
-class BandSource:
-    """One band of a scene: the file, the 1-based band index and the config key naming it."""
-
-    file: Path
-    band: int
-    key: str
-    single_band_file: bool  # configured as a bare path: the file must hold exactly one band
+def scene_files(scene: Mapping[str, Any], date: str, base_dir: str | Path = ".") -> list[Path]:
+    """Every file a date reads: each input's band files and validity raster."""
+    files = [file for entry in scene_inputs(scene, date) for file in entry.files(base_dir)]
+    return list(dict.fromkeys(files))
 
 
-def band_sources(
-    scene: Mapping[str, Any], date: str, base_dir: str | Path = "."
-) -> dict[str, BandSource]:
-    """Resolve the configured band mapping of scene ``date`` to files and band indices."""
-    base = Path(base_dir)
-    sources = {}
-    for name in BANDS:
-        source = scene["bands"][name]
-        key = f"data.scenes.{date}.bands.{name}"
-        if isinstance(source, int):
-            if "file" not in scene:
-                raise ConfigError(
-                    f"config key '{key}': a band index needs 'data.scenes.{date}.file'"
-                )
-            sources[name] = BandSource(base / scene["file"], source, key, False)
-        elif isinstance(source, str):
-            sources[name] = BandSource(base / source, 1, key, True)
-        else:
-            sources[name] = BandSource(base / source["file"], source.get("band", 1), key, False)
-    return sources
-
-
-@contextlib.contextmanager
-def open_raster(path: Path, key: str) -> Iterator[rasterio.io.DatasetReader]:
-    """Open a raster, turning GDAL failures into an error naming the file and config key."""
-    try:
-        with rasterio.open(path) as dataset:
-            yield dataset
-    except RasterioError as exc:
-        raise InputDataError(f"cannot read raster {path} (config key '{key}'): {exc}") from exc
-
-
-def _check_band(dataset: rasterio.io.DatasetReader, source: BandSource) -> None:
-    if source.single_band_file and dataset.count != 1:
-        raise InputDataError(
-            f"raster {source.file} (config key '{source.key}') has {dataset.count} bands; a bare "
-            "path must name a single-band file, use {file, band} or an index into the scene's file"
-        )
-    if source.band > dataset.count:
-        raise InputDataError(
-            f"raster {source.file} (config key '{source.key}') has {dataset.count} band(s), "
-            f"band {source.band} is missing"
-        )
-    if dataset.crs is None:
-        raise InputDataError(
-            f"raster {source.file} (config key '{source.key}') has no CRS "
-            "(not georeferenced, or truncated)"
-        )
+def grid_files(scene: Mapping[str, Any], date: str, base_dir: str | Path = ".") -> list[Path]:
+    """The files that define a date's grid: the blue band of each input."""
+    return [entry.band_sources(base_dir)["blue"].file for entry in scene_inputs(scene, date)]
 
 
 def check_scene_sources(scene: Mapping[str, Any], date: str, base_dir: str | Path = ".") -> None:
-    """Open every band's file header: readable, band present, georeferenced (no pixels read)."""
-    for source in band_sources(scene, date, base_dir).values():
-        with open_raster(source.file, source.key) as dataset:
-            _check_band(dataset, source)
+    """Open every file header of a date: readable, band present, georeferenced (no
+    pixels read); the inputs of a mosaic must have one band set."""
+    inputs = scene_inputs(scene, date)
+    require_one_band_set(inputs, base_dir)
+    for entry in inputs:
+        for source in entry.band_sources(base_dir).values():
+            with open_raster(source.file, source.key) as dataset:
+                check_band(dataset, source)
+        validity = entry.validity(base_dir)
+        if validity is not None:
+            check_validity_source(validity)
 
 
 def scene_grid(scene: Mapping[str, Any], date: str, base_dir: str | Path = ".") -> Grid:
-    """The grid of a scene: that of its blue band."""
-    source = band_sources(scene, date, base_dir)["blue"]
-    with open_raster(source.file, source.key) as dataset:
-        _check_band(dataset, source)
-        return Grid.of(dataset)
+    """The grid of a date: its blue band's, or the grid covering all its inputs."""
+    grids = [input_grid(entry, base_dir) for entry in scene_inputs(scene, date)]
+    if len(grids) == 1:
+        return grids[0]
+    try:
+        return covering_grid(grids)
+    except ValueError as exc:
+        raise InputDataError(f"scene '{date}' (config key 'data.scenes.{date}'): {exc}") from exc
 
 
-def _to_reflectance(
-    raw: np.ndarray,
-    file_nodata: float | None,
+def _input_items(entry: SceneInput, base_dir: str | Path) -> tuple[str, ...]:
+    """The products of an input: the STAC items a downloaded file names in its tags,
+    else the SAFE product or the blue band's file."""
+    blue = entry.band_sources(base_dir)["blue"]
+    with open_raster(blue.file, blue.key) as dataset:
+        tags = dataset.tags()
+    listed = tags.get("stac_item_ids") or tags.get("stac_item_id")
+    if listed:
+        return tuple(listed.split(","))
+    return (sentinel2.safe_name(blue.file) or blue.file.name,)
+
+
+def read_scene_layers(
     scene: Mapping[str, Any],
-    source: BandSource,
     date: str,
-) -> np.ndarray:
-    product = scene.get("product", "generic")
-    if product == "sentinel2_l2a":
-        baseline = scene.get("processing_baseline") or sentinel2.baseline_from_name(source.file)
-        if baseline is None:
-            raise ConfigError(
-                f"config key 'data.scenes.{date}.processing_baseline': not set and not found "
-                f"in the file name {source.file} (expected a SAFE name with _N0400_ or similar)"
-            )
-        nodata: float | None = sentinel2.NODATA_DN
-        values = (raw + sentinel2.reflectance_offset(baseline)) / sentinel2.QUANTIFICATION_VALUE
-    else:
-        configured = scene.get("nodata")
-        nodata = configured if configured is not None else file_nodata
-        values = (raw + scene.get("offset", 0.0)) * scene.get("scale", 1.0)
-    values = values.astype(np.float32)
-    if nodata is not None:
-        values[raw == nodata] = np.nan
-    values[~np.isfinite(raw)] = np.nan
-    return values
+    base_dir: str | Path = ".",
+    target: Grid | None = None,
+    on_mismatch: str = "reproject",
+) -> SceneLayers:
+    """Scene ``date`` on ``target`` (default: its own grid): the merged bands, NaN
+    unless valid, and the validity codes of every pixel.
 
-
-def _align(values: np.ndarray, grid: Grid, target: Grid, on_mismatch: str, what: str) -> np.ndarray:
-    if grid.matches(target):
-        return values
-    if on_mismatch == "error":
-        raise InputDataError(
-            f"{what} is on another grid ({grid.describe()}) than the reference "
-            f"({target.describe()}); set config key 'data.on_grid_mismatch: reproject' to "
-            "reproject it"
-        )
-    return reproject_to_grid(values, grid, target)
+    Bands on the target's pixel lattice are copied; others are reprojected
+    (bilinear; validity rasters by nearest neighbour) or refused by ``on_mismatch``.
+    """
+    inputs = scene_inputs(scene, date)
+    require_one_band_set(inputs, base_dir)
+    target = target or scene_grid(scene, date, base_dir)
+    invalid = []
+    for entry in inputs:
+        source = entry.validity(base_dir)
+        invalid.append(read_invalid(source, target) if source is not None else None)
+    return merge_inputs(
+        target,
+        invalid,
+        lambda i: read_input_bands(inputs[i], target, base_dir, on_mismatch),
+        lambda i: (inputs[i].key, _input_items(inputs[i], base_dir)),
+    )
 
 
 def read_scene(
@@ -151,31 +124,10 @@ def read_scene(
     target: Grid | None = None,
     on_mismatch: str = "reproject",
 ) -> tuple[np.ndarray, Grid]:
-    """Read scene ``date`` as float32 (4, H, W) blue/green/red/nir with NaN nodata.
-
-    Bands come onto the grid of ``target`` (default: the scene's blue band); a
-    band on another grid is reprojected (bilinear) or refused by ``on_mismatch``.
-    """
-    sources = band_sources(scene, date, base_dir)
-    target = target or scene_grid(scene, date, base_dir)
-    bands = []
-    for name, source in sources.items():
-        with open_raster(source.file, source.key) as dataset:
-            _check_band(dataset, source)
-            grid = Grid.of(dataset)
-            try:
-                # float32 holds 16-bit DNs exactly at half the memory of float64.
-                raw = dataset.read(source.band).astype(np.float32)
-            except RasterioError as exc:
-                raise InputDataError(
-                    f"cannot read band {source.band} of raster {source.file} "
-                    f"(config key '{source.key}'), the file may be truncated: {exc}"
-                ) from exc
-            file_nodata = dataset.nodatavals[source.band - 1]
-        values = _to_reflectance(raw, file_nodata, scene, source, date)
-        what = f"band {name} of scene '{date}' ({source.file})"
-        bands.append(_align(values, grid, target, on_mismatch, what))
-    return np.stack(bands), target
+    """Read scene ``date`` as float32 (4, H, W) blue/green/red/nir, NaN where no input
+    has a valid pixel (:func:`read_scene_layers` without the validity codes)."""
+    layers = read_scene_layers(scene, date, base_dir, target, on_mismatch)
+    return layers.bands, layers.grid
 
 
 def write_scene(

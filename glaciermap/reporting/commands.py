@@ -30,7 +30,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", required=True, help="output CSV (results/table3.csv)")
     p.add_argument("--out-long", required=True, help="long-form CSV (results/table3_long.csv)")
-    p.set_defaults(func=lambda a: tables.build_table3(a.evals, a.baseline, a.out, a.out_long))
+    p.add_argument(
+        "--external",
+        nargs="*",
+        default=[],
+        help="results/eval/{run}/chips/{label}.json of the external chip test sets",
+    )
+    p.set_defaults(
+        func=lambda a: tables.build_table3(a.evals, a.baseline, a.out, a.out_long, a.external)
+    )
 
     p = subparsers.add_parser(
         "figure-curves", help="loss and F1 per epoch of some runs (Figures 2, 3, 4)"

@@ -5,7 +5,8 @@
   Figure 3, training dates for Figure 4), mean over seeds with a min-max band.
 - :func:`figure_overlay`: Figures 5-8: for one region and date, the raw glacier
   probability and the predicted mask in red over the RGB image, both with the
-  reference outline, cropped to the region.
+  reference outline, cropped to the region; pixels the date did not observe
+  (cloud, shadow, defect, no data) are grey in both panels.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from rasterio.windows import Window
 
 from glaciermap.errors import InputDataError
 from glaciermap.evaluation.metrics import REGION_CODES, check_same_grid
+from glaciermap.io.validity import VALID
 from glaciermap.labels import NODATA
 from glaciermap.reporting.tables import read_json
 from glaciermap.runs import DISPLAY_NAMES
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 PathLike = str | Path
 DPI = 150
 MAX_PIXELS_SIDE = 1500  # larger crops are read decimated; a page shows no more
+UNOBSERVED_GREY = (0.55, 0.55, 0.55)
 AUG_LABELS = {
     "noaug": "no augmentation",
     "aug-concat": "augmented copies added",
@@ -187,6 +190,7 @@ def figure_overlay(
     mask_tif: PathLike | None = None,
     threshold: float = 0.5,
     title: str | None = None,
+    validity_tif: PathLike | None = None,
 ) -> Figure:
     """Figures 5-8: prediction of one date over one region, with the reference outline.
 
@@ -196,16 +200,26 @@ def figure_overlay(
     when given, else probability >= ``threshold``. Both show the outline of
     the reference mask ``results/masks/{date}.tif``; the view is the bounding
     box of ``region`` (``train`` or ``test``) in ``results/regions.tif``, in km
-    of the scene's CRS. Returns the saved Figure.
+    of the scene's CRS. Pixels that are not valid in ``validity_tif``
+    (``results/validity/{date}.tif``; without it, pixels where the scene is
+    nodata) are grey in both panels. Returns the saved Figure.
     """
     rasters = [Path(scene_tif), Path(probability_tif), Path(reference_tif), Path(regions_tif)]
     if mask_tif is not None:
         rasters.append(Path(mask_tif))
+    if validity_tif is not None:
+        rasters.append(Path(validity_tif))
     check_same_grid(rasters)
     window = _region_window(regions_tif, region)
     scale = max(1.0, max(window.height, window.width) / MAX_PIXELS_SIDE)
     shape = (max(1, round(window.height / scale)), max(1, round(window.width / scale)))
-    rgb = stretch(_read(scene_tif, window, shape, [3, 2, 1]))
+    bands = _read(scene_tif, window, shape, [3, 2, 1])
+    rgb = stretch(bands)
+    if validity_tif is not None:
+        unobserved = _read(validity_tif, window, shape) != VALID
+    else:
+        unobserved = ~np.isfinite(bands).all(axis=0)
+    rgb[unobserved] = UNOBSERVED_GREY
     probability = _read(probability_tif, window, shape).astype(np.float32)
     reference = _read(reference_tif, window, shape)
     if mask_tif is not None:
@@ -225,9 +239,13 @@ def figure_overlay(
     fig = Figure(figsize=(12.5, panel_height + 1.3), layout="constrained")
     axes = fig.subplots(1, 2)
     image = axes[0].imshow(
-        np.ma.masked_invalid(probability), cmap="magma", vmin=0, vmax=1, extent=extent
+        np.ma.masked_where(unobserved | ~np.isfinite(probability), probability),
+        cmap="magma",
+        vmin=0,
+        vmax=1,
+        extent=extent,
     )
-    axes[0].set_facecolor("lightgrey")
+    axes[0].set_facecolor(UNOBSERVED_GREY)
     fig.colorbar(image, ax=axes[0], shrink=0.85, label="glacier probability (0-1)")
     axes[0].set_title("(a) predicted glacier probability")
     axes[1].imshow(rgb, extent=extent)
@@ -246,21 +264,22 @@ def figure_overlay(
             contours.set(path_effects=[path_effects.withStroke(linewidth=2.2, foreground="black")])
         ax.set_xlabel(f"easting ({unit})")
         ax.set_ylabel(f"northing ({unit})")
-    axes[1].legend(
-        handles=[
-            Patch(facecolor=(1, 0, 0, 0.45), label=predicted_label),
-            Line2D(
-                [],
-                [],
-                color="cyan",
-                lw=1.5,
-                label="reference outline",
-                path_effects=[path_effects.withStroke(linewidth=2.7, foreground="black")],
-            ),
-        ],
-        loc="lower right",
-        framealpha=0.85,
-    )
+    handles = [
+        Patch(facecolor=(1, 0, 0, 0.45), label=predicted_label),
+        Line2D(
+            [],
+            [],
+            color="cyan",
+            lw=1.5,
+            label="reference outline",
+            path_effects=[path_effects.withStroke(linewidth=2.7, foreground="black")],
+        ),
+    ]
+    if unobserved.any():
+        share = f"{unobserved.mean():.0%}"
+        label = f"not observed ({share}: cloud, shadow, no data)"
+        handles.append(Patch(facecolor=UNOBSERVED_GREY, label=label))
+    axes[1].legend(handles=handles, loc="lower right", framealpha=0.85)
     fig.suptitle(title or f"{region} region, {Path(scene_tif).stem}")
     _save(fig, out_png)
     return fig

@@ -213,23 +213,38 @@ def winner_aug(table_augmentation_csv: PathLike) -> str:
 # ---------------------------------------------------------------- table 3
 
 
+# Region of the long form for the scores on an external chip test set.
+EXTERNAL = "external"
+
+
 def _eval_rows(path: PathLike) -> list[dict[str, Any]]:
+    """Long-form rows of one evaluation JSON: a scene's (``results/eval/{run}/{date}.json``,
+    regions test and train) or a chip test set's (``.../chips/{label}.json``, region
+    ``external``, its label in the ``date`` column)."""
     path = Path(path)
     data = read_json(path, "evaluation")
-    run, date = _eval_identity(path, data)
+    if "pooled" in data:  # glaciermap.evaluation.chips
+        run, date, regions = data.get("run"), data.get("chips"), {EXTERNAL: "pooled"}
+        if not run or not date:
+            raise InputDataError(f"chip evaluation {path}: no run or chips field")
+    else:
+        (run, date), regions = _eval_identity(path, data), {"test": "test", "train": "train"}
     try:
         label = parse_label(run)
     except ValueError as exc:
         raise InputDataError(f"evaluation {path}: {exc}") from exc
+    members = int(data.get("n_members") or 1)
     rows = []
-    for region in ("test", "train"):
-        if region not in data:
-            raise InputDataError(f"evaluation {path}: no '{region}' region")
+    for region, key in regions.items():
+        if key not in data:
+            raise InputDataError(f"evaluation {path}: no '{key}' region")
         for metric in SCORES:
-            value = data[region].get(metric)
+            value = data[key].get(metric)
             rows.append(
                 {
                     **label.fields(),
+                    "kind": label.kind,
+                    "members": members,
                     "date": date,
                     "region": region,
                     "metric": metric,
@@ -240,24 +255,38 @@ def _eval_rows(path: PathLike) -> list[dict[str, Any]]:
 
 
 def table3_long(
-    eval_files: Sequence[PathLike], baseline_eval_files: Sequence[PathLike]
+    eval_files: Sequence[PathLike],
+    baseline_eval_files: Sequence[PathLike],
+    external_eval_files: Sequence[PathLike] = (),
 ) -> pd.DataFrame:
-    """Long form: trained_on x model x date x region x metric with mean/std over seeds."""
-    files = list(eval_files) + list(baseline_eval_files)
+    """Long form: trained_on x model x date x region x metric with mean/std over seeds.
+
+    Seed ensembles (run label ``ensemble/...``) are rows of their own
+    (``ensemble`` True, ``n_seeds`` = their members).
+    """
+    files = [*eval_files, *baseline_eval_files, *external_eval_files]
     if not eval_files:
         raise InputDataError("no evaluation JSON given for table 3")
     if not baseline_eval_files:
         raise InputDataError("no baseline evaluation JSON given for table 3")
     values = pd.DataFrame([row for path in files for row in _eval_rows(path)])
-    keys = ["dates", "model", "hparams", "aug", "date", "region", "metric"]
+    keys = ["dates", "model", "hparams", "aug", "kind", "date", "region", "metric"]
     long = (
-        values.groupby(keys, sort=False)["value"]
-        .agg(mean="mean", std="std", n_seeds="count")
+        values.groupby(keys, sort=False)
+        .agg(
+            mean=("value", "mean"),
+            std=("value", "std"),
+            n_seeds=("value", "count"),
+            members=("members", "max"),
+        )
         .reset_index()
         .rename(columns={"dates": "trained_on"})
     )
-    long["baseline"] = long["model"] == BASELINE
-    return long
+    ensemble = long["kind"] == "ensemble"
+    long.loc[ensemble, "n_seeds"] = long.loc[ensemble, "members"]
+    long["baseline"] = long["kind"] == "baseline"
+    long["ensemble"] = ensemble
+    return long.drop(columns=["kind", "members"])
 
 
 def build_table3(
@@ -265,53 +294,77 @@ def build_table3(
     baseline_eval_files: Sequence[PathLike],
     out_csv: PathLike,
     out_long_csv: PathLike,
+    external_eval_files: Sequence[PathLike] = (),
 ) -> pd.DataFrame:
-    """Table 3: F1 on the test region per evaluated date, one row per training set.
+    """Table 3: F1 on the test region per evaluated date, and on each external chip
+    test set, one row per training set.
 
     ``eval_files``: ``results/eval/{run}/{date}.json`` of the final runs (every
-    seed, every date); ``baseline_eval_files``: the baseline's eval JSONs (run
-    label ``baseline/{dates}``). Rows keep the input order of training sets.
-    ``out_csv`` has ``f1_{date}_mean`` / ``f1_{date}_std`` columns;
-    ``out_long_csv`` holds F1, IoU, precision and recall for the test and train
-    regions. Both are also written as Markdown.
+    seed, every date; seed ensembles ``ensemble/...`` too where there are);
+    ``baseline_eval_files``: the baseline's eval JSONs (run label
+    ``baseline/{dates}``); ``external_eval_files``: ``results/eval/{run,
+    ensemble/..., baseline/...}/chips/{label}.json`` of the external test sets.
+    Rows keep the input order of training sets, each run row followed by its
+    ensemble's, baseline rows last. ``out_csv`` has ``f1_{date}_mean`` /
+    ``f1_{date}_std`` columns, then ``f1_{label}_mean`` / ``f1_{label}_std`` per
+    external test set; ``out_long_csv`` holds F1, IoU, precision and recall for the
+    test and train regions and the external sets (region ``external``). Both are
+    also written as Markdown.
     """
-    long = table3_long(eval_files, baseline_eval_files)
-    test_f1 = long[(long["region"] == "test") & (long["metric"] == "f1")]
-    row_keys = ["trained_on", "model", "hparams", "aug", "baseline"]
-    dates = list(dict.fromkeys(test_f1["date"]))
-    table = test_f1[row_keys].drop_duplicates().reset_index(drop=True)
+    long = table3_long(eval_files, baseline_eval_files, external_eval_files)
+    f1 = long[long["region"].isin(["test", EXTERNAL]) & (long["metric"] == "f1")]
+    row_keys = ["trained_on", "model", "hparams", "aug", "baseline", "ensemble"]
+    columns = [  # (column label, region): the dates, then the external test sets
+        *((d, "test") for d in dict.fromkeys(f1[f1["region"] == "test"]["date"])),
+        *((d, EXTERNAL) for d in dict.fromkeys(f1[f1["region"] == EXTERNAL]["date"])),
+    ]
+    table = f1[row_keys].drop_duplicates().reset_index(drop=True)
     table.insert(1, "n_seeds", 0)
     markdown_rows = []
     for i, row in table.iterrows():
-        cells = test_f1[(test_f1[row_keys] == row[row_keys]).all(axis=1)]
+        cells = f1[(f1[row_keys] == row[row_keys]).all(axis=1)]
         table.loc[i, "n_seeds"] = int(cells["n_seeds"].max())
+        name = _display_name(row["model"])
         md = {
             "trained on": row["trained_on"].replace("+", " + "),
-            "model": _display_name(row["model"]),
+            "model": f"{name} seed ensemble" if row["ensemble"] else name,
             "hyperparameters": row["hparams"],
             "augmentation": row["aug"],
         }
-        for date in dates:
-            cell = cells[cells["date"] == date]
+        for date, region in columns:
+            cell = cells[(cells["date"] == date) & (cells["region"] == region)]
             mean = cell["mean"].iloc[0] if len(cell) else np.nan
-            std = cell["std"].iloc[0] if len(cell) else np.nan
+            std = cell["std"].iloc[0] if len(cell) and not row["ensemble"] else np.nan
             table.loc[i, f"f1_{date}_mean"] = mean
             table.loc[i, f"f1_{date}_std"] = std
-            md[f"F1 {date} test"] = _mean_std(mean, std)
+            md[f"F1 {date} {'test' if region == 'test' else 'external'}"] = _mean_std(mean, std)
         md["seeds"] = int(table.loc[i, "n_seeds"])
         markdown_rows.append(md)
-    table = pd.concat([table[~table["baseline"]], table[table["baseline"]]], ignore_index=True)
-    order = [r for r in markdown_rows if r["model"] != BASELINE_LABEL]
-    order += [r for r in markdown_rows if r["model"] == BASELINE_LABEL]
-    _write_table(
-        table, out_csv, pd.DataFrame(order).to_markdown(index=False, disable_numparse=True)
-    )
+    order = _table3_order(table)
+    table = table.loc[order].reset_index(drop=True)
+    markdown = pd.DataFrame([markdown_rows[i] for i in order])
+    _write_table(table, out_csv, markdown.to_markdown(index=False, disable_numparse=True))
     long_md = long.assign(
-        model=[_display_name(m) for m in long["model"]],
+        model=[
+            f"{_display_name(m)} seed ensemble" if e else _display_name(m)
+            for m, e in zip(long["model"], long["ensemble"], strict=True)
+        ],
         **{"mean ± std": [_mean_std(m, s) for m, s in zip(long["mean"], long["std"], strict=True)]},
-    ).drop(columns=["mean", "std", "baseline"])
+    ).drop(columns=["mean", "std", "baseline", "ensemble"])
     _write_table(long, out_long_csv, long_md.to_markdown(index=False, disable_numparse=True))
     return table
+
+
+def _table3_order(table: pd.DataFrame) -> list[int]:
+    """Model rows by first appearance of their training set, each run row before its
+    ensemble row; baseline rows last, in their own order."""
+    first = {dates: i for i, dates in reversed(list(enumerate(table["trained_on"])))}
+    models = table[~table["baseline"]]
+    models = models.assign(
+        _first=models["trained_on"].map(first), _kind=models["ensemble"].astype(int)
+    )
+    ordered = models.sort_values(["_first", "_kind"], kind="stable").index.tolist()
+    return ordered + table[table["baseline"]].index.tolist()
 
 
 # ---------------------------------------------------------------- writing

@@ -1,0 +1,661 @@
+"""Labelled chip datasets: folders of image GeoTIFFs, each with a mask (or outlines).
+
+A chip dataset (config ``data.chips.<label>``, docs/chips.md) is what many
+glacier labels come as: small images exported from Google Earth Engine or
+published with a paper, any CRS, often uint16 DNs with nodata 0, and a mask
+GeoTIFF per image whose values say glacier, not glacier or "ignore". This
+module turns one chip into the workflow's conventions (four float32 bands of
+reflectance with NaN nodata, a uint8 mask of :mod:`glaciermap.labels`), decides
+which chips are unusable and why, and writes a dataset's tile stores.
+
+Chips are used at their own resolution and on their own grid: nothing is
+reprojected, and every tile keeps the georeference of its chip.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import glob
+import json
+import logging
+import re
+import string
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import geopandas as gpd
+import numpy as np
+import rasterio
+from rasterio.crs import CRS
+from rasterio.errors import RasterioError
+
+from glaciermap.bands import BANDS, band_indices
+from glaciermap.data.chip_split import assign_train_val, chip_centres_lonlat
+from glaciermap.data.masks import rasterize_mask
+from glaciermap.data.normalization import ArrayBands, band_stats, scene_range
+from glaciermap.data.tilestore import TileSet
+from glaciermap.errors import ConfigError, InputDataError
+from glaciermap.io import sentinel2
+from glaciermap.io.grid import Grid
+from glaciermap.io.outlines import detect_format, read_outlines
+from glaciermap.labels import GLACIER, NODATA, NOT_GLACIER
+from glaciermap.utils.atomic import atomic_path, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+ChipRole = Literal["train", "test", "train_val"]
+CHIP_ROLES: tuple[ChipRole, ...] = get_args(ChipRole)
+OnBadChip = Literal["skip", "error"]
+ON_BAD_CHIP: tuple[OnBadChip, ...] = get_args(OnBadChip)
+Product = Literal["generic", "sentinel2_l2a"]
+PRODUCTS: tuple[Product, ...] = get_args(Product)
+SPLITS = ("train", "val", "test")
+# Placeholders of the mask path pattern, from the image path.
+MASK_FIELDS = ("stem", "name", "parent")
+INVENTORY_COLUMNS = (
+    "image", "mask", "status", "reason", "split", "acquired", "crs", "width", "height",
+    "lon", "lat", "n_tiles", "labelled_fraction", "glacier_fraction",
+)  # fmt: skip
+
+
+class BadChip(InputDataError):
+    """One chip cannot be used; ``reason`` says why (the message also names the file)."""
+
+    def __init__(self, image: Path, reason: str) -> None:
+        super().__init__(f"chip {image}: {reason}")
+        self.image = image
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ChipDataset:
+    """The settings of one chip dataset (config ``data.chips.<label>`` or the
+    ``evaluate-chips`` options); defaults are the schema's."""
+
+    label: str
+    images: str
+    masks: str | None = None
+    outlines: Mapping[str, Any] | None = None
+    bands: Mapping[str, int] = field(default_factory=band_indices)
+    product: Product = "generic"
+    processing_baseline: str | None = None
+    scale: float = 1.0
+    offset: float = 0.0
+    nodata: float | None = None
+    glacier: tuple[int, ...] = (GLACIER,)
+    ignore: tuple[int, ...] = (NODATA,)
+    acquired: str | Mapping[str, str] | None = None
+    split: ChipRole = "test"
+    val_fraction: float = 0.2
+    val_block_m: float = 10000.0
+    split_seed: int = 0
+    on_bad_chip: OnBadChip = "skip"
+    # Where the settings come from, for messages: "config" (keys data.chips.<label>.*)
+    # or "cli" (options --images, --masks, ...).
+    origin: Literal["config", "cli"] = "config"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "glacier", tuple(int(v) for v in self.glacier))
+        object.__setattr__(self, "ignore", tuple(int(v) for v in self.ignore))
+        object.__setattr__(self, "bands", {name: int(self.bands[name]) for name in BANDS})
+        if (self.masks is None) == (self.outlines is None):
+            raise ConfigError(f"{self.key('masks')}: give either masks or outlines")
+        if self.masks is not None:
+            names = {name for _, name, _, _ in _FORMATTER.parse(self.masks) if name}
+            if not names or not names <= set(MASK_FIELDS):
+                raise ConfigError(
+                    f"{self.key('masks')}: {self.masks!r} must name the image with "
+                    f"{{stem}} (or {{name}}, {{parent}}), e.g. masks/{{stem}}.tif"
+                )
+        if set(self.glacier) & set(self.ignore):
+            raise ConfigError(
+                f"{self.key('ignore')}: values {sorted(set(self.glacier) & set(self.ignore))} "
+                "are also glacier values"
+            )
+        for check, key, expected in (
+            (self.product in PRODUCTS, "product", f"one of {', '.join(PRODUCTS)}"),
+            (self.split in CHIP_ROLES, "split", f"one of {', '.join(CHIP_ROLES)}"),
+            (self.on_bad_chip in ON_BAD_CHIP, "on_bad_chip", f"one of {', '.join(ON_BAD_CHIP)}"),
+            (0 < self.val_fraction < 1, "validation.fraction", "in (0, 1)"),
+            (self.val_block_m > 0, "validation.block_m", "positive"),
+        ):
+            if not check:
+                raise ConfigError(f"{self.key(key)}: must be {expected}")
+        self.date_rule  # noqa: B018 - checks the acquired setting
+
+    @classmethod
+    def from_config(cls, label: str, block: Mapping[str, Any]) -> ChipDataset:
+        """The dataset of config block ``data.chips.<label>`` (validated by the schema)."""
+        block = dict(block)
+        validation = dict(block.pop("validation", {}) or {})
+        ignore = block.pop("ignore", [NODATA])
+        return cls(
+            label=label,
+            ignore=(ignore,) if isinstance(ignore, int) else tuple(ignore),
+            val_fraction=validation.get("fraction", cls.val_fraction),
+            val_block_m=validation.get("block_m", cls.val_block_m),
+            split_seed=validation.get("seed", cls.split_seed),
+            **block,
+        )
+
+    def key(self, name: str) -> str:
+        """How a message names setting ``name``: the config key or the option."""
+        if self.origin == "cli":
+            return f"option --{name.split('.')[0].replace('_', '-')}"
+        return f"config key 'data.chips.{self.label}.{name}'"
+
+    @cached_property
+    def date_rule(self) -> ChipDates:
+        return ChipDates.from_setting(self.acquired, self.key("acquired"))
+
+    @property
+    def trains(self) -> bool:
+        """True when the dataset gives training tiles (its label can join ``{dates}``)."""
+        return self.split != "test"
+
+
+_FORMATTER = string.Formatter()
+
+
+@dataclass(frozen=True)
+class ChipDates:
+    """The acquisition date of each chip: one fixed date, or parsed from the file stem
+    by ``pattern`` (a regular expression whose first group, or group ``date``, is
+    read with the ``strftime`` ``format``), or unknown."""
+
+    fixed: dt.date | None = None
+    pattern: re.Pattern[str] | None = None
+    format: str = "%Y-%m-%d"
+
+    @classmethod
+    def from_setting(cls, setting: str | Mapping[str, str] | None, key: str) -> ChipDates:
+        if setting is None:
+            return cls()
+        if isinstance(setting, str):
+            try:
+                return cls(fixed=dt.date.fromisoformat(setting))
+            except ValueError as exc:
+                raise ConfigError(f"{key}: {setting!r} is not a YYYY-MM-DD date") from exc
+        try:
+            pattern = re.compile(setting["pattern"])
+        except re.error as exc:
+            raise ConfigError(f"{key}.pattern: not a regular expression ({exc})") from exc
+        if pattern.groups < 1:
+            raise ConfigError(f"{key}.pattern: {pattern.pattern!r} needs a (group) for the date")
+        return cls(pattern=pattern, format=setting.get("format", "%Y-%m-%d"))
+
+    @property
+    def known(self) -> bool:
+        return self.fixed is not None or self.pattern is not None
+
+    def of(self, image: Path) -> dt.date | None:
+        """The date of the chip ``image``; :class:`BadChip` when its name has none."""
+        if self.pattern is None:
+            return self.fixed
+        match = self.pattern.search(image.stem)
+        if match is None:
+            raise BadChip(
+                image, f"file name does not match acquired.pattern {self.pattern.pattern}"
+            )
+        text = match["date"] if "date" in self.pattern.groupindex else match[1]
+        try:
+            return dt.datetime.strptime(text, self.format).date()
+        except ValueError:
+            raise BadChip(
+                image, f"{text!r} in the file name is not a date of format {self.format}"
+            ) from None
+
+
+# ---------------------------------------------------------------- files
+
+
+@dataclass(frozen=True)
+class ChipFiles:
+    """One chip's image and (unless the dataset uses outlines) its mask file."""
+
+    image: Path
+    mask: Path | None
+
+
+def image_files(dataset: ChipDataset, base_dir: str | Path = ".") -> list[Path]:
+    """The dataset's image files (its glob, sorted); ConfigError when there is none."""
+    base = Path(base_dir)
+    found = sorted(glob.glob(str(base / dataset.images), recursive=True))
+    files = [Path(path) for path in found if Path(path).is_file()]
+    if not files:
+        raise ConfigError(f"{dataset.key('images')}: no file matches {base / dataset.images}")
+    return files
+
+
+def mask_path(dataset: ChipDataset, image: Path, base_dir: str | Path = ".") -> Path | None:
+    """The mask file of ``image`` by the dataset's pattern (None with outlines)."""
+    if dataset.masks is None:
+        return None
+    fields = {"stem": image.stem, "name": image.name, "parent": image.parent.name}
+    return Path(base_dir) / dataset.masks.format(**fields)
+
+
+def chip_files(
+    dataset: ChipDataset, images: Sequence[str | Path], base_dir: str | Path = "."
+) -> list[ChipFiles]:
+    """Pair each image with its mask; two images may not share a mask."""
+    pairs = [ChipFiles(Path(i), mask_path(dataset, Path(i), base_dir)) for i in images]
+    masks = [pair.mask for pair in pairs if pair.mask is not None]
+    if len(set(masks)) < len(masks):
+        shared = next(m for m in masks if masks.count(m) > 1)
+        raise ConfigError(
+            f"{dataset.key('masks')}: several images map to the mask {shared}; use {{parent}} "
+            "or another placeholder that tells them apart"
+        )
+    return pairs
+
+
+def dataset_inputs(dataset: ChipDataset, base_dir: str | Path = ".") -> dict[str, list[str]]:
+    """The files a job reading the dataset needs: ``images``, the ``masks`` that exist
+    (a missing one makes its chip bad, not the job impossible) and ``outlines``."""
+    images = image_files(dataset, base_dir)
+    masks = [str(pair.mask) for pair in chip_files(dataset, images, base_dir) if pair.mask]
+    outlines = [str(Path(base_dir) / dataset.outlines["file"])] if dataset.outlines else []
+    return {
+        "images": [str(path) for path in images],
+        "masks": [path for path in masks if Path(path).is_file()],
+        "outlines": outlines,
+    }
+
+
+def check_chip_dataset(dataset: ChipDataset, base_dir: str | Path = ".") -> None:
+    """Checks before any job: images found, outline file readable, dates where needed."""
+    image_files(dataset, base_dir)
+    if dataset.outlines is None:
+        return
+    file = Path(base_dir) / dataset.outlines["file"]
+    if not file.is_file():
+        raise ConfigError(f"{dataset.key('outlines.file')}: file not found: {file}")
+    fmt = detect_format(file, dataset.outlines.get("layer"), dataset.outlines.get("format", "auto"))
+    if fmt == "glims" and not dataset.date_rule.known:
+        raise ConfigError(
+            f"{dataset.key('acquired')}: GLIMS outlines need the chips' acquisition date "
+            "to pick the analysis nearest to it"
+        )
+
+
+# ---------------------------------------------------------------- one chip
+
+
+@dataclass
+class Chip:
+    """One usable chip: ``bands`` (4, H, W) float32 reflectance, NaN = nodata;
+    ``labels`` (H, W) uint8 1 glacier, 0 not, 255 no label (image nodata, an ignore
+    value, or the mask's nodata)."""
+
+    files: ChipFiles
+    bands: np.ndarray
+    labels: np.ndarray
+    grid: Grid
+    acquired: dt.date | None
+
+    @property
+    def image_valid(self) -> np.ndarray:
+        return np.isfinite(self.bands).all(axis=0)
+
+
+def _reflectance(
+    raw: np.ndarray, file_nodata: Sequence[float | None], dataset: ChipDataset, image: Path
+) -> np.ndarray:
+    """(4, H, W) DNs -> float32 values by the dataset's product rule, NaN = nodata."""
+    if dataset.product == "sentinel2_l2a":
+        baseline = dataset.processing_baseline or sentinel2.baseline_from_name(image)
+        if baseline is None:
+            raise ConfigError(
+                f"{dataset.key('processing_baseline')}: not set and not in the file name "
+                f"{image} (expected a SAFE-style name with _N0400_ or similar)"
+            )
+        return sentinel2.to_reflectance(raw, sentinel2.reflectance_offset(baseline))
+    values = ((raw.astype(np.float64) + dataset.offset) * dataset.scale).astype(np.float32)
+    for band, nodata in enumerate(file_nodata):
+        nodata = dataset.nodata if dataset.nodata is not None else nodata
+        if nodata is not None:
+            values[band][raw[band] == nodata] = np.nan
+    values[~np.isfinite(raw)] = np.nan
+    return values
+
+
+def _read_image(dataset: ChipDataset, image: Path) -> tuple[np.ndarray, Grid]:
+    indexes = [dataset.bands[name] for name in BANDS]
+    try:
+        with rasterio.open(image) as source:
+            if source.crs is None:
+                raise BadChip(image, "has no CRS (not georeferenced)")
+            if max(indexes) > source.count:
+                missing = [n for n in BANDS if dataset.bands[n] > source.count]
+                raise BadChip(
+                    image,
+                    f"has {source.count} band(s); band {dataset.bands[missing[0]]} "
+                    f"({missing[0]}, {dataset.key('bands')}) is missing",
+                )
+            raw = source.read(indexes)
+            nodata = [source.nodatavals[i - 1] for i in indexes]
+            grid = Grid.of(source)
+    except RasterioError as exc:
+        raise BadChip(image, f"unreadable ({exc})") from exc
+    return _reflectance(raw, nodata, dataset, image), grid
+
+
+def _read_mask(dataset: ChipDataset, files: ChipFiles, grid: Grid) -> np.ndarray:
+    """The chip's mask file as 1 / 0 / 255 (ignore values and the file's nodata)."""
+    assert files.mask is not None
+    if not files.mask.is_file():
+        raise BadChip(files.image, f"mask {files.mask} not found")
+    try:
+        with rasterio.open(files.mask) as source:
+            mask_grid = Grid.of(source)
+            values = source.read(1)
+            file_nodata = source.nodata
+    except RasterioError as exc:
+        raise BadChip(files.image, f"mask {files.mask} unreadable ({exc})") from exc
+    if not mask_grid.matches(grid):
+        raise BadChip(
+            files.image,
+            f"mask {files.mask} is on another grid ({mask_grid.describe()}) than its image "
+            f"({grid.describe()})",
+        )
+    labels = np.where(np.isin(values, dataset.glacier), GLACIER, NOT_GLACIER).astype(np.uint8)
+    unlabelled = np.isin(values, dataset.ignore)
+    if file_nodata is not None:
+        unlabelled |= values == file_nodata
+    if np.issubdtype(values.dtype, np.floating):
+        unlabelled |= ~np.isfinite(values)
+    labels[unlabelled] = NODATA
+    return labels
+
+
+class OutlineMasks:
+    """Rasterises a dataset's outlines onto chips, reading the file once per CRS and date."""
+
+    def __init__(self, dataset: ChipDataset, base_dir: str | Path = ".") -> None:
+        assert dataset.outlines is not None
+        self.dataset = dataset
+        self.file = Path(base_dir) / dataset.outlines["file"]
+        self._cache: dict[tuple[str, dt.date | None], gpd.GeoDataFrame] = {}
+
+    def outlines(self, crs: CRS, acquired: dt.date | None) -> gpd.GeoDataFrame:
+        key = (crs.to_wkt(), acquired)
+        if key not in self._cache:
+            spec = self.dataset.outlines
+            # The date picks the GLIMS analysis; RGI has one polygon per glacier and
+            # ignores it (check_chip_dataset asks GLIMS datasets for a date).
+            self._cache[key] = read_outlines(
+                self.file,
+                acquired,  # type: ignore[arg-type]
+                crs,
+                layer=spec.get("layer"),
+                fmt=spec.get("format", "auto"),
+                glaciers=spec.get("glaciers"),
+            )
+        return self._cache[key]
+
+    def mask(self, grid: Grid, acquired: dt.date | None, nodata: np.ndarray) -> np.ndarray:
+        return rasterize_mask(self.outlines(grid.crs, acquired), grid, nodata)
+
+
+def read_chip(
+    dataset: ChipDataset, files: ChipFiles, outline_masks: OutlineMasks | None = None
+) -> Chip:
+    """Read and check one chip; :class:`BadChip` says why it cannot be used.
+
+    ``outline_masks`` (datasets with outlines) reads the outline file once for many chips.
+    """
+    acquired = dataset.date_rule.of(files.image)
+    bands, grid = _read_image(dataset, files.image)
+    nodata = ~np.isfinite(bands).all(axis=0)
+    if dataset.outlines is not None:
+        outline_masks = outline_masks or OutlineMasks(dataset)
+        labels = outline_masks.mask(grid, acquired, nodata)
+    else:
+        labels = _read_mask(dataset, files, grid)
+    labels[nodata] = NODATA
+    if not (labels != NODATA).any():
+        raise BadChip(files.image, "no pixel has both image data and a label")
+    return Chip(files, bands, labels, grid, acquired)
+
+
+@dataclass(frozen=True)
+class SkippedChip:
+    files: ChipFiles
+    reason: str
+
+
+def iter_chips(
+    dataset: ChipDataset, images: Sequence[str | Path], base_dir: str | Path = "."
+) -> Iterator[Chip | SkippedChip]:
+    """Every chip of ``images`` in order, read, or skipped with its reason by the rule
+    ``on_bad_chip`` (``error``: the first bad chip stops with an InputDataError)."""
+    outline_masks = OutlineMasks(dataset, base_dir) if dataset.outlines is not None else None
+    for files in chip_files(dataset, images, base_dir):
+        try:
+            yield read_chip(dataset, files, outline_masks)
+        except BadChip as exc:
+            if dataset.on_bad_chip == "error":
+                raise InputDataError(
+                    f"{exc} ({dataset.key('on_bad_chip')} is error; 'skip' leaves it out)"
+                ) from exc
+            log.warning("chip skipped: %s: %s", files.image, exc.reason)
+            yield SkippedChip(files, exc.reason)
+
+
+# ---------------------------------------------------------------- tiles
+
+
+def tile_starts(length: int, size: int, stride: int) -> list[int]:
+    """Window starts along one axis that cover every pixel: every ``stride`` and one
+    ending on the edge; a single start 0 (window padded) when ``length < size``."""
+    if length <= size:
+        return [0]
+    starts = list(range(0, length - size + 1, stride))
+    if starts[-1] != length - size:
+        starts.append(length - size)
+    return starts
+
+
+@dataclass
+class ChipTiles:
+    """The tiles of one chip: images (n, 4, S, S) with nodata and padding 0, masks
+    (n, S, S) with 255 there, windows (n, 4) on the chip grid, the pixels with
+    image data (n, S, S; for band statistics) and the chip's robust range (n, 4, 2;
+    the ``scene`` normalisation's, :func:`glaciermap.data.normalization.scene_range`
+    over the whole chip, as prediction measures it)."""
+
+    images: np.ndarray
+    masks: np.ndarray
+    windows: np.ndarray
+    valid: np.ndarray
+    ranges: np.ndarray
+
+
+def cut_chip(chip: Chip, size: int, stride: int, max_nodata: float) -> ChipTiles:
+    """Tiles of ``size`` at ``stride`` covering the chip; a chip smaller than a tile is
+    padded (image 0, mask 255). A tile is kept when at most ``max_nodata`` of the
+    chip's own pixels in it are unlabelled (padding does not count)."""
+    height, width = chip.grid.shape
+    bands = np.nan_to_num(chip.bands, nan=0.0)  # models see nodata as 0, as for scenes
+    image_valid = chip.image_valid
+    kept = []
+    for row in tile_starts(height, size, stride):
+        for col in tile_starts(width, size, stride):
+            labels = chip.labels[row : row + size, col : col + size]
+            if (labels == NODATA).mean() <= max_nodata:
+                kept.append((row, col))
+    n = len(kept)
+    images = np.zeros((n, len(BANDS), size, size), np.float32)
+    masks = np.full((n, size, size), NODATA, np.uint8)
+    valid = np.zeros((n, size, size), bool)
+    for i, (row, col) in enumerate(kept):
+        h, w = min(size, height - row), min(size, width - col)
+        images[i, :, :h, :w] = bands[:, row : row + h, col : col + w]
+        masks[i, :h, :w] = chip.labels[row : row + h, col : col + w]
+        valid[i, :h, :w] = image_valid[row : row + h, col : col + w]
+    windows = np.array([(row, col, size, size) for row, col in kept], np.int64).reshape(-1, 4)
+    ranges = np.repeat(scene_range(ArrayBands(chip.bands))[None], n, axis=0)
+    return ChipTiles(images, masks, windows, valid, ranges)
+
+
+def _tile_set(tiles: Sequence[ChipTiles], chips: Sequence[Chip], size: int) -> TileSet:
+    n = sum(len(t.windows) for t in tiles)
+    crs = [chip.grid.crs.to_wkt() for t, chip in zip(tiles, chips, strict=True) for _ in t.windows]
+    transforms = [
+        tuple(chip.grid.transform)[:6]
+        for t, chip in zip(tiles, chips, strict=True)
+        for _ in t.windows
+    ]
+
+    def stacked(name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+        parts = [getattr(t, name) for t in tiles]
+        return np.concatenate(parts) if parts else np.zeros((0, *shape), dtype)
+
+    return TileSet(
+        images=stacked("images", (len(BANDS), size, size), np.float32),
+        masks=stacked("masks", (size, size), np.uint8),
+        windows=stacked("windows", (4,), np.int64),
+        crs=np.array(crs, dtype=str).reshape(n),
+        transform=np.array(transforms, np.float64).reshape(n, 6),
+        ranges=stacked("ranges", (len(BANDS), 2), np.float32),
+    )
+
+
+# ---------------------------------------------------------------- the rule
+
+
+@dataclass
+class ChipRecord:
+    """One row of the dataset's inventory (``chips.csv``)."""
+
+    image: str
+    mask: str
+    status: Literal["used", "skipped"]
+    reason: str = ""
+    split: str = ""
+    acquired: str = ""
+    crs: str = ""
+    width: int | str = ""
+    height: int | str = ""
+    lon: float | str = ""
+    lat: float | str = ""
+    n_tiles: int | str = ""
+    labelled_fraction: float | str = ""
+    glacier_fraction: float | str = ""
+
+
+def _crs_name(crs: CRS) -> str:
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else crs.to_string()
+
+
+def prepare_chips(
+    dataset_settings: Mapping[str, Any],
+    label: str,
+    images: Sequence[str | Path],
+    tiles_config: Mapping[str, Any],
+    outputs: Mapping[str, str | Path],
+    base_dir: str | Path = ".",
+) -> dict[str, int]:
+    """Rule ``prepare_chips``: the tile stores of chip dataset ``label``.
+
+    Writes ``outputs`` ``train``, ``val``, ``test`` (``.npz`` tile stores, the
+    splits the dataset's role gives none of hold 0 tiles), ``stats`` (band
+    statistics of the train tiles; null without train tiles) and ``inventory``
+    (``chips.csv``: every chip with its split, or the reason it was skipped).
+    """
+    dataset = ChipDataset.from_config(label, dataset_settings)
+    size = tiles_config.get("size", 128)
+    stride = tiles_config.get("stride", 64)
+    max_nodata = tiles_config.get("max_nodata_fraction", 0.5)
+    chips, tiles, records = [], [], []
+    for item in iter_chips(dataset, images, base_dir):
+        mask = str(item.files.mask or (dataset.outlines or {}).get("file", ""))
+        if isinstance(item, SkippedChip):
+            records.append(ChipRecord(str(item.files.image), mask, "skipped", item.reason))
+            continue
+        chip_tiles = cut_chip(item, size, stride, max_nodata)
+        labelled = item.labels != NODATA
+        chips.append(item)
+        tiles.append(chip_tiles)
+        records.append(
+            ChipRecord(
+                str(item.files.image),
+                mask,
+                "used",
+                acquired=item.acquired.isoformat() if item.acquired else "",
+                crs=_crs_name(item.grid.crs),
+                width=item.grid.width,
+                height=item.grid.height,
+                n_tiles=len(chip_tiles.windows),
+                labelled_fraction=round(float(labelled.mean()), 6),
+                glacier_fraction=round(float((item.labels[labelled] == GLACIER).mean()), 6),
+            )
+        )
+    if not chips:
+        raise InputDataError(
+            f"chip dataset '{label}' ({dataset.key('images')}): none of its {len(records)} "
+            "chips is usable (see the log for the reasons)"
+        )
+    if not any(len(t.windows) for t in tiles):
+        raise InputDataError(
+            f"chip dataset '{label}': no {size}x{size} tile has at most {max_nodata:.0%} "
+            "unlabelled pixels (config key 'data.tiles.max_nodata_fraction')"
+        )
+    grids = [chip.grid for chip in chips]
+    if dataset.split == "train_val":
+        splits = assign_train_val(
+            grids,
+            [len(t.windows) for t in tiles],
+            dataset.val_fraction,
+            dataset.val_block_m,
+            dataset.split_seed,
+            key=dataset.key("validation"),
+        )
+    else:
+        splits = [dataset.split] * len(chips)
+    used = [r for r in records if r.status == "used"]
+    for record, split, (lon, lat) in zip(used, splits, chip_centres_lonlat(grids), strict=True):
+        record.split, record.lon, record.lat = split, round(lon, 6), round(lat, 6)
+
+    sets = {}
+    for name in SPLITS:
+        chosen = [i for i, split in enumerate(splits) if split == name]
+        sets[name] = _tile_set([tiles[i] for i in chosen], [chips[i] for i in chosen], size)
+    train = [i for i, split in enumerate(splits) if split == "train"]
+    if train:
+        stats = band_stats(
+            np.concatenate([tiles[i].images for i in train]),
+            np.concatenate([tiles[i].valid for i in train]),
+        )
+    else:
+        stats = {"bands": list(BANDS), "count": 0, "mean": None, "std": None}
+    for name, tile_set in sets.items():
+        tile_set.save(outputs[name])
+    write_text_atomic(outputs["stats"], json.dumps(stats, indent=2) + "\n")
+    write_inventory(records, outputs["inventory"])
+    counts = {name: len(tile_set) for name, tile_set in sets.items()}
+    skipped = len(records) - len(chips)
+    log.info(
+        "chips %s: %d used, %d skipped; tiles %s -> %s",
+        label,
+        len(chips),
+        skipped,
+        counts,
+        Path(outputs["train"]).parent,
+    )
+    return counts
+
+
+def write_inventory(records: Sequence[ChipRecord], path: str | Path) -> None:
+    """The inventory CSV: one row per chip (used with its split, or skipped with why)."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=INVENTORY_COLUMNS)
+        writer.writeheader()
+        for record in records:
+            writer.writerow({name: getattr(record, name) for name in INVENTORY_COLUMNS})

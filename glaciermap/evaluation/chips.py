@@ -1,0 +1,312 @@
+"""Scores of a model, an ensemble or the threshold baseline on a labelled chip dataset.
+
+Each chip is predicted whole (chips are small): its four bands go through
+:meth:`glaciermap.models.checkpoint.Predictor.predict_proba`, which pads them as
+for any scene; several checkpoints give their mean probability. Pixels where
+the image has no data or the label is unknown (255 in the chip's labels:
+nodata, an ignore value, the mask's nodata) count nowhere. The counts are
+pooled over all chips; per-chip scores go to a CSV.
+
+The workflow's rules ``evaluate_chips*`` and the command ``glaciermap
+evaluate-chips`` call the same :func:`score_chips`, so both give the same counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from glaciermap.bands import BANDS
+from glaciermap.data.chips import Chip, ChipDataset, SkippedChip, image_files, iter_chips
+from glaciermap.data.normalization import ArrayBands
+from glaciermap.errors import InputDataError
+from glaciermap.evaluation.baseline import apply_rules, band_features, load_rules
+from glaciermap.evaluation.metrics import ConfusionCounts, confusion_counts
+from glaciermap.labels import NODATA
+from glaciermap.models.checkpoint import Predictor, load_predictor
+from glaciermap.utils.atomic import atomic_path, write_text_atomic
+from glaciermap.utils.device import resolve_device
+
+log = logging.getLogger(__name__)
+
+ChipPredictor = Callable[[Chip], np.ndarray]  # (H, W) bool glacier
+SCORE_COLUMNS = ("tp", "fp", "fn", "tn", "n_pixels", "f1", "iou", "precision", "recall")
+CSV_COLUMNS = ("image", "mask", "status", "reason", *SCORE_COLUMNS)
+
+
+class CheckpointEnsemble:
+    """One or more checkpoints: glacier where their mean probability >= the threshold."""
+
+    def __init__(
+        self,
+        checkpoints: Sequence[str | Path],
+        device: str = "auto",
+        threshold: float | None = None,
+    ) -> None:
+        if not checkpoints:
+            raise InputDataError("evaluate-chips: no checkpoint given")
+        target = resolve_device(device, "training.device / --device")
+        self.paths = [str(path) for path in checkpoints]
+        self.members: list[Predictor] = [load_predictor(path, target) for path in checkpoints]
+        self.threshold = self._threshold(threshold)
+
+    def _threshold(self, configured: float | None) -> float:
+        """The configured threshold, else the one the checkpoints store (all the same)."""
+        if configured is not None:
+            return float(configured)
+        stored = sorted({member.threshold for member in self.members})
+        if len(stored) > 1:
+            raise InputDataError(
+                f"checkpoints {', '.join(self.paths)} store different thresholds {stored}: "
+                "set inference.threshold (--threshold)"
+            )
+        return stored[0]
+
+    def describe(self) -> dict[str, Any]:
+        """What the evaluation JSON records about the model."""
+        return {
+            "checkpoints": self.paths,
+            "n_members": len(self.members),
+            "threshold": self.threshold,
+        }
+
+    def probability(self, bands: np.ndarray) -> np.ndarray:
+        """Mean glacier probability (H, W) of (4, H, W) unnormalised bands (NaN nodata)."""
+        x = torch.from_numpy(np.ascontiguousarray(bands, dtype=np.float32))[None]
+        total = None
+        for member in self.members:
+            member.prepare(ArrayBands(bands))  # the chip's own range, for scene normalisation
+            p = member.predict_proba(x)[0].float().cpu().numpy()
+            total = p if total is None else total + p
+        return total / len(self.members)
+
+    def __call__(self, chip: Chip) -> np.ndarray:
+        return self.probability(chip.bands) >= self.threshold
+
+
+class BaselinePredictor:
+    """The threshold baseline's rules, applied to a chip's bands."""
+
+    def __init__(self, rules_json: str | Path) -> None:
+        self.rules = load_rules(rules_json)
+
+    def __call__(self, chip: Chip) -> np.ndarray:
+        return apply_rules(self.rules, band_features(np.nan_to_num(chip.bands, nan=0.0)))
+
+
+@dataclass
+class ChipScores:
+    """Pooled counts over the scored chips, and one row per chip (skipped ones too)."""
+
+    pooled: ConfusionCounts = field(default_factory=ConfusionCounts)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def n_chips(self) -> int:
+        return sum(row["status"] == "scored" for row in self.rows)
+
+    @property
+    def skipped(self) -> list[dict[str, str]]:
+        return [
+            {"image": row["image"], "reason": row["reason"]}
+            for row in self.rows
+            if row["status"] == "skipped"
+        ]
+
+
+def chip_prediction(chip: Chip, glacier: np.ndarray) -> np.ndarray:
+    """uint8 predicted mask of a chip: 1 / 0, 255 where the image has no data."""
+    if glacier.shape != chip.labels.shape:
+        raise ValueError(f"prediction {glacier.shape} for a chip of {chip.labels.shape}")
+    predicted = glacier.astype(np.uint8)
+    predicted[~chip.image_valid] = NODATA
+    return predicted
+
+
+def score_chips(
+    dataset: ChipDataset,
+    images: Sequence[str | Path],
+    predict: ChipPredictor,
+    base_dir: str | Path = ".",
+) -> ChipScores:
+    """Predict every usable chip of ``images`` and count against its labels."""
+    scores = ChipScores()
+    for item in iter_chips(dataset, images, base_dir):
+        mask = str(item.files.mask or (dataset.outlines or {}).get("file", ""))
+        row: dict[str, Any] = {"image": str(item.files.image), "mask": mask}
+        if isinstance(item, SkippedChip):
+            scores.rows.append({**row, "status": "skipped", "reason": item.reason})
+            continue
+        counts = confusion_counts(chip_prediction(item, predict(item)), item.labels)
+        scores.pooled += counts
+        scores.rows.append({**row, "status": "scored", "reason": "", **counts.to_dict()})
+    if scores.n_chips == 0:
+        raise InputDataError(
+            f"chip dataset '{dataset.label}' ({dataset.key('images')}): no usable chip "
+            "(see the log for the reasons)"
+        )
+    return scores
+
+
+def write_chip_scores(
+    scores: ChipScores,
+    dataset: ChipDataset,
+    out_json: str | Path | None,
+    out_csv: str | Path | None,
+    run: str | None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The evaluation JSON (``results/eval/{run}/chips/{label}.json``) and the CSV."""
+    result: dict[str, Any] = {
+        "run": run,
+        "chips": dataset.label,
+        "images": dataset.images,
+        **dict(extra or {}),
+        "n_chips": scores.n_chips,
+        "n_skipped": len(scores.skipped),
+        "skipped": scores.skipped,
+        "pooled": scores.pooled.to_dict(),
+        "per_chip": str(out_csv) if out_csv is not None else None,
+    }
+    if out_csv is not None:
+        with atomic_path(out_csv) as tmp, open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(scores.rows)
+    if out_json is not None:
+        write_text_atomic(out_json, json.dumps(result, indent=2) + "\n")
+    pooled = result["pooled"]
+    log.info(
+        "%s on chips %s: F1 %s over %d pixels of %d chips (%d skipped)",
+        run,
+        dataset.label,
+        "n/a" if pooled["f1"] is None else f"{pooled['f1']:.4f}",
+        pooled["n_pixels"],
+        scores.n_chips,
+        len(scores.skipped),
+    )
+    return result
+
+
+def evaluate_chips_checkpoints(
+    checkpoints: Sequence[str | Path],
+    dataset_settings: Mapping[str, Any],
+    label: str,
+    images: Sequence[str | Path],
+    out_json: str | Path,
+    out_csv: str | Path,
+    run: str,
+    threshold: float | None = None,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """Rules ``evaluate_chips`` (one run) and ``evaluate_chips_ensemble`` (its seeds)."""
+    dataset = ChipDataset.from_config(label, dataset_settings)
+    model = CheckpointEnsemble(checkpoints, device, threshold)
+    scores = score_chips(dataset, images, model)
+    extra = model.describe()
+    return write_chip_scores(scores, dataset, out_json, out_csv, run, extra)
+
+
+def evaluate_chips_baseline(
+    rules_json: str | Path,
+    dataset_settings: Mapping[str, Any],
+    label: str,
+    images: Sequence[str | Path],
+    out_json: str | Path,
+    out_csv: str | Path,
+    run: str,
+) -> dict[str, Any]:
+    """Rule ``evaluate_chips_baseline``: the threshold baseline on a chip dataset."""
+    dataset = ChipDataset.from_config(label, dataset_settings)
+    scores = score_chips(dataset, images, BaselinePredictor(rules_json))
+    return write_chip_scores(scores, dataset, out_json, out_csv, run, {"rules": str(rules_json)})
+
+
+# ---------------------------------------------------------------- command line
+
+EVALUATE_CHIPS_DESCRIPTION = """\
+Score one or more checkpoints (several: their mean probability, like an
+ensemble) on a folder of labelled chips the workflow never saw. Each image
+--images matches is predicted whole; its mask is --masks with {stem} (the
+image's file name without extension), or --outlines rasterised onto it. Mask
+values --glacier are glacier, --ignore are no label, others not glacier; image
+pixels equal to --nodata and mask nodata count nowhere. Prints pooled F1, IoU,
+precision and recall, and writes per-chip scores to --csv.
+
+example:
+  glaciermap evaluate-chips --checkpoint results/runs/<run>/best.pt \\
+      --images 'chips/img/*.tif' --masks 'chips/mask/{stem}.tif' \\
+      --bands blue=2,green=3,red=4,nir=8 --scale 0.0001 --nodata 0 --ignore 255
+"""
+
+
+def parse_band_indices(spec: str) -> dict[str, int]:
+    """``blue=1,green=2,red=3,nir=4`` -> band indices in each chip file."""
+    bands: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, sep, index = part.partition("=")
+        if not sep or name not in BANDS or not index.strip().isdigit() or int(index) < 1:
+            raise InputDataError(
+                f"--bands: {part!r} is not NAME=INDEX with NAME one of {', '.join(BANDS)}"
+            )
+        bands[name] = int(index)
+    missing = [name for name in BANDS if name not in bands]
+    if missing:
+        raise InputDataError(f"--bands: {', '.join(missing)} missing from {spec!r}")
+    return bands
+
+
+def dataset_from_args(args: argparse.Namespace) -> ChipDataset:
+    outlines = None
+    if args.outlines:
+        outlines = {"file": args.outlines, "format": args.outlines_format, "layer": None}
+    acquired: str | dict[str, str] | None = args.acquired
+    if args.acquired_pattern:
+        acquired = {"pattern": args.acquired_pattern, "format": args.acquired_format}
+    return ChipDataset(
+        label=args.label,
+        images=args.images,
+        masks=args.masks,
+        outlines=outlines,
+        bands=parse_band_indices(args.bands),
+        product=args.product,
+        processing_baseline=args.processing_baseline,
+        scale=args.scale,
+        offset=args.offset,
+        nodata=args.nodata,
+        glacier=tuple(args.glacier),
+        ignore=tuple(args.ignore),
+        acquired=acquired,
+        on_bad_chip=args.on_bad_chip,
+        origin="cli",
+    )
+
+
+def evaluate_chips_command(args: argparse.Namespace) -> None:
+    dataset = dataset_from_args(args)
+    model = CheckpointEnsemble(args.checkpoint, args.device, args.threshold)
+    scores = score_chips(dataset, image_files(dataset), model)
+    extra = model.describe()
+    result = write_chip_scores(scores, dataset, args.json, args.csv, ",".join(model.paths), extra)
+    pooled = result["pooled"]
+    for name, label in (
+        ("f1", "F1"),
+        ("iou", "IoU"),
+        ("precision", "precision"),
+        ("recall", "recall"),
+    ):
+        print(f"{label} {pooled[name]:.3f}")
+    print(
+        f"{result['n_chips']} chips, {pooled['n_pixels']} pixels scored (tp {pooled['tp']}, "
+        f"fp {pooled['fp']}, fn {pooled['fn']}, tn {pooled['tn']}); "
+        f"{result['n_skipped']} skipped; per chip: {args.csv}"
+    )

@@ -1,0 +1,159 @@
+"""End to end: the workflow on the tiny Everest config plus two generated chip sets,
+one that trains (split by ground into train and validation) and one external test
+set, with two seeds, one model and pinned stage winners.
+
+Checks that the chips' tiles are trained on, that Table 3 gets the external test
+set's column for the runs, their seed ensemble and the baseline, that
+``glaciermap evaluate-chips`` gives the workflow's counts for the same chips and
+checkpoints, and that a rerun does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from chipdata import SCALE, ChipSpec, dataset_block, site, write_chip
+
+from glaciermap.cli import main
+from glaciermap.data.tilestore import TileSet
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "configs" / "tiny.yaml"
+HP = {"dropout": 0.4, "activation": "softmax", "pooling": "mean"}
+HP_SLUG = "dropout0.4-softmax-mean"
+
+
+def chip_config(workdir: Path, train_on: list[str], seeds: list[int]) -> dict:
+    """tiny.yaml with one model, pinned winners, and the chip sets alps and karakoram."""
+    for i in range(4):  # 4 sites x 2 years, the 2021 chip in another CRS for half of them
+        for year, crs in ((2019, "EPSG:32632"), (2021, ("EPSG:32632", "EPSG:3035")[i % 2])):
+            spec = ChipSpec(f"site{i}_{year}0801", *site(i), crs=crs, seed=10 * i + year)
+            write_chip(workdir / "chips/alps", spec)
+    for spec in (
+        ChipSpec("k1", 76.50, 35.80, crs="EPSG:32643", seed=101),
+        ChipSpec("k2", 76.55, 35.80, crs="EPSG:4326", shape=(40, 56), seed=102),
+        ChipSpec("k3_small", 76.60, 35.80, crs="EPSG:32643", shape=(20, 24), seed=103),
+    ):
+        write_chip(workdir / "chips/karakoram", spec)
+    config = yaml.safe_load(TINY.read_text())
+    config["seeds"] = seeds
+    config["model_selection"].update(models=["pspnet"], winner="pspnet", hparams=HP)
+    config["hparam_grid"]["winner"] = HP
+    config["augmentation"].update(compare=["noaug"], winner="noaug")
+    config["final"]["train_on"] = train_on
+    # Each scene and chip scaled by its own robust range: the chips' ranges in the
+    # tile store train, and prediction measures each chip's again.
+    config["training"]["normalization"] = "scene"
+    alps = dataset_block(Path("chips/alps"), split="train_val")
+    alps["validation"] = {"fraction": 0.3, "block_m": 500}
+    alps["acquired"] = {"pattern": r"_(\d{8})$", "format": "%Y%m%d"}
+    config["data"]["chips"] = {
+        "alps": alps,
+        "karakoram": dataset_block(Path("chips/karakoram"), split="test"),
+    }
+    return config
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, snakemake) -> Path:
+    path = tmp_path_factory.mktemp("chips_e2e")
+    snakemake(path, "results/table3.csv", config=chip_config(path, ["all"], [1, 2]), cores=2)
+    return path
+
+
+def run_path(seed: int) -> str:
+    return f"pspnet/{HP_SLUG}/oct2000+alps/noaug/seed{seed}"
+
+
+@pytest.mark.slow
+def test_runs_train_on_the_scene_and_the_training_chips(workdir):
+    results = workdir / "results"
+    metrics = json.loads((results / f"runs/{run_path(1)}/metrics.json").read_text())
+    chips = {s: len(TileSet.load(results / f"chips/alps/{s}.npz")) for s in ("train", "val")}
+    scene = {s: len(TileSet.load(results / f"tiles/oct2000/{s}.npz")) for s in ("train", "val")}
+    assert chips["train"] > 0 and chips["val"] > 0
+    assert metrics["n_train_tiles"] == scene["train"] + chips["train"]
+    assert metrics["n_val_tiles"] == scene["val"] + chips["val"]
+    inventory = pd.read_csv(results / "chips/alps/chips.csv")
+    sites = inventory["image"].map(lambda p: Path(p).stem.split("_")[0])
+    assert (inventory.groupby(sites)["split"].nunique() == 1).all()
+
+
+@pytest.mark.slow
+def test_table3_has_a_column_for_the_external_test_set(workdir):
+    table = pd.read_csv(workdir / "results/table3.csv")
+    assert {"f1_oct2000_mean", "f1_karakoram_mean", "f1_karakoram_std"} <= set(table.columns)
+    assert list(zip(table["baseline"], table["ensemble"], strict=True)) == [
+        (False, False), (False, True), (True, False)
+    ]  # fmt: skip
+    assert table["f1_karakoram_mean"].between(0, 1).all()
+    seeds = [
+        json.loads((workdir / f"results/eval/{run_path(s)}/chips/karakoram.json").read_text())
+        for s in (1, 2)
+    ]
+    f1s = [s["pooled"]["f1"] for s in seeds]
+    assert table.iloc[0]["f1_karakoram_mean"] == pytest.approx(np.mean(f1s))
+    assert table.iloc[0]["f1_karakoram_std"] == pytest.approx(np.std(f1s, ddof=1))
+    assert "F1 karakoram external" in (workdir / "results/table3.md").read_text()
+    # Every chip is scored on its own labelled pixels, the small one too.
+    per_chip = pd.read_csv(workdir / f"results/eval/{run_path(1)}/chips/karakoram.csv")
+    assert (per_chip["status"] == "scored").all() and len(per_chip) == 3
+    small = per_chip[per_chip["image"].str.contains("k3_small")].iloc[0]
+    assert 0 < small["n_pixels"] < 20 * 24
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("members", [["seed1"], ["seed1", "seed2"]])
+def test_the_command_gives_the_workflow_counts(workdir, members, tmp_path, monkeypatch):
+    monkeypatch.chdir(workdir)
+    checkpoints = [f"results/runs/{run_path(int(m[-1]))}/best.pt" for m in members]
+    out = tmp_path / "scores.json"
+    args = ["evaluate-chips", "--images", "chips/karakoram/images/*.tif",
+            "--masks", "chips/karakoram/masks/{stem}.tif", "--bands", "blue=1,green=2,red=3,nir=4",
+            "--scale", str(SCALE), "--nodata", "0", "--ignore", "255", "--device", "cpu",
+            "--csv", str(tmp_path / "scores.csv"), "--json", str(out)]  # fmt: skip
+    for checkpoint in checkpoints:
+        args += ["--checkpoint", checkpoint]
+    assert main(args) == 0
+    label = run_path(1) if len(members) == 1 else f"ensemble/pspnet/{HP_SLUG}/oct2000+alps/noaug"
+    workflow = json.loads((workdir / f"results/eval/{label}/chips/karakoram.json").read_text())
+    command = json.loads(out.read_text())
+    assert command["pooled"] == workflow["pooled"]
+    assert command["n_chips"] == workflow["n_chips"] == 3
+
+
+@pytest.mark.slow
+def test_rerun_does_nothing(workdir, snakemake):
+    run = snakemake(workdir, "-n", "results/table3.csv", config=workdir / "config.yaml")
+    assert "Nothing to be done" in run.output
+
+
+def test_plan_trains_on_each_label_with_validation_and_on_all(tmp_path, dry_run):
+    output = dry_run(
+        tmp_path, chip_config(tmp_path, ["each", "all"], [1]), "results/table3.csv"
+    ).output
+    runs = set(re.findall(r"output: results/runs/(\S+)/metrics\.json", output))
+    assert {run.split("/")[2] for run in runs} == {"oct2000", "alps", "oct2000+alps"}
+    scored = set(re.findall(r"output: results/eval/(\S+)/chips/karakoram\.json", output))
+    baselines = {f"baseline/{dates}" for dates in ("oct2000", "alps", "oct2000+alps")}
+    assert scored == runs | baselines  # one seed: no ensembles
+    assert "results/chips/alps/train.npz" in output
+    # A test set is scored chip by chip: its tile store is made only when asked for.
+    assert "results/tiles/alps" not in output and "results/chips/karakoram" not in output
+
+
+def test_the_final_seeds_make_the_ensemble_scored_on_the_test_set(tmp_path, dry_run):
+    config = chip_config(tmp_path, ["all"], [1])
+    config["final"]["seeds"] = [1, 2, 3]
+    output = dry_run(tmp_path, config, "results/table3.csv").output
+    label = f"ensemble/pspnet/{HP_SLUG}/oct2000+alps/noaug"
+    job = output[output.index(f"output: results/eval/{label}/chips/karakoram.json") - 2000 :]
+    job = job[job.rindex("rule evaluate_chips_ensemble:") :]
+    members = re.findall(r"results/runs/\S+?/seed(\d)/best\.pt", job.split("output:")[0])
+    assert sorted(members) == ["1", "2", "3"]
