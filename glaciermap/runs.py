@@ -54,6 +54,8 @@ NO_AUG: AugMode = "noaug"
 DATE_PATTERN = r"[A-Za-z0-9_-]+"
 DATES_SEPARATOR = "+"
 RUN_PATTERN = "{model}/{hparams}/{dates}/{aug}/seed{seed}"
+# A seed ensemble: the run without its seed, under ensemble/.
+ENSEMBLE_PATTERN = "ensemble/{model}/{hparams}/{dates}/{aug}"
 BASELINE = "baseline"
 ENSEMBLE = "ensemble"
 
@@ -167,7 +169,9 @@ class RunKey:
     @property
     def ensemble_label(self) -> str:
         """``ensemble/{model}/{hparams}/{dates}/{aug}``: the seed ensemble this run belongs to."""
-        return f"{ENSEMBLE}/{self.configuration}"
+        fields = self.fields()
+        del fields["seed"]
+        return ENSEMBLE_PATTERN.format(**fields)
 
     @classmethod
     def parse(cls, text: str) -> RunKey:

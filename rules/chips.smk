@@ -1,7 +1,6 @@
 # Chip datasets (docs/chips.md): the tile stores of each chip set, and the scores
 # of every final run, seed ensemble and threshold baseline on the external test
 # sets (split: test), each chip predicted whole.
-ENSEMBLE = "ensemble/{model}/{hparams}/{dates}/{aug}"
 
 
 rule prepare_chips:

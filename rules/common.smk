@@ -27,6 +27,7 @@ import itertools
 
 from glaciermap.data.chips import ChipDataset, dataset_inputs
 from glaciermap.runs import (
+    ENSEMBLE_PATTERN,
     NO_AUG,
     RUN_PATTERN,
     WILDCARD_PATTERNS,
@@ -51,6 +52,7 @@ SEEDS = list(config["seeds"])
 FINAL_SEEDS = list(config["final"]["seeds"] or SEEDS)
 
 RUN = RUN_PATTERN
+ENSEMBLE = ENSEMBLE_PATTERN  # a final configuration's seeds together
 # With --software-deployment-method conda every job runs in this environment
 # (pinned like pyproject.toml; relative to the rule files).
 CONDA_ENV = "../envs/glaciermap.yaml"
@@ -306,8 +308,6 @@ def figure_files():
 
 
 # ---------------------------------------------------------------- seed ensembles
-
-ENSEMBLE = "ensemble/{model}/{hparams}/{dates}/{aug}"  # glaciermap.runs.RunKey.ensemble_label
 
 
 def ensemble_eval_files(dates=DATES):

@@ -5,7 +5,7 @@
 rule table3:
     localrule: True
     input:
-        evals=lambda wc: eval_files(final_runs()),
+        evals=lambda wc: eval_files(final_runs()) + ensemble_eval_files(),
         baseline=baseline_eval_files(),
         external=lambda wc: external_eval_files(),
     output:
