@@ -36,6 +36,7 @@ from glaciermap.runs import (
     join_dates,
     split_dates,
 )
+from glaciermap.inference.settings import prediction_params
 from glaciermap.training.settings import RunSettings
 from glaciermap.utils.params import canonical
 
@@ -275,8 +276,9 @@ def history_runs():
 
 def area_maps():
     """The maps the area tables sum: one record (run, date, mask, outlines) per final
-    run and date, so that the script pairs files by name, not by list order."""
-    return [
+    run and date, and per final seed ensemble and date (run, date, mask, uncertainty,
+    members), so that the script pairs files by name, not by list order."""
+    records = [
         {
             "run": run,
             "date": date,
@@ -286,6 +288,42 @@ def area_maps():
         for run in final_runs()
         for date in DATES
     ]
+    for ensemble in final_ensembles():
+        members = [run for run in final_runs() if RunKey.parse(run).ensemble_label == ensemble]
+        records += [
+            {
+                "run": ensemble,
+                "date": date,
+                "mask": f"results/maps/{ensemble}/{date}/mask.tif",
+                "uncertainty": f"results/maps/{ensemble}/{date}/uncertainty.tif",
+                "members": members,
+            }
+            for date in DATES
+        ]
+    return records
+
+
+def change_figure_maps():
+    """What the area-change figure draws: the seed ensemble of the overlay model when
+    there are ensembles (its masks and uncertainty), else the overlay run (its masks
+    and outlines); one entry per change date."""
+    run = overlay_run()
+    ensemble = RunKey.parse(run).ensemble_label
+    if ensemble in final_ensembles():
+        return {
+            "run": ensemble,
+            "masks": [f"results/maps/{ensemble}/{date}/mask.tif" for date in CHANGE_DATES],
+            "outlines": [],
+            "uncertainty": [
+                f"results/maps/{ensemble}/{date}/uncertainty.tif" for date in CHANGE_DATES
+            ],
+        }
+    return {
+        "run": run,
+        "masks": [f"results/maps/{run}/{date}/mask.tif" for date in CHANGE_DATES],
+        "outlines": [f"results/maps/{run}/{date}/outlines.gpkg" for date in CHANGE_DATES],
+        "uncertainty": [],
+    }
 
 
 def overlay_run():

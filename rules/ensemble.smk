@@ -13,7 +13,7 @@ rule maps_ensemble:
         uncertainty=f"results/maps/{ENSEMBLE}/{{date}}/uncertainty.tif",
         mask=f"results/maps/{ENSEMBLE}/{{date}}/mask.tif",
     params:
-        inference=canonical(config["inference"]),
+        inference=prediction_params(config["inference"]),
         device=config["training"]["device"],
     threads: config["training"]["threads"]
     log:

@@ -17,7 +17,7 @@ rule maps_predict:
         probability=f"results/maps/{RUN}/{{date}}/probability.tif",
         mask=f"results/maps/{RUN}/{{date}}/mask.tif",
     params:
-        inference=canonical(config["inference"]),
+        inference=prediction_params(config["inference"]),
         device=config["training"]["device"],
     threads: config["training"]["threads"]
     log:
@@ -52,7 +52,8 @@ rule maps_areas:
     localrule: True
     input:
         masks=lambda wc: [record["mask"] for record in area_maps()],
-        outlines=lambda wc: [record["outlines"] for record in area_maps()],
+        outlines=lambda wc: [r["outlines"] for r in area_maps() if "outlines" in r],
+        uncertainty=lambda wc: [r["uncertainty"] for r in area_maps() if "uncertainty" in r],
         reference=expand("results/masks/{date}.tif", date=DATES),
         validity=expand("results/validity/{date}.tif", date=DATES),
         regions="results/regions.tif",
@@ -70,6 +71,7 @@ rule maps_areas:
         outlines=config["data"]["outlines"],
         acquired=config["data"]["scenes"][REFERENCE_DATE]["acquired"],
         block_size=config["inference"]["block_size"],
+        uncertainty_threshold=config["inference"]["uncertainty_threshold"],
     log:
         "logs/maps/areas.log",
     benchmark:
@@ -84,14 +86,9 @@ rule maps_change_figure:
     localrule: True
     input:
         scene=f"results/scenes/{CHANGE_DATES[-1]}.tif",
-        masks=lambda wc: [
-            f"results/maps/{overlay_run()}/{date}/mask.tif"
-            for date in CHANGE_DATES
-        ],
-        outlines=lambda wc: [
-            f"results/maps/{overlay_run()}/{date}/outlines.gpkg"
-            for date in CHANGE_DATES
-        ],
+        masks=lambda wc: change_figure_maps()["masks"],
+        outlines=lambda wc: change_figure_maps()["outlines"],
+        uncertainty=lambda wc: change_figure_maps()["uncertainty"],
         validity=expand("results/validity/{date}.tif", date=CHANGE_DATES),
     output:
         report(
@@ -101,7 +98,8 @@ rule maps_change_figure:
         ),
     params:
         dates=CHANGE_DATES,
-        run=lambda wc: overlay_run(),
+        run=lambda wc: change_figure_maps()["run"],
+        uncertainty_threshold=config["inference"]["uncertainty_threshold"],
     log:
         "logs/maps/area_change_figure.log",
     benchmark:

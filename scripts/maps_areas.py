@@ -16,4 +16,5 @@ with job(snakemake.log[0]):
             snakemake.params.outlines, snakemake.params.acquired, snakemake.input.regions
         ),
         block_size=snakemake.params.block_size,
+        uncertainty_threshold=snakemake.params.uncertainty_threshold,
     )

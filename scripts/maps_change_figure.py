@@ -12,4 +12,6 @@ with job(snakemake.log[0]):
         snakemake.output[0],
         run=snakemake.params.run,
         validity=snakemake.input.validity,
+        uncertainty=snakemake.input.uncertainty,
+        uncertainty_threshold=snakemake.params.uncertainty_threshold,
     )

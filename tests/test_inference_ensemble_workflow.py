@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,21 @@ def test_the_final_seeds_are_planned_into_one_ensemble_per_date(tmp_path, dry_ru
     members = ", ".join(f"results/runs/{key.path}/best.pt" for key in KEYS)
     assert f"input: {members}, results/scenes/oct2000.tif" in result.output
     assert f"output: results/eval/{LABEL}/oct2000.json" in result.output
+
+
+def test_area_tables_and_change_figure_read_the_ensemble(tmp_path, dry_run):
+    """With ensembles, the areas get their spread and the change figure their masks."""
+    targets = ("results/maps/areas.csv", "results/figures/area_change.png")
+    result = dry_run(tmp_path, pinned_config(), *targets)
+    inputs = {
+        rule: line for rule, line in re.findall(r"rule (\w+):\n\s+input: (.*)", result.output)
+    }
+    ensemble = f"results/maps/{LABEL}/oct2000"
+    for rule in ("maps_areas", "maps_change_figure"):
+        assert (
+            f"{ensemble}/mask.tif" in inputs[rule] and f"{ensemble}/uncertainty.tif" in inputs[rule]
+        )
+    assert f"results/maps/{KEYS[1].path}/oct2000/mask.tif" in inputs["maps_areas"]
 
 
 @pytest.fixture()

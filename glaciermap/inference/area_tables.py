@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import pandas as pd
 import rasterio
 
+from glaciermap.inference.area_spread import area_spread, change_spread, uncertain_areas
 from glaciermap.inference.areas import MaskEntry, area_change_table, area_table
 from glaciermap.inference.change_figure import change_figure
 from glaciermap.io.outlines import read_outlines
-from glaciermap.runs import RunKey
+from glaciermap.runs import parse_label
 from glaciermap.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,7 @@ def write_area_tables(
     regions_path: str | Path | None = None,
     glaciers: gpd.GeoDataFrame | None = None,
     block_size: int = 2048,
+    uncertainty_threshold: float = 0.2,
 ) -> None:
     """Rule ``maps_areas``: per date and zone, the observed, unobserved and glacier
     area of the predicted maps and of the reference masks ({date: mask}), and the
@@ -44,9 +47,13 @@ def write_area_tables(
     ``outlines`` over the whole scene: the predicted area without the specks
     below ``min_area_km2``. ``validity`` maps each date to
     ``results/validity/{date}.tif``; a date without one counts as fully observed.
+    A seed ensemble's record (run ``ensemble/...``) also names its ``members``
+    (their runs) and its ``uncertainty`` raster: its rows get the members' spread
+    and the area above ``uncertainty_threshold`` (:mod:`.area_spread`).
     """
+    validity = dict(validity or {})
     entries = [
-        MaskEntry(m["run"], RunKey.parse(m["run"]).model, "predicted", m["date"], Path(m["mask"]))
+        MaskEntry(m["run"], parse_label(m["run"]).model, "predicted", m["date"], Path(m["mask"]))
         for m in maps
     ]
     entries += [
@@ -54,9 +61,7 @@ def write_area_tables(
         for date, path in reference.items()
     ]
     entries += [
-        MaskEntry(
-            m["run"], RunKey.parse(m["run"]).model, "outlines", m["date"], Path(m["outlines"])
-        )
+        MaskEntry(m["run"], parse_label(m["run"]).model, "outlines", m["date"], Path(m["outlines"]))
         for m in maps
         if m.get("outlines")
     ]
@@ -71,6 +76,21 @@ def write_area_tables(
         glaciers=glaciers,
         block_size=block_size,
     )
+    members = {m["run"]: list(m["members"]) for m in maps if m.get("members")}
+    uncertain = [
+        uncertain_areas(
+            m["uncertainty"],
+            validity.get(m["date"]),
+            uncertainty_threshold,
+            regions_path=regions_path,
+            glaciers=glaciers,
+            block_size=block_size,
+        ).assign(run=m["run"], date=m["date"])
+        for m in maps
+        if m.get("uncertainty")
+    ]
+    areas = area_spread(areas, members, pd.concat(uncertain) if uncertain else None)
+    change = change_spread(change, members)
     with atomic_path(areas_path) as areas_tmp, atomic_path(change_path) as change_tmp:
         areas.to_csv(areas_tmp, index=False, float_format="%.6f")
         change.to_csv(change_tmp, index=False, float_format="%.6f")
@@ -85,10 +105,22 @@ def run_change_figure(
     out: str | Path,
     run: str,
     validity: Sequence[str | Path] | None = None,
+    uncertainty: Sequence[str | Path] | None = None,
+    uncertainty_threshold: float = 0.2,
 ) -> None:
-    """Rule ``maps_change_figure``: a run's first and last date over the last date's
-    image, pixels unobserved on either date greyed out."""
-    change_figure(scene, masks, dates, out, title=run, outlines=outlines, validity=validity)
+    """Rule ``maps_change_figure``: a run's (or seed ensemble's) first and last date over
+    the last date's image, unobserved pixels greyed out, uncertain ones marked."""
+    change_figure(
+        scene,
+        masks,
+        dates,
+        out,
+        title=run,
+        outlines=outlines or None,
+        validity=validity,
+        uncertainty=uncertainty or None,
+        uncertainty_threshold=uncertainty_threshold,
+    )
 
 
 def reference_glaciers(

@@ -219,7 +219,8 @@ def _with_grid(rasters: dict[str, Path], entry: MaskEntry, grid_of: str | Path |
     return rasters
 
 
-def _observed(block: Block) -> np.ndarray:
+def observed_pixels(block: Block) -> np.ndarray:
+    """The pixels of a block its validity raster says were observed (all without one)."""
     if "validity" in block.arrays:
         return block.arrays["validity"] == VALID
     return np.ones(block.shape, bool)  # no validity raster: every pixel was seen
@@ -244,7 +245,7 @@ def zone_areas(
     glacier_pixels = _glacier_pixels(entry)
 
     def layers(block: Block) -> dict[str, np.ndarray]:
-        observed = _observed(block)
+        observed = observed_pixels(block)
         glacier = glacier_pixels(block) & observed
         return {"area_km2": glacier, "observed_km2": observed, "unobserved_km2": ~observed}
 
@@ -290,7 +291,7 @@ def change_areas(
 
     def layers(block: Block) -> dict[str, np.ndarray]:
         first, second = side(block, "from"), side(block, "to")
-        common = _observed(first) & _observed(second)
+        common = observed_pixels(first) & observed_pixels(second)
         return {
             "common_observed_km2": common,
             "area_from_km2": glacier_before(first) & common,

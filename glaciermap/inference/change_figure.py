@@ -7,8 +7,11 @@ With one date the figure shows that date's outline and glacier area over its
 image. Given the dates' validity rasters, pixels not observed on either date
 (cloud, shadow, defect, no data) are greyed out, and the areas and the change
 in the title are those over the area observed on both dates, as in
-``results/maps/area_change.csv``. Rasters are read decimated so that the
-figure's cost does not grow with the scene.
+``results/maps/area_change.csv``. Given a seed ensemble's uncertainty rasters,
+the pixels where its members disagree (standard deviation of their
+probabilities above the threshold, on either date) are drawn in magenta.
+Rasters are read decimated so that the figure's cost does not grow with the
+scene.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ DPI = 120
 UNOBSERVED = (0.55, 0.55, 0.55, 0.85)
 LOST = (0.85, 0.1, 0.1, 0.6)
 GAINED = (0.1, 0.35, 0.95, 0.6)
+UNCERTAIN = (0.85, 0.0, 0.85, 0.65)
 OUTLINE_COLOURS = ("yellow", "cyan")
 
 
@@ -103,13 +107,16 @@ def change_figure(
     title: str = "",
     outlines: Sequence[str | Path] | None = None,
     validity: Sequence[str | Path] | None = None,
+    uncertainty: Sequence[str | Path] | None = None,
+    uncertainty_threshold: float = 0.2,
 ) -> Figure:
     """Draw one or two dates' masks (``mask_paths`` in date order) over ``scene_path``.
 
     The outlines drawn are the GeoPackages ``outlines`` (one per mask) when
     given, else the masks' contours; ``validity`` (one
-    ``results/validity/{date}.tif`` per mask) greys out what was not observed.
-    Returns the saved Figure.
+    ``results/validity/{date}.tif`` per mask) greys out what was not observed;
+    ``uncertainty`` (an ensemble's ``uncertainty.tif`` per mask) marks the pixels
+    above ``uncertainty_threshold``. Returns the saved Figure.
     """
     if len(mask_paths) not in (1, 2) or len(dates) != len(mask_paths):
         raise InputDataError("a change figure needs one or two masks, one date label each")
@@ -117,6 +124,8 @@ def change_figure(
         raise InputDataError("a change figure needs one outline file per mask")
     if validity is not None and len(validity) != len(mask_paths):
         raise InputDataError("a change figure needs one validity raster per mask")
+    if uncertainty is not None and len(uncertainty) != len(mask_paths):
+        raise InputDataError("a change figure needs one uncertainty raster per mask")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with rasterio.open(scene_path) as scene:
@@ -127,6 +136,11 @@ def change_figure(
     observed = np.ones(shape, bool)
     for path in validity or ():
         observed &= _read(Path(path), shape, 1, Resampling.nearest) == VALID
+    uncertain = np.zeros(shape, bool)
+    for path in uncertainty or ():
+        spread = _read(Path(path), shape, 1, Resampling.nearest)
+        uncertain |= np.nan_to_num(spread, nan=0.0) > uncertainty_threshold
+    uncertain &= observed
     areas, common_km2 = _glacier_areas_km2(
         [Path(p) for p in mask_paths], None if validity is None else [Path(p) for p in validity]
     )
@@ -158,6 +172,12 @@ def change_figure(
         fill[~observed] = UNOBSERVED
         axes.imshow(fill, extent=extent, origin="upper", interpolation="nearest")
         subtitle = f"{dates[0]}: glacier area {areas[0]:.2f} km² (one date, no change to show)"
+    if uncertain.any():
+        marked = np.zeros((*shape, 4), np.float32)
+        marked[uncertain] = UNCERTAIN
+        axes.imshow(marked, extent=extent, origin="upper", interpolation="nearest")
+        label = f"uncertain: members' std > {uncertainty_threshold:g}"
+        handles.append(Patch(color=UNCERTAIN, label=label))
     if common_km2 is not None:
         subtitle += f"\nover the {common_km2:.2f} km² observed on " + (
             "both dates" if len(masks) == 2 else "this date"

@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Literal, get_args
 
 from glaciermap.errors import ConfigError
+from glaciermap.utils.params import canonical
 
 BlendKind = Literal["gaussian", "linear", "uniform"]
 TtaKind = Literal["none", "flips", "d4"]
@@ -64,3 +65,10 @@ class InferenceSettings:
         """The settings in an ``inference:`` mapping (other keys, e.g. threshold, ignored)."""
         names = {field.name for field in fields(cls)}
         return cls(**{key: value for key, value in inference.items() if key in names})
+
+
+def prediction_params(inference: Mapping[str, Any]) -> dict[str, Any]:
+    """What a map prediction uses of the ``inference:`` section (its rule's ``params``):
+    the window settings and the threshold; the area and outline settings rerun no map."""
+    names = [field.name for field in fields(InferenceSettings)] + ["threshold"]
+    return canonical({key: inference[key] for key in names if key in inference})
