@@ -199,15 +199,22 @@ class KillAtForward(TinyNet):
     def forward(self, x):
         if self.training:
             KillAtForward.calls += 1
-            if KillAtForward.calls == 5:  # first batch of epoch 3
+            if KillAtForward.calls == {kill_at}:  # 5: first batch of epoch 3
                 os.kill(os.getpid(), signal.SIGKILL)
         return super().forward(x)
 
-train_run(settings(), [{train!r}], [{val!r}], [{stats!r}], {out!r}, build=KillAtForward)
+train_run(settings(checkpoint_every={every}), [{train!r}], [{val!r}], [{stats!r}], {out!r},
+          build=KillAtForward)
 """
 
 
-def test_sigkill_then_restart_matches_uninterrupted_run(tiles, tmp_path):
+@pytest.mark.parametrize(
+    ("every", "kill_at", "saved_epochs"),
+    [(1, 5, 2), (2, 5, 2), (2, 3, None)],  # checkpoint_every 2: epoch 1 is not saved
+)
+def test_sigkill_then_restart_matches_uninterrupted_run(
+    tiles, tmp_path, every, kill_at, saved_epochs
+):
     reference = run(settings(), tiles, tmp_path / "ref")
     out = tmp_path / "run"
     script = KILL_SCRIPT.format(
@@ -216,14 +223,19 @@ def test_sigkill_then_restart_matches_uninterrupted_run(tiles, tmp_path):
         val=str(tiles["val"]),
         stats=str(tiles["stats"]),
         out=str(out),
+        every=every,
+        kill_at=kill_at,
     )
     killed = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], check=False)
     assert killed.returncode == -signal.SIGKILL
-    state = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
-    assert state["epochs_done"] == 2 and state["progress"] is None
+    if saved_epochs is None:
+        assert not (out / "last.pt").exists()
+    else:
+        state = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+        assert state["epochs_done"] == saved_epochs and state["progress"] is None
 
-    resumed = run(settings(), tiles, out)
-    assert comparable(resumed) == comparable(reference)
+    resumed = run(settings(checkpoint_every=every), tiles, out)
+    assert comparable(resumed) == comparable(reference) | {"run": comparable(resumed)["run"]}
 
 
 def test_changed_settings_start_again(tiles, tmp_path):

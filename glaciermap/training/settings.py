@@ -30,7 +30,7 @@ Device = Literal["auto", "cpu", "cuda"]
 DEVICES: tuple[Device, ...] = get_args(Device)
 # Settings that do not change the numbers a run produces: a run resumed from
 # last.pt may differ in them (another node, another thread count).
-NON_NUMERIC = ("device", "threads", "image_every")
+NON_NUMERIC = ("device", "threads", "image_every", "checkpoint_every")
 DEFAULT_JITTER = {"brightness": 0.25, "contrast": 0.25, "saturation": 0.25, "hue": 0.25}
 DEFAULT_GEOMETRIC_JITTER = {"brightness": 0.1, "contrast": 0.1}
 
@@ -94,6 +94,7 @@ class RunSettings:
     aux_weight: float = 0.4
     selection_epochs: int = 5
     image_every: int = 5
+    checkpoint_every: int = 1
     device: Device = "auto"
     threads: int = 2
     augmentation: AugmentParams | None = None
@@ -126,6 +127,7 @@ class RunSettings:
             ("training.aux_weight", self.aux_weight >= 0, "not negative"),
             ("training.selection_epochs", self.selection_epochs >= 1, "at least 1"),
             ("training.image_every", self.image_every >= 1, "at least 1"),
+            ("training.checkpoint_every", self.checkpoint_every >= 1, "at least 1"),
             ("training.threads", self.threads >= 1, "at least 1"),
         ]
         for key, ok, expected in checks:
