@@ -64,6 +64,7 @@ def test_predict_command_on_a_geotiff_with_another_band_order(checkpoint, tmp_pa
             "d1",
             "--device",
             "cpu",
+            *("--window", "64", "--margin", "16"),  # as INFERENCE below
         ]
     )
     assert code == 0
@@ -106,6 +107,7 @@ def test_sentinel2_band_files_get_the_l2a_offset(checkpoint, tmp_path, geotiff):
                 str(tmp_path / "s2"),
                 "--device",
                 "cpu",
+                *("--window", "64", "--margin", "16"),  # as INFERENCE below
             ]
         )
         == 0

@@ -8,7 +8,7 @@ import rasterio
 import torch
 from affine import Affine
 
-from glaciermap.errors import ConfigError
+from glaciermap.errors import ConfigError, InputDataError
 from glaciermap.inference.maps import MapPaths, write_maps
 from glaciermap.inference.scene import open_workflow_scene
 from glaciermap.inference.settings import InferenceSettings
@@ -36,6 +36,7 @@ class ArraySource:
 
 class ConstantPredictor:
     bands = BANDS
+    tile_size = 64  # the training tile: the default window
 
     def __init__(self, value: float = 0.7) -> None:
         self.value = value
@@ -227,6 +228,22 @@ def test_scene_smaller_than_a_window_is_padded_and_keeps_its_shape():
     out = assemble(ArraySource(array), [predictor], InferenceSettings())
     assert out.shape == (20, 45) and predictor.shapes == {(4, 32, 64)}
     assert np.allclose(out, pixelwise(array), atol=1e-6)
+
+
+def test_by_default_windows_are_the_training_tile_blended_over_a_quarter():
+    """Models with global pooling trained on small tiles change on larger windows
+    (README "Maps"), so the default window is the checkpoint's tile."""
+    resolved = InferenceSettings().for_tile(128)
+    assert (resolved.window, resolved.margin, resolved.batch_size) == (128, 32, 64)
+    assert InferenceSettings(window=512).for_tile(128).margin == 128
+    array = np.random.default_rng(4).normal(size=(4, 150, 200)).astype(np.float32)
+    predictor = PixelwisePredictor()
+    assemble(ArraySource(array), [predictor], InferenceSettings())
+    assert predictor.shapes == {(4, 64, 64)}
+    other = PixelwisePredictor()
+    other.tile_size = 128
+    with pytest.raises(InputDataError, match="tiles of \\[64, 128\\] px"):
+        assemble(ArraySource(array), [predictor, other], InferenceSettings())
 
 
 def test_every_member_predicts_every_window_from_one_read():

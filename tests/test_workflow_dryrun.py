@@ -90,9 +90,10 @@ def test_pinned_study_plans_the_full_matrix(study_dry_runs):
     expected = expected_matrix(config)
     assert planned_runs(result.output) == expected
     assert result.counts["train"] == len(expected)
-    # 9 architectures x 3 seeds; 20 cells x 3; 2 modes x 3; 3 training sets x 3,
-    # minus the runs two stages share (the base cell, noaug, the all-dates final run)
-    assert len(expected) == 27 + 60 + 6 + 9 - 3 * 3
+    # 9 architectures x 3 seeds; 20 cells x 3; 3 augmentation modes x 3; 3 training
+    # sets x 3, minus the runs two stages share (the base cell, noaug, the all-dates
+    # final run)
+    assert len(expected) == 27 + 60 + 9 + 9 - 3 * 3
 
 
 def test_study_dry_run_is_fast(study_dry_runs):

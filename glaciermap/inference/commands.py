@@ -229,16 +229,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--nodata", type=float, default=None, help="DN marking nodata")
     defaults = InferenceSettings()
     parser.add_argument(
-        "--window", type=int, default=defaults.window, help="window side, px (multiple of 32)"
+        "--window",
+        type=int,
+        default=defaults.window,
+        help="window side, px (multiple of 32); default: the checkpoint's training tile",
     )
     parser.add_argument(
-        "--margin", type=int, default=defaults.margin, help="overlap of windows, px, blended"
+        "--margin",
+        type=int,
+        default=defaults.margin,
+        help="overlap of windows, px, blended; default: a quarter of the window",
     )
     parser.add_argument("--blend", choices=BLEND_KINDS, default=defaults.blend)
     parser.add_argument(
         "--tta", choices=TTA_KINDS, default=defaults.tta, help="test-time augmentation"
     )
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="windows")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=defaults.batch_size,
+        help="windows per forward pass; default: about a megapixel of windows",
+    )
     parser.add_argument("--block-size", type=int, default=defaults.block_size)
     parser.add_argument(
         "--threshold", type=float, default=None, help="default: the checkpoint's threshold"

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from rasterio.windows import Window
 
+from glaciermap.errors import InputDataError
 from glaciermap.inference.settings import InferenceSettings
 from glaciermap.inference.tta import predict_tta
 from glaciermap.inference.windows import Block, WindowPlan, blend_weights, plan_windows
@@ -43,6 +44,8 @@ READ_AHEAD = 1
 
 class Predictor(Protocol):
     """What prediction needs from a checkpoint (``glaciermap.models.checkpoint``)."""
+
+    tile_size: int  # the training tile: the default window
 
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor: ...
 
@@ -209,6 +212,14 @@ def predict_blocks(
         prepare = getattr(predictor, "prepare", None)
         if prepare is not None:
             prepare(source)
+    if not settings.resolved:
+        tiles = sorted({int(p.tile_size) for p in predictors}) if settings.window is None else []
+        if len(tiles) > 1:
+            raise InputDataError(
+                f"the checkpoints were trained on tiles of {tiles} px: set inference.window "
+                "(--window) to predict them together"
+            )
+        settings = settings.for_tile(tiles[0] if tiles else None)
     plan = plan_windows(source.height, source.width, settings)
     if plan.window_height > source.height or plan.window_width > source.width:
         log.warning(
