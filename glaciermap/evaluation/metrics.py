@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 # Codes of results/regions.tif (docs/architecture.md).
 REGION_CODES = {"train": 1, "val": 2, "test": 3}
-EVALUATED_REGIONS = ("test", "train")
+# val: whole-map scores for choosing inference settings without touching the test region.
+EVALUATED_REGIONS = ("test", "val", "train")
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def evaluate_prediction(
     run: str | None = None,
     date: str | None = None,
 ) -> dict[str, Any]:
-    """Compare a predicted mask with the reference in the test and train regions.
+    """Compare a predicted mask with the reference in the test, validation and train regions.
 
     Inputs are ``results/maps/{run}/{date}/mask.tif`` (uint8 0/1, 255 nodata),
     ``results/masks/{date}.tif`` and ``results/regions.tif`` on one grid.
@@ -163,7 +164,7 @@ def evaluate_prediction(
 
         {"run", "date", "prediction", "reference", "regions",
          "test": {"tp", "fp", "fn", "tn", "n_pixels", "f1", "iou", "precision", "recall"},
-         "train": {...same keys}}
+         "val": {...same keys}, "train": {...same keys}}
 
     Scores are None for a region without compared pixels.
     """

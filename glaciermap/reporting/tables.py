@@ -229,6 +229,8 @@ def _eval_rows(path: PathLike) -> list[dict[str, Any]]:
             raise InputDataError(f"chip evaluation {path}: no run or chips field")
     else:
         (run, date), regions = _eval_identity(path, data), {"test": "test", "train": "train"}
+        if "val" in data:
+            regions["val"] = "val"
     try:
         label = parse_label(run)
     except ValueError as exc:
