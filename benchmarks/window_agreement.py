@@ -1,10 +1,12 @@
-"""Do large inference windows change the maps? Test F1 and probability against small windows.
+"""Do large inference windows change the maps? Validation and test F1, and probability,
+against small windows.
 
 For each checkpoint of a finished workflow run, maps the scene with the
 reference setting (``--reference``, by default the training tile size with a
 half-window margin: the old ``overlap: 0.5``) and with each ``--settings``
-WINDOW/MARGIN, then reports per setting the test-region F1 (as ``glaciermap
-evaluate`` scores it), its difference to the reference, the mean and largest
+WINDOW/MARGIN, then reports per setting the validation- and test-region F1 (as
+``glaciermap evaluate`` scores them; choose on validation), the test F1's
+difference to the reference, the mean and largest
 absolute probability difference over valid pixels and the share of mask pixels
 that flip. With ``--baseline-maps`` the reference maps are also compared with
 maps made before (e.g. by an older version). Example on the demo::
@@ -83,9 +85,13 @@ def main() -> None:
                     {**inference, "batch_size": 4 if window >= 256 else 32},
                     "cpu",
                 )
-                f1 = evaluate_prediction(folder / "mask.tif", reference_mask, regions)["test"]["f1"]
-                scores[setting] = (folder, f1)
-            ref_folder, ref_f1 = scores[reference]
+                scored = evaluate_prediction(folder / "mask.tif", reference_mask, regions)
+                scores[setting] = (folder, scored["test"]["f1"], scored["val"]["f1"])
+            ref_folder, ref_f1, ref_val = scores[reference]
+            rows.setdefault(reference, []).append(
+                {"mean_dp": 0.0, "max_dp": 0.0, "flipped": 0.0, "f1": ref_f1, "df1": 0.0,
+                 "val_f1": ref_val}
+            )  # fmt: skip
             if args.baseline_maps:
                 before = args.results / args.baseline_maps.format(run=run, date=args.date)
                 same = compare(ref_folder / "probability.tif", before / "probability.tif")
@@ -95,9 +101,9 @@ def main() -> None:
                     f"max {same['max_dp']:.2e}, F1 {ref_f1:.4f} vs {before_f1['test']['f1']:.4f}"
                 )
             for setting in args.settings:
-                folder, f1 = scores[setting]
+                folder, f1, val_f1 = scores[setting]
                 row = compare(folder / "probability.tif", ref_folder / "probability.tif")
-                row.update(f1=f1, df1=f1 - ref_f1, ref_f1=ref_f1)
+                row.update(f1=f1, df1=f1 - ref_f1, val_f1=val_f1)
                 rows.setdefault(setting, []).append(row)
                 print(
                     f"  {setting:>9}: F1 {f1:.4f} (ref {ref_f1:.4f}, diff {f1 - ref_f1:+.4f}), "
@@ -106,15 +112,18 @@ def main() -> None:
                     flush=True,
                 )
     print(f"\nmean over {len(checkpoints)} checkpoints (window/margin px):\n")
-    print("| window/margin | test F1 diff | mean abs(dp) | max abs(dp) | mask pixels flipped |")
-    print("|---|---:|---:|---:|---:|")
+    print(
+        "| window/margin | val F1 | test F1 | test F1 diff | mean abs(dp) | max abs(dp) "
+        "| mask pixels flipped |\n|---|---:|---:|---:|---:|---:|---:|"
+    )
     for setting, values in rows.items():
 
         def mean(key: str, values=values) -> float:
             return statistics.fmean(v[key] for v in values)
 
         print(
-            f"| {setting} | {mean('df1'):+.4f} | {mean('mean_dp'):.4f} | "
+            f"| {setting} | {mean('val_f1'):.3f} | {mean('f1'):.3f} | {mean('df1'):+.4f} | "
+            f"{mean('mean_dp'):.4f} | "
             f"{max(v['max_dp'] for v in values):.3f} | {mean('flipped'):.2%} |"
         )
 
