@@ -35,6 +35,7 @@ rule evaluate_ensemble:
         f"results/eval/{ENSEMBLE}/{{date}}.json",
     params:
         run=ENSEMBLE,
+        members=len(FINAL_SEEDS),
     log:
         f"logs/evaluate/{ENSEMBLE}/{{date}}.log",
     benchmark:

@@ -1,4 +1,5 @@
-"""Snakemake adapter: score one predicted mask (rules evaluate, baseline_evaluate)."""
+"""Snakemake adapter: score one predicted mask (rules evaluate, baseline_evaluate,
+evaluate_ensemble)."""
 
 from glaciermap.evaluation.metrics import evaluate_prediction
 from glaciermap.utils.jobs import job
@@ -11,4 +12,5 @@ with job(snakemake.log[0]):
         snakemake.output[0],
         run=snakemake.params.run,
         date=snakemake.wildcards.date,
+        members=snakemake.params.get("members"),
     )

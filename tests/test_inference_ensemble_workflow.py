@@ -130,5 +130,5 @@ def test_the_ensemble_rules_map_and_score_the_seeds_together(ensemble_inputs, sn
     expected = evaluate_prediction(
         folder / "mask.tif", results / "masks/oct2000.tif", results / "regions.tif"
     )
-    assert scores["run"] == LABEL and scores["date"] == "oct2000"
+    assert scores["run"] == LABEL and scores["date"] == "oct2000" and scores["n_members"] == 2
     assert scores["test"] == expected["test"] and scores["test"]["n_pixels"] > 0

@@ -154,6 +154,7 @@ def evaluate_prediction(
     out_json: str | Path | None = None,
     run: str | None = None,
     date: str | None = None,
+    members: int | None = None,
 ) -> dict[str, Any]:
     """Compare a predicted mask with the reference in the test, validation and train regions.
 
@@ -166,7 +167,8 @@ def evaluate_prediction(
          "test": {"tp", "fp", "fn", "tn", "n_pixels", "f1", "iou", "precision", "recall"},
          "val": {...same keys}, "train": {...same keys}}
 
-    Scores are None for a region without compared pixels.
+    plus ``n_members`` for a seed ensemble's mask (``members``). Scores are None
+    for a region without compared pixels.
     """
     counts = region_counts(pred_mask_tif, ref_mask_tif, regions_tif)
     result: dict[str, Any] = {
@@ -176,6 +178,8 @@ def evaluate_prediction(
         "reference": str(ref_mask_tif),
         "regions": str(regions_tif),
     }
+    if members is not None:
+        result["n_members"] = int(members)
     for name, region in counts.items():
         result[name] = region.to_dict()
         if region.n_pixels == 0:
