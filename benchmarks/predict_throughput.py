@@ -2,8 +2,8 @@
 
 Generates a 4-band float32 scene (10 m pixels, UTM) of ``--size`` pixels a side
 and randomly initialised checkpoints, then, for each setting (the old defaults:
-128-px windows at overlap 0.5 and 0, and the new defaults of
-``InferenceSettings``), times:
+128-px windows at overlap 0.5 and 0, 1024-px windows, and the new default of
+``InferenceSettings``: the training tile with a quarter-tile margin), times:
 
 - the bare model: forward passes only, on a pre-cut batch of the setting's
   windows (``Predictor.predict_proba``, so normalisation included), before and
@@ -165,13 +165,16 @@ def run_pipeline(scene: Path, predictors, settings: InferenceSettings, out: Path
 
 
 def settings_table(args: argparse.Namespace) -> dict[str, InferenceSettings]:
-    default = InferenceSettings()
+    # The new default resolved for the checkpoint: its training tile, a quarter margin.
+    default = InferenceSettings().for_tile(args.tile_size)
     if args.batch_size:
         default = replace(default, batch_size=args.batch_size)
     old = dict(blend="gaussian", batch_size=32, block_size=2048)
+    large = InferenceSettings(window=1024, margin=64).for_tile(args.tile_size)
     return {
         "old default: 128 px, overlap 0.5": InferenceSettings(window=128, margin=64, **old),
         "old: 128 px, overlap 0": InferenceSettings(window=128, margin=0, **old),
+        "large windows: 1024 px, margin 64": large,
         f"new default: {default.window} px, margin {default.margin}": default,
     }
 
