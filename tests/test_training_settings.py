@@ -57,7 +57,10 @@ def test_from_config_applies_defaults_overrides_and_augmentation():
         "hue": 0.1,
     }
     other = RunSettings.from_config(cfg, key(seed=3))
-    assert other.learning_rate == 0.0001 and other.batch_size == 16
+    # Without a per-model override a run takes the schema's defaults.
+    assert other.learning_rate == cfg["training"]["learning_rate"]
+    assert other.batch_size == cfg["training"]["batch_size"]
+    assert other.learning_rate != s.learning_rate
     # A run without augmentation does not depend on the augmentation settings.
     assert other.augmentation is None
     assert s.to_dict()["dates"] == "july+august" and s.to_dict()["hparams"] == s.hparams.slug
