@@ -1,4 +1,4 @@
-"""The house rules that tools can check: ruff, Snakemake's linter, an acyclic import graph."""
+"""The house rules that tools can check: ruff, mypy, Snakemake's linter, an acyclic import graph."""
 
 from __future__ import annotations
 
@@ -33,6 +33,20 @@ def test_ruff_format_is_clean() -> None:
         [*_ruff(), "format", "--check", "."], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_is_clean(tmp_path) -> None:
+    """The package type-checks ([tool.mypy] in pyproject.toml); a fresh cache each time."""
+    if shutil.which("mypy") is None and not Path(sys.executable).with_name("mypy").exists():
+        pytest.fail("mypy is not installed: pip install -e '.[test]'")
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "cache")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
 
 
 def test_snakemake_lint_is_clean(tmp_path, snakemake) -> None:

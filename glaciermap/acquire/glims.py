@@ -136,10 +136,14 @@ def acquire_outlines(settings: AcquireSettings, output: str | Path) -> Path:
     ids = settings.area.glaciers
     source_name = src.url if src.source == "glims_wfs" else str(src.file)
 
-    def fetch(**query: object) -> gpd.GeoDataFrame:
+    def fetch(
+        lonlat_bbox: tuple[float, ...] | None = None, ids: tuple[str, ...] | None = None
+    ) -> gpd.GeoDataFrame:
         if src.source == "glims_wfs":
-            return fetch_wfs(settings, **query)
-        return read_file_outlines(src.file, **query)
+            return fetch_wfs(settings, lonlat_bbox=lonlat_bbox, ids=ids)
+        if src.file is None:
+            raise ConfigError("config key 'acquire.outlines.file': required when source is 'file'")
+        return read_file_outlines(src.file, lonlat_bbox=lonlat_bbox, ids=ids)
 
     glaciers = select_glaciers(fetch(ids=ids), ids, source_name) if ids else None
     grid = outlines_grid(settings, glaciers)

@@ -63,6 +63,7 @@ def area_grid(
     if area.bbox is not None:
         xmin, ymin, xmax, ymax = transform_bounds(LONLAT, target, *lonlat, densify_pts=21)
     else:
+        assert glaciers is not None  # checked above: the area comes from the outlines
         xmin, ymin, xmax, ymax = glaciers.to_crs(target).total_bounds
     pad = area.buffer_m
     return snapped_grid((xmin - pad, ymin - pad, xmax + pad, ymax + pad), target, resolution)

@@ -127,7 +127,10 @@ def settings_from_section(section: Mapping[str, Any]) -> AcquireSettings:
     if not section.get("enabled"):
         raise ConfigError("config key 'acquire.enabled': the acquire section is not enabled")
     aoi = section["aoi"]
-    bbox = tuple(float(v) for v in aoi["bbox"]) if "bbox" in aoi else None
+    bbox: tuple[float, float, float, float] | None = None
+    if "bbox" in aoi:
+        west, south, east, north = (float(v) for v in aoi["bbox"])
+        bbox = (west, south, east, north)
     if bbox is not None and not (bbox[0] < bbox[2] and bbox[1] < bbox[3]):
         raise ConfigError(f"config key 'acquire.aoi.bbox': not [west, south, east, north]: {bbox}")
     glaciers = tuple(aoi["glaciers"]) if "glaciers" in aoi else None

@@ -385,7 +385,7 @@ class OutlineMasks:
     def outlines(self, crs: CRS, acquired: dt.date | None) -> gpd.GeoDataFrame:
         key = (crs.to_wkt(), acquired)
         if key not in self._cache:
-            spec = self.dataset.outlines
+            spec = self.dataset.outlines or {}
             # The date picks the GLIMS analysis; RGI has one polygon per glacier and
             # ignores it (check_chip_dataset asks GLIMS datasets for a date).
             self._cache[key] = read_outlines(

@@ -82,11 +82,10 @@ class CheckpointEnsemble:
     def probability(self, bands: np.ndarray) -> np.ndarray:
         """Mean glacier probability (H, W) of (4, H, W) unnormalised bands (NaN nodata)."""
         x = torch.from_numpy(np.ascontiguousarray(bands, dtype=np.float32))[None]
-        total = None
+        total = np.zeros(bands.shape[1:], dtype=np.float32)
         for member in self.members:
             member.prepare(ArrayBands(bands))  # the chip's own range, for scene normalisation
-            p = member.predict_proba(x)[0].float().cpu().numpy()
-            total = p if total is None else total + p
+            total += member.predict_proba(x)[0].float().cpu().numpy()
         return total / len(self.members)
 
     def __call__(self, chip: Chip) -> np.ndarray:

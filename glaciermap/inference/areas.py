@@ -69,6 +69,8 @@ def row_pixel_areas_km2(
         metres = proj.axis_info[0].unit_conversion_factor
         return np.full(height, abs(transform.determinant) * metres**2 / 1e6)
     geod = proj.get_geod()
+    if geod is None:  # a geographic CRS always has an ellipsoid
+        raise ValueError(f"{proj.name}: no ellipsoid to measure areas on")
     areas = np.empty(height)
     for row in range(height):
         corners = [transform @ (c, r) for c, r in ((0, row), (1, row), (1, row + 1), (0, row + 1))]

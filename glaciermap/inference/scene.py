@@ -154,8 +154,10 @@ def band_names_of(path: str | Path) -> list[str] | None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with rasterio.open(path) as dataset:
-            names = [d.lower() if d else None for d in dataset.descriptions]
-    return names if all(names) else None
+            descriptions = list(dataset.descriptions)
+    if not all(descriptions):
+        return None
+    return [str(d).lower() for d in descriptions]
 
 
 def open_workflow_scene(path: str | Path, bands: Sequence[str]) -> SceneBands:

@@ -72,6 +72,12 @@ class InferenceSettings:
         """True when window and margin are numbers (see :meth:`for_tile`)."""
         return None not in (self.window, self.margin, self.batch_size)
 
+    def window_margin(self) -> tuple[int, int]:
+        """Window and margin in pixels; the settings must be resolved (:meth:`for_tile`)."""
+        if self.window is None or self.margin is None:
+            raise ValueError("inference settings not resolved for a checkpoint's tile")
+        return self.window, self.margin
+
     def for_tile(self, tile_size: int | None) -> InferenceSettings:
         """Window and margin in pixels for a model trained on ``tile_size`` px tiles.
 
@@ -80,9 +86,12 @@ class InferenceSettings:
         PSPNet's pyramid pooling) change their maps on windows larger than the
         tiles they were trained on (README "Maps").
         """
-        if self.window is None and tile_size is None:
+        if self.window is not None:
+            window = self.window
+        elif tile_size is not None:
+            window = int(tile_size)
+        else:
             raise ValueError("no window set and no training tile to take it from")
-        window = self.window if self.window is not None else int(tile_size)  # type: ignore[arg-type]
         margin = self.margin if self.margin is not None else window // 4
         batch = self.batch_size or max(1, BATCH_PIXELS // window**2)
         return replace(self, window=window, margin=margin, batch_size=batch)

@@ -120,7 +120,9 @@ class _Engine:
         self.device = device_of(predictors)
         self.memory_format = memory_format
         self.weights = torch.from_numpy(
-            blend_weights(plan.window_height, plan.window_width, settings.margin, settings.blend)
+            blend_weights(
+                plan.window_height, plan.window_width, settings.window_margin()[1], settings.blend
+            )
         ).to(self.device)
         self.live: collections.deque[_LiveBlock] = collections.deque()
         self.batch: list[tuple[_LiveBlock, int, int]] = []

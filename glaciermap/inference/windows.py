@@ -134,10 +134,11 @@ def _axis_groups(length: int, size: int, margin: int, block_size: int) -> list[l
 
 def plan_windows(height: int, width: int, settings: InferenceSettings) -> WindowPlan:
     """Lay the windows of ``settings`` on a ``height`` x ``width`` scene and group them."""
-    size_h = axis_window(height, settings.window, settings.margin)
-    size_w = axis_window(width, settings.window, settings.margin)
-    row_groups = _axis_groups(height, size_h, settings.margin, settings.block_size)
-    col_groups = _axis_groups(width, size_w, settings.margin, settings.block_size)
+    window, margin = settings.window_margin()
+    size_h = axis_window(height, window, margin)
+    size_w = axis_window(width, window, margin)
+    row_groups = _axis_groups(height, size_h, margin, settings.block_size)
+    col_groups = _axis_groups(width, size_w, margin, settings.block_size)
     blocks = []
     for (i, rows), (j, cols) in itertools.product(enumerate(row_groups), enumerate(col_groups)):
         bottom = row_groups[i + 1][0] if i + 1 < len(row_groups) else height

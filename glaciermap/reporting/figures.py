@@ -20,6 +20,7 @@ import matplotlib.patheffects as path_effects
 import numpy as np
 import pandas as pd
 import rasterio
+from matplotlib.artist import Artist
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -130,7 +131,7 @@ def figure_training_curves(
                 ax.set_ylim(bottom, min(1.02, np.ceil(hi * 10) / 10 + 0.02))
             ax.set_xlabel("epoch")
     n_seeds = frame.groupby("group")["seed"].nunique()
-    handles = [
+    handles: list[Artist] = [
         Line2D([], [], color=colours(i % colours.N), lw=2, label=_group_label(group_by, g))
         for i, g in enumerate(groups)
     ]
