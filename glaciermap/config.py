@@ -20,6 +20,7 @@ import yaml
 from glaciermap.acquire.settings import acquired_files
 from glaciermap.data.chips import ChipDataset, check_chip_dataset
 from glaciermap.errors import ConfigError
+from glaciermap.inference.settings import InferenceSettings
 from glaciermap.io.outlines import glacier_ids
 from glaciermap.io.scene_inputs import scene_inputs
 from glaciermap.io.scenes import check_scene_sources
@@ -100,9 +101,21 @@ def check_config(config: Mapping[str, Any], base_dir: str | Path = ".") -> None:
         raise ConfigError(
             f"config key 'model_selection.winner': '{winner}' is not in model_selection.models"
         )
+    _check_inference(config.get("inference", {}), tiles.get("size", 128))
     weights = config.get("training", {}).get("encoder_weights")
     if weights:
         _require_file(base / weights, "training.encoder_weights")
+
+
+def _check_inference(inference: Mapping[str, Any], tile_size: int) -> None:
+    """Window and margin together (the schema checks each alone), before any map is due."""
+    settings = InferenceSettings.from_config(inference)  # refuses margin >= window
+    if settings.window is None and settings.margin is not None and settings.margin >= tile_size:
+        raise ConfigError(
+            f"config key 'inference.margin': {settings.margin} is not less than the window, "
+            f"which is the training tile (data.tiles.size = {tile_size}) when "
+            "inference.window is null"
+        )
 
 
 def _check_data_files(data: Mapping[str, Any], base: Path, pending: set[str]) -> None:

@@ -36,6 +36,23 @@ def test_bad_glacier_id_fails_before_any_job(tmp_path, snakemake):
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.parametrize(
+    ("inference", "message"),
+    [
+        ({"window": 64, "margin": 64}, "config key 'inference.margin': 64 not in [0, window = 64)"),
+        ({"margin": 64}, "config key 'inference.margin': 64 is not less than the window"),
+    ],
+)
+def test_bad_inference_window_fails_before_any_job(tmp_path, snakemake, inference, message):
+    """Window and margin are checked together (the demo's tiles are 64 px) at once."""
+    config = yaml.safe_load(DEMO.read_text())
+    config["inference"] = inference
+    result = snakemake(tmp_path, "-n", TILES, config=config, cores=None, check=False)
+    assert result.returncode != 0
+    assert message in result.output
+    assert not (tmp_path / "results").exists()
+
+
 @pytest.mark.slow
 def test_everest_tiles_are_georeferenced_and_the_test_glacier_never_trains(tmp_path, snakemake):
     snakemake(tmp_path, TILES, config=DEMO, cores=2)
