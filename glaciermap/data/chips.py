@@ -38,6 +38,7 @@ from glaciermap.data.chip_split import assign_train_val, chip_centres_lonlat
 from glaciermap.data.masks import rasterize_mask
 from glaciermap.data.normalization import ArrayBands, band_stats, scene_range
 from glaciermap.data.tilestore import TileSet
+from glaciermap.data.tiling import covering_starts
 from glaciermap.errors import ConfigError, InputDataError
 from glaciermap.io import sentinel2
 from glaciermap.io.grid import Grid
@@ -450,17 +451,6 @@ def iter_chips(
 # ---------------------------------------------------------------- tiles
 
 
-def tile_starts(length: int, size: int, stride: int) -> list[int]:
-    """Window starts along one axis that cover every pixel: every ``stride`` and one
-    ending on the edge; a single start 0 (window padded) when ``length < size``."""
-    if length <= size:
-        return [0]
-    starts = list(range(0, length - size + 1, stride))
-    if starts[-1] != length - size:
-        starts.append(length - size)
-    return starts
-
-
 @dataclass
 class ChipTiles:
     """The tiles of one chip: images (n, 4, S, S) with nodata and padding 0, masks
@@ -484,8 +474,8 @@ def cut_chip(chip: Chip, size: int, stride: int, max_nodata: float) -> ChipTiles
     bands = np.nan_to_num(chip.bands, nan=0.0)  # models see nodata as 0, as for scenes
     image_valid = chip.image_valid
     kept = []
-    for row in tile_starts(height, size, stride):
-        for col in tile_starts(width, size, stride):
+    for row in covering_starts(height, size, stride):
+        for col in covering_starts(width, size, stride):
             labels = chip.labels[row : row + size, col : col + size]
             if (labels == NODATA).mean() <= max_nodata:
                 kept.append((row, col))

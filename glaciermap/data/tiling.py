@@ -20,6 +20,21 @@ OUTSIDE, TRAIN, VAL, TEST = 0, 1, 2, 3
 SPLITS = {"train": TRAIN, "val": VAL, "test": TEST}
 
 
+def covering_starts(length: int, size: int, stride: int) -> list[int]:
+    """Window offsets along one axis that cover every pixel: every ``stride``, plus one
+    ending on the edge; a single start 0 (the window padded) when ``length <= size``.
+
+    Chips are tiled and scenes are predicted this way; the scene's training tiles
+    (:func:`all_windows`) are not, so that no tile crosses a region's edge.
+    """
+    if length <= size:
+        return [0]
+    starts = list(range(0, length - size + 1, stride))
+    if starts[-1] != length - size:
+        starts.append(length - size)
+    return starts
+
+
 def all_windows(shape: tuple[int, int], size: int, stride: int) -> np.ndarray:
     """Every (row_off, col_off, size, size) window at ``stride`` that fits in ``shape``."""
     height, width = shape

@@ -20,17 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from rasterio.windows import Window
 
+from glaciermap.data.tiling import covering_starts as window_starts
 from glaciermap.inference.settings import SIZE_MULTIPLE, BlendKind, InferenceSettings
-
-
-def window_starts(length: int, size: int, stride: int) -> list[int]:
-    """Window offsets along one axis: every ``stride``, plus one ending on the edge."""
-    if length <= size:
-        return [0]
-    starts = list(range(0, length - size + 1, stride))
-    if starts[-1] != length - size:
-        starts.append(length - size)
-    return starts
 
 
 def _taper(size: int, margin: int, kind: BlendKind) -> np.ndarray:
