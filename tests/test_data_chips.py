@@ -32,7 +32,6 @@ from glaciermap.config import check_config, validate_config
 from glaciermap.data.chips import ChipDataset, ChipFiles, image_files, read_chip
 from glaciermap.data.chips import prepare_chips as _prepare_chips
 from glaciermap.data.tilestore import TileSet
-from glaciermap.data.tiling import covering_starts
 from glaciermap.errors import ConfigError, InputDataError
 from glaciermap.labels import GLACIER, NODATA, NOT_GLACIER
 
@@ -179,18 +178,6 @@ def test_a_dataset_without_any_usable_chip_is_refused(tmp_path):
 
 
 # ---------------------------------------------------------------- tiles
-
-
-def test_tile_starts_cover_every_pixel():
-    assert covering_starts(20, 32, 16) == [0]
-    assert covering_starts(32, 32, 16) == [0]
-    assert covering_starts(70, 32, 32) == [0, 32, 38]
-    for length in range(33, 200, 7):
-        starts = covering_starts(length, 32, 24)
-        covered = np.zeros(length, bool)
-        for start in starts:
-            covered[start : start + 32] = True
-        assert covered.all() and starts[-1] + 32 == length
 
 
 def test_a_chip_smaller_than_a_tile_is_padded_with_nodata(tmp_path):

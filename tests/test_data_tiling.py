@@ -10,6 +10,7 @@ from glaciermap.data.tiling import (
     TEST,
     TRAIN,
     all_windows,
+    covering_starts,
     plan_splits,
     split_raster,
     window_sums,
@@ -85,3 +86,18 @@ def test_train_region_too_small_to_split_off_validation():
     regions[60:, :40] = TRAIN  # one tile: nothing left for validation
     with pytest.raises(InputDataError, match=r"data\.regions\.train.*cannot be split"):
         plan_splits(regions, 32, 16, 0.2, 1, 0)
+
+
+def test_covering_starts_cover_every_pixel_and_end_on_the_edge():
+    """Chip tiles and prediction windows: one start when the axis fits, else every stride."""
+    assert covering_starts(20, 32, 16) == [0]
+    assert covering_starts(32, 32, 16) == [0]
+    assert covering_starts(70, 32, 32) == [0, 32, 38]
+    assert covering_starts(100, 32, 16)[-1] == 68
+    assert covering_starts(96, 32, 32) == [0, 32, 64]
+    for length in range(33, 200, 7):
+        starts = covering_starts(length, 32, 24)
+        covered = np.zeros(length, bool)
+        for start in starts:
+            covered[start : start + 32] = True
+        assert covered.all() and starts[-1] + 32 == length

@@ -8,12 +8,13 @@ import rasterio
 import torch
 from affine import Affine
 
+from glaciermap.data.tiling import covering_starts
 from glaciermap.errors import ConfigError, InputDataError
 from glaciermap.inference.maps import MapPaths, write_maps
 from glaciermap.inference.scene import open_workflow_scene
 from glaciermap.inference.settings import InferenceSettings
 from glaciermap.inference.sliding_window import predict_blocks
-from glaciermap.inference.windows import axis_window, blend_weights, plan_windows, window_starts
+from glaciermap.inference.windows import axis_window, blend_weights, plan_windows
 
 BANDS = ["blue", "green", "red", "nir"]
 TRANSFORM = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 3100000.0)
@@ -82,12 +83,6 @@ def assemble(source, predictors, settings) -> np.ndarray:
     return out[0] if len(predictors) == 1 else out
 
 
-def test_window_starts_cover_any_length_and_end_on_the_edge():
-    assert window_starts(100, 32, 16)[-1] == 68
-    assert window_starts(96, 32, 32) == [0, 32, 64]
-    assert window_starts(20, 32, 16) == [0]
-
-
 @pytest.mark.parametrize(
     ("length", "window", "margin", "size", "count"),
     [
@@ -101,7 +96,7 @@ def test_windows_shrink_to_cover_an_axis_with_the_fewest_windows(
     length, window, margin, size, count
 ):
     assert axis_window(length, window, margin) == size
-    starts = window_starts(length, size, size - margin)
+    starts = covering_starts(length, size, size - margin)
     assert len(starts) == count and starts[-1] + size == max(length, size)
     overlaps = [b + size - a for a, b in zip(starts[1:], starts, strict=False)]
     assert all(overlap >= margin for overlap in overlaps)
@@ -110,7 +105,7 @@ def test_windows_shrink_to_cover_an_axis_with_the_fewest_windows(
 def test_plan_puts_each_window_in_one_block_and_blocks_tile_the_scene():
     plan = plan_windows(1000, 700, InferenceSettings(window=256, margin=32, block_size=500))
     assert (plan.window_height, plan.window_width) == (256, 256)
-    starts = window_starts(1000, 256, 224)
+    starts = covering_starts(1000, 256, 224)
     assert starts == [0, 224, 448, 672, 744]
     windows = [(b.top + r, b.left + c) for b in plan.blocks for r, c in b.windows]
     assert len(windows) == len(set(windows)) == plan.n_windows == 5 * 3

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from rasterio.windows import Window
 
-from glaciermap.data.tiling import covering_starts as window_starts
+from glaciermap.data.tiling import covering_starts
 from glaciermap.inference.settings import SIZE_MULTIPLE, BlendKind, InferenceSettings
 
 
@@ -118,7 +118,7 @@ class WindowPlan:
 
 
 def _axis_groups(length: int, size: int, margin: int, block_size: int) -> list[list[int]]:
-    starts = window_starts(length, size, max(1, size - margin))
+    starts = covering_starts(length, size, max(1, size - margin))
     per_block = max(1, block_size // max(1, size - margin))
     return [starts[i : i + per_block] for i in range(0, len(starts), per_block)]
 
