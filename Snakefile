@@ -3,7 +3,8 @@
 # `snakemake --profile slurm --configfile configs/study.yaml` (cluster).
 from snakemake.utils import min_version, validate
 
-from glaciermap.config import check_config, schema_path
+from glaciermap.config import check_config
+from glaciermap.schema import schema_path
 
 min_version("9.0")
 

@@ -40,12 +40,12 @@ import rasterio
 import torch
 from affine import Affine
 
-from glaciermap.inference.commands import MEMORY_FORMAT, load_predictor
-from glaciermap.inference.maps import MapPaths, write_maps
+from glaciermap.inference.maps import MEMORY_FORMAT, MapPaths, write_maps
 from glaciermap.inference.scene import open_workflow_scene
 from glaciermap.inference.settings import InferenceSettings
 from glaciermap.inference.windows import plan_windows
 from glaciermap.models.checkpoint import save_prediction_checkpoint
+from glaciermap.models.ensemble import CheckpointEnsemble
 from glaciermap.models.registry import build_model
 from glaciermap.models.spec import ModelSpec
 from glaciermap.runs import DISPLAY_NAMES, HParams
@@ -195,7 +195,7 @@ def rss_mb(field: str) -> float | None:
 
 def memory_child(scene: Path, checkpoint: Path, settings: InferenceSettings, device: str) -> None:
     """Run in a fresh process: peak memory of predicting ``scene``."""
-    predictor = load_predictor(checkpoint, device)
+    (predictor,) = CheckpointEnsemble([checkpoint], device, memory_format=MEMORY_FORMAT).members
     loaded = rss_mb("VmRSS")
     seconds = run_pipeline(scene, [predictor], settings, scene.parent)
     peak = rss_mb("VmHWM")
@@ -280,10 +280,8 @@ def main() -> None:
         write_scene(folder / "scene.tif", args.size)
         for seed in range(max(1, args.ensemble)):
             write_checkpoint(folder / f"member{seed}.pt", args, seed)
-        members = [
-            load_predictor(folder / f"member{i}.pt", args.device)
-            for i in range(max(1, args.ensemble))
-        ]
+        paths = [folder / f"member{i}.pt" for i in range(max(1, args.ensemble))]
+        members = CheckpointEnsemble(paths, args.device, memory_format=MEMORY_FORMAT).members
         one = members[:1]
         print(
             "\n| setting | window px | windows | batch | bare model Mpx/s | pipeline s "

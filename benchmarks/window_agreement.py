@@ -27,7 +27,7 @@ import rasterio
 import torch
 
 from glaciermap.evaluation.metrics import evaluate_prediction
-from glaciermap.inference.commands import predict_scene_maps
+from glaciermap.inference.maps import predict_scene_maps
 
 DEFAULT_SETTINGS = ("128/32", "256/32", "256/64", "512/32", "512/64", "512/128", "1024/64")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -18,21 +17,14 @@ import jsonschema
 import yaml
 
 from glaciermap.acquire.settings import acquired_files
-from glaciermap.data.chips import ChipDataset, check_chip_dataset
+from glaciermap.data.chip_dataset import ChipDataset
+from glaciermap.data.chips import check_chip_dataset
 from glaciermap.errors import ConfigError
 from glaciermap.inference.settings import InferenceSettings
 from glaciermap.io.outlines import glacier_ids
 from glaciermap.io.scene_inputs import scene_inputs
 from glaciermap.io.scenes import check_scene_sources
-
-
-def schema_path() -> Path:
-    """Path of the config JSON schema shipped with the package."""
-    return Path(str(resources.files("glaciermap") / "schemas" / "config.schema.yaml"))
-
-
-def load_schema() -> dict[str, Any]:
-    return yaml.safe_load(schema_path().read_text())
+from glaciermap.schema import load_schema
 
 
 def _validator_with_defaults() -> type:

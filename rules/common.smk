@@ -25,7 +25,7 @@
 import functools
 import itertools
 
-from glaciermap.data.chips import ChipDataset, dataset_inputs
+from glaciermap.data.chip_dataset import ChipDataset, dataset_inputs
 from glaciermap.runs import (
     ENSEMBLE_PATTERN,
     NO_AUG,

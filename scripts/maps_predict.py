@@ -2,7 +2,7 @@
 
 import torch
 
-from glaciermap.inference.commands import predict_scene_maps
+from glaciermap.inference.maps import predict_scene_maps
 from glaciermap.utils.jobs import job
 
 with job(snakemake.log[0]):

@@ -29,8 +29,9 @@ from rasterio.transform import from_origin
 from shapely.geometry import Point, box
 
 from glaciermap.config import check_config, validate_config
-from glaciermap.data.chips import ChipDataset, ChipFiles, image_files, read_chip
+from glaciermap.data.chip_dataset import ChipDataset, ChipFiles, image_files
 from glaciermap.data.chips import prepare_chips as _prepare_chips
+from glaciermap.data.chips import read_chip
 from glaciermap.data.tilestore import TileSet
 from glaciermap.errors import ConfigError, InputDataError
 from glaciermap.labels import GLACIER, NODATA, NOT_GLACIER
@@ -375,7 +376,7 @@ def test_config_fills_chip_defaults_and_checks_files(tmp_path):
         config_with_chips(tmp_path, {"images": "x", "masks": "{stem}", "split": "test"})
     )
     dataset = ChipDataset.from_config("alps", bare["data"]["chips"]["alps"])
-    defaults = ChipDataset("alps", "x", masks="{stem}")
+    defaults = ChipDataset("alps", "x", "test", masks="{stem}")
     assert dataset == defaults
 
 

@@ -23,15 +23,11 @@ from chipdata import (
 )
 
 from glaciermap.cli import main
-from glaciermap.data.chips import ChipDataset, image_files
+from glaciermap.data.chip_dataset import ChipDataset, image_files
 from glaciermap.evaluation.baseline import FORMAT
-from glaciermap.evaluation.chips import (
-    BaselinePredictor,
-    CheckpointEnsemble,
-    evaluate_chips_baseline,
-    score_chips,
-)
+from glaciermap.evaluation.chips import BaselinePredictor, evaluate_chips_baseline, score_chips
 from glaciermap.models.checkpoint import load_predictor, save_prediction_checkpoint
+from glaciermap.models.ensemble import CheckpointEnsemble
 from glaciermap.models.registry import build_model
 from glaciermap.models.spec import ModelSpec
 from glaciermap.runs import HParams

@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from glaciermap.evaluation.metrics import evaluate_prediction
-from glaciermap.inference.commands import predict_scene_maps
+from glaciermap.inference.maps import predict_scene_maps
 from glaciermap.models.checkpoint import save_prediction_checkpoint
 from glaciermap.models.registry import build_model
 from glaciermap.models.spec import ModelSpec
@@ -85,7 +85,7 @@ def ensemble_inputs(tmp_path, geotiff):
     snakefile = tmp_path / "Snakefile"
     snakefile.write_text(
         "from snakemake.utils import validate\n"
-        "from glaciermap.config import schema_path\n\n"
+        "from glaciermap.schema import schema_path\n\n"
         'configfile: "config.yaml"\n\n'
         "validate(config, schema_path())\n\n"
         f'include: "{ROOT}/rules/common.smk"\n'

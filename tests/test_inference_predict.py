@@ -11,8 +11,8 @@ from affine import Affine
 
 from glaciermap.cli import main
 from glaciermap.errors import InputDataError
-from glaciermap.inference.commands import load_predictor, predict_scene_maps
-from glaciermap.models.checkpoint import save_prediction_checkpoint
+from glaciermap.inference.maps import predict_scene_maps
+from glaciermap.models.checkpoint import load_predictor, save_prediction_checkpoint
 from glaciermap.models.registry import build_model
 from glaciermap.models.spec import ModelSpec
 from glaciermap.runs import HParams

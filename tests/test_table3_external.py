@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from glaciermap.data.chips import ChipDataset
+from glaciermap.data.chip_dataset import ChipDataset
 from glaciermap.evaluation.chips import ChipScores, write_chip_scores
 from glaciermap.evaluation.metrics import ConfusionCounts
 from glaciermap.reporting.tables import build_table3
@@ -29,7 +29,7 @@ def scene_eval(root: Path, run: str, date: str, f1: float) -> Path:
 
 def chip_eval(root: Path, run: str, label: str, tp: int, fp: int, fn: int, members=1) -> Path:
     """An evaluation JSON written by the chip evaluation itself."""
-    dataset = ChipDataset(label, "x/*.tif", masks="m/{stem}.tif")
+    dataset = ChipDataset(label, "x/*.tif", "test", masks="m/{stem}.tif")
     path = root / "eval" / run / "chips" / f"{label}.json"
     scores = ChipScores(ConfusionCounts(tp, fp, fn, 100))
     write_chip_scores(scores, dataset, path, None, run, {"n_members": members})

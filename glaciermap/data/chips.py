@@ -1,4 +1,4 @@
-"""Labelled chip datasets: folders of image GeoTIFFs, each with a mask (or outlines).
+"""Reading labelled chip datasets: folders of image GeoTIFFs, each with a mask (or outlines).
 
 A chip dataset (config ``data.chips.<label>``, docs/chips.md) is what many
 glacier labels come as: small images exported from Google Earth Engine or
@@ -6,7 +6,8 @@ published with a paper, any CRS, often uint16 DNs with nodata 0, and a mask
 GeoTIFF per image whose values say glacier, not glacier or "ignore". This
 module turns one chip into the workflow's conventions (four float32 bands of
 reflectance with NaN nodata, a uint8 mask of :mod:`glaciermap.labels`), decides
-which chips are unusable and why, and writes a dataset's tile stores.
+which chips are unusable and why, and writes a dataset's tile stores. A
+dataset's settings and file listing are :mod:`glaciermap.data.chip_dataset`.
 
 Chips are used at their own resolution and on their own grid: nothing is
 reprojected, and every tile keeps the georeference of its chip.
@@ -16,16 +17,12 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import glob
 import json
 import logging
-import re
-import string
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import geopandas as gpd
 import numpy as np
@@ -33,7 +30,14 @@ import rasterio
 from rasterio.crs import CRS
 from rasterio.errors import RasterioError
 
-from glaciermap.bands import BANDS, band_indices
+from glaciermap.bands import BANDS
+from glaciermap.data.chip_dataset import (
+    BadChip,
+    ChipDataset,
+    ChipFiles,
+    chip_files,
+    image_files,
+)
 from glaciermap.data.chip_split import assign_train_val, chip_centres_lonlat
 from glaciermap.data.masks import rasterize_mask
 from glaciermap.data.normalization import ArrayBands, band_stats, scene_range
@@ -48,224 +52,11 @@ from glaciermap.utils.atomic import atomic_path, write_text_atomic
 
 log = logging.getLogger(__name__)
 
-ChipRole = Literal["train", "test", "train_val"]
-CHIP_ROLES: tuple[ChipRole, ...] = get_args(ChipRole)
-OnBadChip = Literal["skip", "error"]
-ON_BAD_CHIP: tuple[OnBadChip, ...] = get_args(OnBadChip)
-Product = Literal["generic", "sentinel2_l2a"]
-PRODUCTS: tuple[Product, ...] = get_args(Product)
 SPLITS = ("train", "val", "test")
-# Placeholders of the mask path pattern, from the image path.
-MASK_FIELDS = ("stem", "name", "parent")
 INVENTORY_COLUMNS = (
     "image", "mask", "status", "reason", "split", "acquired", "crs", "width", "height",
     "lon", "lat", "n_tiles", "labelled_fraction", "glacier_fraction",
 )  # fmt: skip
-
-
-class BadChip(InputDataError):
-    """One chip cannot be used; ``reason`` says why (the message also names the file)."""
-
-    def __init__(self, image: Path, reason: str) -> None:
-        super().__init__(f"chip {image}: {reason}")
-        self.image = image
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class ChipDataset:
-    """The settings of one chip dataset (config ``data.chips.<label>`` or the
-    ``evaluate-chips`` options); defaults are the schema's."""
-
-    label: str
-    images: str
-    masks: str | None = None
-    outlines: Mapping[str, Any] | None = None
-    bands: Mapping[str, int] = field(default_factory=band_indices)
-    product: Product = "generic"
-    processing_baseline: str | None = None
-    scale: float = 1.0
-    offset: float = 0.0
-    nodata: float | None = None
-    glacier: tuple[int, ...] = (GLACIER,)
-    ignore: tuple[int, ...] = (NODATA,)
-    acquired: str | Mapping[str, str] | None = None
-    split: ChipRole = "test"
-    val_fraction: float = 0.2
-    val_block_m: float = 10000.0
-    split_seed: int = 0
-    on_bad_chip: OnBadChip = "skip"
-    # Where the settings come from, for messages: "config" (keys data.chips.<label>.*)
-    # or "cli" (options --images, --masks, ...).
-    origin: Literal["config", "cli"] = "config"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "glacier", tuple(int(v) for v in self.glacier))
-        object.__setattr__(self, "ignore", tuple(int(v) for v in self.ignore))
-        object.__setattr__(self, "bands", {name: int(self.bands[name]) for name in BANDS})
-        if (self.masks is None) == (self.outlines is None):
-            raise ConfigError(f"{self.key('masks')}: give either masks or outlines")
-        if self.masks is not None:
-            names = {name for _, name, _, _ in _FORMATTER.parse(self.masks) if name}
-            if not names or not names <= set(MASK_FIELDS):
-                raise ConfigError(
-                    f"{self.key('masks')}: {self.masks!r} must name the image with "
-                    f"{{stem}} (or {{name}}, {{parent}}), e.g. masks/{{stem}}.tif"
-                )
-        if set(self.glacier) & set(self.ignore):
-            raise ConfigError(
-                f"{self.key('ignore')}: values {sorted(set(self.glacier) & set(self.ignore))} "
-                "are also glacier values"
-            )
-        for check, key, expected in (
-            (self.product in PRODUCTS, "product", f"one of {', '.join(PRODUCTS)}"),
-            (self.split in CHIP_ROLES, "split", f"one of {', '.join(CHIP_ROLES)}"),
-            (self.on_bad_chip in ON_BAD_CHIP, "on_bad_chip", f"one of {', '.join(ON_BAD_CHIP)}"),
-            (0 < self.val_fraction < 1, "validation.fraction", "in (0, 1)"),
-            (self.val_block_m > 0, "validation.block_m", "positive"),
-        ):
-            if not check:
-                raise ConfigError(f"{self.key(key)}: must be {expected}")
-        self.date_rule  # noqa: B018 - checks the acquired setting
-
-    @classmethod
-    def from_config(cls, label: str, block: Mapping[str, Any]) -> ChipDataset:
-        """The dataset of config block ``data.chips.<label>`` (validated by the schema)."""
-        block = dict(block)
-        validation = dict(block.pop("validation", {}) or {})
-        ignore = block.pop("ignore", [NODATA])
-        return cls(
-            label=label,
-            ignore=(ignore,) if isinstance(ignore, int) else tuple(ignore),
-            val_fraction=validation.get("fraction", cls.val_fraction),
-            val_block_m=validation.get("block_m", cls.val_block_m),
-            split_seed=validation.get("seed", cls.split_seed),
-            **block,
-        )
-
-    def key(self, name: str) -> str:
-        """How a message names setting ``name``: the config key or the option."""
-        if self.origin == "cli":
-            return f"option --{name.split('.')[0].replace('_', '-')}"
-        return f"config key 'data.chips.{self.label}.{name}'"
-
-    @cached_property
-    def date_rule(self) -> ChipDates:
-        return ChipDates.from_setting(self.acquired, self.key("acquired"))
-
-    @property
-    def trains(self) -> bool:
-        """True when the dataset gives training tiles (its label can join ``{dates}``)."""
-        return self.split != "test"
-
-
-_FORMATTER = string.Formatter()
-
-
-@dataclass(frozen=True)
-class ChipDates:
-    """The acquisition date of each chip: one fixed date, or parsed from the file stem
-    by ``pattern`` (a regular expression whose first group, or group ``date``, is
-    read with the ``strftime`` ``format``), or unknown."""
-
-    fixed: dt.date | None = None
-    pattern: re.Pattern[str] | None = None
-    format: str = "%Y-%m-%d"
-
-    @classmethod
-    def from_setting(cls, setting: str | Mapping[str, str] | None, key: str) -> ChipDates:
-        if setting is None:
-            return cls()
-        if isinstance(setting, str):
-            try:
-                return cls(fixed=dt.date.fromisoformat(setting))
-            except ValueError as exc:
-                raise ConfigError(f"{key}: {setting!r} is not a YYYY-MM-DD date") from exc
-        try:
-            pattern = re.compile(setting["pattern"])
-        except re.error as exc:
-            raise ConfigError(f"{key}.pattern: not a regular expression ({exc})") from exc
-        if pattern.groups < 1:
-            raise ConfigError(f"{key}.pattern: {pattern.pattern!r} needs a (group) for the date")
-        return cls(pattern=pattern, format=setting.get("format", "%Y-%m-%d"))
-
-    @property
-    def known(self) -> bool:
-        return self.fixed is not None or self.pattern is not None
-
-    def of(self, image: Path) -> dt.date | None:
-        """The date of the chip ``image``; :class:`BadChip` when its name has none."""
-        if self.pattern is None:
-            return self.fixed
-        match = self.pattern.search(image.stem)
-        if match is None:
-            raise BadChip(
-                image, f"file name does not match acquired.pattern {self.pattern.pattern}"
-            )
-        text = match["date"] if "date" in self.pattern.groupindex else match[1]
-        try:
-            return dt.datetime.strptime(text, self.format).date()
-        except ValueError:
-            raise BadChip(
-                image, f"{text!r} in the file name is not a date of format {self.format}"
-            ) from None
-
-
-# ---------------------------------------------------------------- files
-
-
-@dataclass(frozen=True)
-class ChipFiles:
-    """One chip's image and (unless the dataset uses outlines) its mask file."""
-
-    image: Path
-    mask: Path | None
-
-
-def image_files(dataset: ChipDataset, base_dir: str | Path = ".") -> list[Path]:
-    """The dataset's image files (its glob, sorted); ConfigError when there is none."""
-    base = Path(base_dir)
-    found = sorted(glob.glob(str(base / dataset.images), recursive=True))
-    files = [Path(path) for path in found if Path(path).is_file()]
-    if not files:
-        raise ConfigError(f"{dataset.key('images')}: no file matches {base / dataset.images}")
-    return files
-
-
-def mask_path(dataset: ChipDataset, image: Path, base_dir: str | Path = ".") -> Path | None:
-    """The mask file of ``image`` by the dataset's pattern (None with outlines)."""
-    if dataset.masks is None:
-        return None
-    fields = {"stem": image.stem, "name": image.name, "parent": image.parent.name}
-    return Path(base_dir) / dataset.masks.format(**fields)
-
-
-def chip_files(
-    dataset: ChipDataset, images: Sequence[str | Path], base_dir: str | Path = "."
-) -> list[ChipFiles]:
-    """Pair each image with its mask; two images may not share a mask."""
-    pairs = [ChipFiles(Path(i), mask_path(dataset, Path(i), base_dir)) for i in images]
-    masks = [pair.mask for pair in pairs if pair.mask is not None]
-    if len(set(masks)) < len(masks):
-        shared = next(m for m in masks if masks.count(m) > 1)
-        raise ConfigError(
-            f"{dataset.key('masks')}: several images map to the mask {shared}; use {{parent}} "
-            "or another placeholder that tells them apart"
-        )
-    return pairs
-
-
-def dataset_inputs(dataset: ChipDataset, base_dir: str | Path = ".") -> dict[str, list[str]]:
-    """The files a job reading the dataset needs: ``images``, the ``masks`` that exist
-    (a missing one makes its chip bad, not the job impossible) and ``outlines``."""
-    images = image_files(dataset, base_dir)
-    masks = [str(pair.mask) for pair in chip_files(dataset, images, base_dir) if pair.mask]
-    outlines = [str(Path(base_dir) / dataset.outlines["file"])] if dataset.outlines else []
-    return {
-        "images": [str(path) for path in images],
-        "masks": [path for path in masks if Path(path).is_file()],
-        "outlines": outlines,
-    }
 
 
 def check_chip_dataset(dataset: ChipDataset, base_dir: str | Path = ".") -> None:

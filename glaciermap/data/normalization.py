@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Literal, Protocol, get_args
+from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
 import numpy as np
-from rasterio.windows import Window
+
+if TYPE_CHECKING:  # the training settings import this module's option names, torch- and GDAL-free
+    from rasterio.windows import Window
 
 from glaciermap.bands import BANDS
 
@@ -96,6 +98,8 @@ def scene_range(source: WindowedBands, max_samples: int = MAX_RANGE_SAMPLES) -> 
     pixel values only, so a scene read from its file at prediction gives the
     numbers its tiles were trained with. Raises ValueError without a valid pixel.
     """
+    from rasterio.windows import Window  # here: the option names above stay GDAL-free
+
     step = max(1, math.ceil(math.sqrt(source.height * source.width / max_samples)))
     samples = []
     for row in range(0, source.height, _RANGE_BLOCK_ROWS):

@@ -1,8 +1,8 @@
 """Scores of a model, an ensemble or the threshold baseline on a labelled chip dataset.
 
 Each chip is predicted whole (chips are small): its four bands go through
-:meth:`glaciermap.models.checkpoint.Predictor.predict_proba`, which pads them as
-for any scene; several checkpoints give their mean probability. Pixels where
+:meth:`glaciermap.models.ensemble.CheckpointEnsemble.probability`, which pads them
+as for any scene; several checkpoints give their mean probability. Pixels where
 the image has no data or the label is unknown (255 in the chip's labels:
 nodata, an ignore value, the mask's nodata) count nowhere. The counts are
 pooled over all chips; per-chip scores go to a CSV.
@@ -23,73 +23,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from glaciermap.bands import BANDS
-from glaciermap.data.chips import Chip, ChipDataset, SkippedChip, image_files, iter_chips
-from glaciermap.data.normalization import ArrayBands
+from glaciermap.data.chip_dataset import ChipDataset, image_files
+from glaciermap.data.chips import Chip, SkippedChip, iter_chips
 from glaciermap.errors import InputDataError
 from glaciermap.evaluation.baseline import apply_rules, band_features, load_rules
 from glaciermap.evaluation.metrics import ConfusionCounts, confusion_counts
 from glaciermap.labels import NODATA
-from glaciermap.models.checkpoint import Predictor, load_predictor
+from glaciermap.models.ensemble import CheckpointEnsemble
 from glaciermap.utils.atomic import atomic_path, write_text_atomic
-from glaciermap.utils.device import resolve_device
 
 log = logging.getLogger(__name__)
 
 ChipPredictor = Callable[[Chip], np.ndarray]  # (H, W) bool glacier
 SCORE_COLUMNS = ("tp", "fp", "fn", "tn", "n_pixels", "f1", "iou", "precision", "recall")
 CSV_COLUMNS = ("image", "mask", "status", "reason", *SCORE_COLUMNS)
-
-
-class CheckpointEnsemble:
-    """One or more checkpoints: glacier where their mean probability >= the threshold."""
-
-    def __init__(
-        self,
-        checkpoints: Sequence[str | Path],
-        device: str = "auto",
-        threshold: float | None = None,
-    ) -> None:
-        if not checkpoints:
-            raise InputDataError("evaluate-chips: no checkpoint given")
-        target = resolve_device(device, "training.device / --device")
-        self.paths = [str(path) for path in checkpoints]
-        self.members: list[Predictor] = [load_predictor(path, target) for path in checkpoints]
-        self.threshold = self._threshold(threshold)
-
-    def _threshold(self, configured: float | None) -> float:
-        """The configured threshold, else the one the checkpoints store (all the same)."""
-        if configured is not None:
-            return float(configured)
-        stored = sorted({member.threshold for member in self.members})
-        if len(stored) > 1:
-            raise InputDataError(
-                f"checkpoints {', '.join(self.paths)} store different thresholds {stored}: "
-                "set inference.threshold (--threshold)"
-            )
-        return stored[0]
-
-    def describe(self) -> dict[str, Any]:
-        """What the evaluation JSON records about the model."""
-        return {
-            "checkpoints": self.paths,
-            "n_members": len(self.members),
-            "threshold": self.threshold,
-        }
-
-    def probability(self, bands: np.ndarray) -> np.ndarray:
-        """Mean glacier probability (H, W) of (4, H, W) unnormalised bands (NaN nodata)."""
-        x = torch.from_numpy(np.ascontiguousarray(bands, dtype=np.float32))[None]
-        total = np.zeros(bands.shape[1:], dtype=np.float32)
-        for member in self.members:
-            member.prepare(ArrayBands(bands))  # the chip's own range, for scene normalisation
-            total += member.predict_proba(x)[0].float().cpu().numpy()
-        return total / len(self.members)
-
-    def __call__(self, chip: Chip) -> np.ndarray:
-        return self.probability(chip.bands) >= self.threshold
 
 
 class BaselinePredictor:
@@ -274,6 +223,7 @@ def dataset_from_args(args: argparse.Namespace) -> ChipDataset:
     return ChipDataset(
         label=args.label,
         images=args.images,
+        split="test",  # the command scores a test set
         masks=args.masks,
         outlines=outlines,
         bands=parse_band_indices(args.bands),

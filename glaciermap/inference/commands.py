@@ -1,4 +1,4 @@
-"""``glaciermap predict`` and the functions the workflow's map scripts call.
+"""``glaciermap predict``: the command line of :mod:`glaciermap.inference.maps`.
 
 ``glaciermap predict --checkpoint run/best.pt --scene scene.tif --bands
 blue=1,green=2,red=3,nir=4 --out out/`` writes ``probability.tif``,
@@ -10,33 +10,24 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import torch
 
 from glaciermap.errors import InputDataError
-from glaciermap.inference.maps import MapPaths, MapSummary, write_maps
+from glaciermap.inference.maps import MEMORY_FORMAT, MapPaths, write_maps
 from glaciermap.inference.scene import (
     SceneBands,
     band_names_of,
-    open_workflow_scene,
     parse_band_spec,
 )
 from glaciermap.inference.settings import BLEND_KINDS, TTA_KINDS, InferenceSettings
 from glaciermap.inference.vectorize import vectorize_mask_file
 from glaciermap.io import sentinel2
-from glaciermap.models import checkpoint as checkpoints
-from glaciermap.models.checkpoint import Predictor
-from glaciermap.utils.device import resolve_device
+from glaciermap.models.ensemble import CheckpointEnsemble
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BANDS = "blue=1,green=2,red=3,nir=4"
-# Channels-last convolutions measured faster on the CPU (README, Benchmarks) and
-# are the usual fast path of cuDNN.
-MEMORY_FORMAT = torch.channels_last
 PREDICT_DESCRIPTION = """\
 Map glaciers on a scene with a trained checkpoint (its normalisation and band
 order are stored in it). Writes OUT/probability.tif and OUT/mask.tif
@@ -57,81 +48,6 @@ examples:
   glaciermap predict --checkpoint seed1/best.pt --checkpoint seed2/best.pt \\
       --checkpoint seed3/best.pt --tta d4 --scene scene.tif --out out/
 """
-
-
-def load_predictor(checkpoint: str | Path, device: str = "auto") -> Predictor:
-    """Load a prediction checkpoint on ``device`` (``auto``: the GPU when there is one)."""
-    predictor = checkpoints.load_predictor(
-        checkpoint, resolve_device(device, "training.device / --device")
-    )
-    predictor.model.to(memory_format=MEMORY_FORMAT)
-    return predictor
-
-
-def load_ensemble(paths: Sequence[str | Path], device: str = "auto") -> list[Predictor]:
-    """Load one or more checkpoints that share one band layout (an ensemble's members)."""
-    if not paths:
-        raise InputDataError("predict: no checkpoint given")
-    members = [load_predictor(path, device) for path in paths]
-    for path, member in zip(paths[1:], members[1:], strict=True):
-        if member.bands != members[0].bands:
-            raise InputDataError(
-                f"{path}: band layout {member.bands} differs from {paths[0]} "
-                f"{members[0].bands}; an ensemble's members must share one"
-            )
-    return members
-
-
-def settings_from_config(inference: Mapping[str, Any]) -> InferenceSettings:
-    """The ``inference:`` config section as :class:`InferenceSettings`."""
-    return InferenceSettings.from_config(inference)
-
-
-def ensemble_threshold(
-    configured: float | None, members: Sequence[Predictor], names: Sequence[str | Path]
-) -> float:
-    """The configured threshold, else the one stored with the checkpoints (all the same)."""
-    if configured is not None:
-        return float(configured)
-    stored = sorted({float(member.threshold) for member in members})
-    if len(stored) > 1:
-        raise InputDataError(
-            f"checkpoints {', '.join(map(str, names))} store different thresholds "
-            f"{stored}: set inference.threshold (--threshold)"
-        )
-    return stored[0]
-
-
-def predict_scene_maps(
-    checkpoint: str | Path | Sequence[str | Path],
-    scene: str | Path,
-    probability_path: str | Path,
-    mask_path: str | Path,
-    inference: Mapping[str, Any],
-    device: str = "auto",
-    uncertainty_path: str | Path | None = None,
-) -> MapSummary:
-    """Rules ``maps_predict`` and ``maps_ensemble``: a workflow scene to maps.
-
-    One checkpoint writes probability and mask; several (an ensemble) write their
-    mean probability, its mask, and the members' standard deviation to
-    ``uncertainty_path``.
-    """
-    paths = [checkpoint] if isinstance(checkpoint, str | Path) else list(checkpoint)
-    members = load_ensemble(paths, device)
-    with open_workflow_scene(scene, members[0].bands) as source:
-        return write_maps(
-            source,
-            members,
-            MapPaths(
-                Path(probability_path),
-                Path(mask_path),
-                Path(uncertainty_path) if uncertainty_path is not None else None,
-            ),
-            settings_from_config(inference),
-            ensemble_threshold(inference.get("threshold"), members, paths),
-            MEMORY_FORMAT,
-        )
 
 
 # ---------------------------------------------------------------- command line
@@ -166,7 +82,7 @@ def _open_cli_scene(args: argparse.Namespace, bands: Sequence[str]) -> SceneBand
 
 
 def predict_command(args: argparse.Namespace) -> None:
-    members = load_ensemble(args.checkpoint, args.device)
+    ensemble = CheckpointEnsemble(args.checkpoint, args.device, args.threshold, MEMORY_FORMAT)
     out = Path(args.out)
     settings = InferenceSettings(
         window=args.window,
@@ -176,19 +92,17 @@ def predict_command(args: argparse.Namespace) -> None:
         block_size=args.block_size,
         tta=args.tta,
     )
-    threshold = ensemble_threshold(args.threshold, members, args.checkpoint)
-    ensemble = len(members) > 1
-    with _open_cli_scene(args, members[0].bands) as source:
+    with _open_cli_scene(args, ensemble.bands) as source:
         write_maps(
             source,
-            members,
+            ensemble.members,
             MapPaths(
                 out / "probability.tif",
                 out / "mask.tif",
-                out / "uncertainty.tif" if ensemble else None,
+                out / "uncertainty.tif" if len(ensemble.members) > 1 else None,
             ),
             settings,
-            threshold,
+            ensemble.threshold,
             MEMORY_FORMAT,
         )
     vectorize_mask_file(
@@ -196,7 +110,7 @@ def predict_command(args: argparse.Namespace) -> None:
         out / "outlines.gpkg",
         min_area_km2=args.min_area_km2,
         date=args.date,
-        model="+".join(dict.fromkeys(member.spec.name for member in members)),
+        model=ensemble.model_names,
         run=",".join(map(str, args.checkpoint)),
     )
 

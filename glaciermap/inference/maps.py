@@ -1,5 +1,9 @@
 """Whole-scene maps: probability, mask (and an ensemble's uncertainty) GeoTIFFs.
 
+:func:`predict_scene_maps` is what the map rules (``maps_predict``,
+``maps_ensemble``) call; :func:`write_maps` is the engine under it and under
+``glaciermap predict``.
+
 The model's output is written by a writer thread while the model predicts the
 next blocks; the rasters are published as COGs at the end (all or nothing).
 """
@@ -10,20 +14,22 @@ import collections
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
 import torch
 
 from glaciermap.inference.geotiff import cog_writer
-from glaciermap.inference.scene import SceneBands
+from glaciermap.inference.scene import SceneBands, open_workflow_scene
 from glaciermap.inference.settings import InferenceSettings
 from glaciermap.inference.sliding_window import BlockPrediction, Predictor, predict_blocks
+from glaciermap.models.ensemble import CheckpointEnsemble, mean_and_spread
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +40,9 @@ MASK_NODATA = 255
 GDAL_CACHE_MB = 256
 # finished blocks queued for the writer thread at most (bounds memory)
 WRITE_QUEUE = 2
+# Channels-last convolutions measured faster on the CPU (README, Benchmarks) and
+# are the usual fast path of cuDNN.
+MEMORY_FORMAT = torch.channels_last
 
 
 @dataclass(frozen=True)
@@ -57,15 +66,6 @@ class MapSummary:
     members: int = 1
 
 
-def ensemble_maps(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation (ddof 0) over the members (axis 0), float32."""
-    if len(probabilities) == 1:
-        return probabilities[0], np.zeros_like(probabilities[0])
-    mean = probabilities.mean(axis=0, dtype=np.float64)
-    spread = np.sqrt(((probabilities - mean) ** 2).mean(axis=0))
-    return mean.astype(np.float32), spread.astype(np.float32)
-
-
 class _BlockWriter:
     """Writes finished blocks into the open rasters and counts pixels (one thread)."""
 
@@ -76,7 +76,7 @@ class _BlockWriter:
         self.glacier = 0
 
     def __call__(self, block: BlockPrediction) -> None:
-        probability, spread = ensemble_maps(block.probabilities)
+        probability, spread = mean_and_spread(block.probabilities)
         nodata = np.isnan(probability)
         mask = (probability >= self.threshold).astype(np.uint8)
         mask[nodata] = MASK_NODATA
@@ -182,3 +182,35 @@ def write_maps(
         threshold,
     )
     return MapSummary(source.height, source.width, writer.valid, writer.glacier, seconds, members)
+
+
+def predict_scene_maps(
+    checkpoint: str | Path | Sequence[str | Path],
+    scene: str | Path,
+    probability_path: str | Path,
+    mask_path: str | Path,
+    inference: Mapping[str, Any],
+    device: str = "auto",
+    uncertainty_path: str | Path | None = None,
+) -> MapSummary:
+    """Rules ``maps_predict`` and ``maps_ensemble``: a workflow scene to maps.
+
+    One checkpoint writes probability and mask; several (an ensemble) write their
+    mean probability, its mask, and the members' standard deviation to
+    ``uncertainty_path``.
+    """
+    paths = [checkpoint] if isinstance(checkpoint, str | Path) else list(checkpoint)
+    ensemble = CheckpointEnsemble(paths, device, inference.get("threshold"), MEMORY_FORMAT)
+    with open_workflow_scene(scene, ensemble.bands) as source:
+        return write_maps(
+            source,
+            ensemble.members,
+            MapPaths(
+                Path(probability_path),
+                Path(mask_path),
+                Path(uncertainty_path) if uncertainty_path is not None else None,
+            ),
+            InferenceSettings.from_config(inference),
+            ensemble.threshold,
+            MEMORY_FORMAT,
+        )

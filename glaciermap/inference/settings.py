@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Literal, get_args
 
 from glaciermap.errors import ConfigError
+from glaciermap.schema import default_field, schema_defaults
 from glaciermap.utils.params import canonical
 
 BlendKind = Literal["gaussian", "linear", "uniform"]
@@ -18,6 +19,7 @@ SIZE_MULTIPLE = 32
 # Window pixels per forward pass when batch_size is null: 256 windows of 64 px,
 # 64 of 128 px, one of 1024 px (activations of about 1 GB for DeepLabV3+/resnet34).
 BATCH_PIXELS = 1024 * 1024
+_INFERENCE = schema_defaults("inference")
 
 
 @dataclass(frozen=True)
@@ -34,12 +36,12 @@ class InferenceSettings:
     rotations and flips).
     """
 
-    window: int | None = None
-    margin: int | None = None
-    blend: BlendKind = "gaussian"
-    batch_size: int | None = None
-    block_size: int = 1024
-    tta: TtaKind = "none"
+    window: int | None = default_field(_INFERENCE["window"])
+    margin: int | None = default_field(_INFERENCE["margin"])
+    blend: BlendKind = default_field(_INFERENCE["blend"])
+    batch_size: int | None = default_field(_INFERENCE["batch_size"])
+    block_size: int = default_field(_INFERENCE["block_size"])
+    tta: TtaKind = default_field(_INFERENCE["tta"])
 
     def __post_init__(self) -> None:
         if self.window is not None and (self.window < SIZE_MULTIPLE or self.window % SIZE_MULTIPLE):

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from glaciermap.data.normalization import NORMALIZATIONS, Normalization
 from glaciermap.errors import ConfigError
 from glaciermap.models.spec import ModelSpec
 from glaciermap.runs import NO_AUG, AugMode, HParams, ModelName, RunKey
+from glaciermap.schema import default_field, schema_defaults
 from glaciermap.utils.params import canonical
 
 Loss = Literal["bce", "dice", "bce+dice", "focal"]
@@ -31,18 +32,24 @@ DEVICES: tuple[Device, ...] = get_args(Device)
 # Settings that do not change the numbers a run produces: a run resumed from
 # last.pt may differ in them (another node, another thread count).
 NON_NUMERIC = ("device", "threads", "image_every", "checkpoint_every")
-DEFAULT_JITTER = {"brightness": 0.25, "contrast": 0.25, "saturation": 0.25, "hue": 0.25}
-DEFAULT_GEOMETRIC_JITTER = {"brightness": 0.1, "contrast": 0.1}
+# The schema's defaults (glaciermap.schema) are the fields' defaults.
+_TRAINING = schema_defaults("training")
+_AUGMENTATION = schema_defaults("augmentation")
+DEFAULT_JITTER = schema_defaults("augmentation", "jitter")
+DEFAULT_GEOMETRIC_JITTER = schema_defaults("augmentation", "geometric")
+# The probability at or above which a pixel is glacier, unless tuned on
+# validation; not a config key (inference.threshold overrides it per map).
+DEFAULT_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
 class AugmentParams:
     """Probabilities and strengths of each transform (the config's ``augmentation`` block)."""
 
-    hflip: float = 0.5
-    vflip: float = 0.0
-    rot90: bool = False
-    jitter: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_JITTER))
+    hflip: float = default_field(_AUGMENTATION["hflip"])
+    vflip: float = default_field(_AUGMENTATION["vflip"])
+    rot90: bool = default_field(_AUGMENTATION["rot90"])
+    jitter: dict[str, float] = default_field(DEFAULT_JITTER)
 
     @classmethod
     def from_config(cls, block: Mapping[str, Any], aug: AugMode = "aug-concat") -> AugmentParams:
@@ -57,9 +64,9 @@ class AugmentParams:
             jitter = {"brightness": 0.0, "contrast": 0.0, "saturation": 0.0, "hue": 0.0}
             return cls(hflip=0.5, vflip=0.5, rot90=True, jitter={**jitter, **mild})
         return cls(
-            hflip=float(block.get("hflip", 0.5)),
-            vflip=float(block.get("vflip", 0.0)),
-            rot90=bool(block.get("rot90", False)),
+            hflip=float(block.get("hflip", _AUGMENTATION["hflip"])),
+            vflip=float(block.get("vflip", _AUGMENTATION["vflip"])),
+            rot90=bool(block.get("rot90", _AUGMENTATION["rot90"])),
             jitter={**DEFAULT_JITTER, **block.get("jitter", {})},
         )
 
@@ -78,33 +85,34 @@ class RunSettings:
     dates: tuple[str, ...]
     aug: AugMode = NO_AUG
     seed: int = 1
-    encoder: str = "resnet34"
-    encoder_weights: str | None = None
-    epochs: int = 50
-    batch_size: int = 16
-    learning_rate: float = 1e-4
-    optimizer: Optimizer = "adam"
-    weight_decay: float = 0.0
-    lr_schedule: Schedule = "constant"
-    warmup_epochs: float = 0.0
-    final_lr_fraction: float = 0.01
-    grad_clip_norm: float | None = None
-    normalization: Normalization = "dataset"
-    loss: Loss = "bce"
-    aux_weight: float = 0.4
-    selection_epochs: int = 5
-    image_every: int = 5
-    checkpoint_every: int = 1
-    device: Device = "auto"
-    threads: int = 2
+    encoder: str = default_field(_TRAINING["encoder"])
+    encoder_weights: str | None = default_field(_TRAINING["encoder_weights"])
+    epochs: int = default_field(_TRAINING["epochs"])
+    batch_size: int = default_field(_TRAINING["batch_size"])
+    learning_rate: float = default_field(_TRAINING["learning_rate"])
+    optimizer: Optimizer = default_field(_TRAINING["optimizer"])
+    weight_decay: float = default_field(_TRAINING["weight_decay"])
+    lr_schedule: Schedule = default_field(_TRAINING["lr_schedule"])
+    warmup_epochs: float = default_field(_TRAINING["warmup_epochs"])
+    final_lr_fraction: float = default_field(_TRAINING["final_lr_fraction"])
+    grad_clip_norm: float | None = default_field(_TRAINING["grad_clip_norm"])
+    normalization: Normalization = default_field(_TRAINING["normalization"])
+    loss: Loss = default_field(_TRAINING["loss"])
+    aux_weight: float = default_field(_TRAINING["aux_weight"])
+    selection_epochs: int = default_field(_TRAINING["selection_epochs"])
+    image_every: int = default_field(_TRAINING["image_every"])
+    checkpoint_every: int = default_field(_TRAINING["checkpoint_every"])
+    device: Device = default_field(_TRAINING["device"])
+    threads: int = default_field(_TRAINING["threads"])
     augmentation: AugmentParams | None = None
-    threshold: float = 0.5
+    threshold: float = DEFAULT_THRESHOLD
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dates", tuple(self.dates))
         self.key  # noqa: B018 - validates model, aug, dates and seed
         if self.aug != NO_AUG and self.augmentation is None:
-            object.__setattr__(self, "augmentation", AugmentParams())
+            # what the mode draws with the schema's defaults (aug-geometric has its own)
+            object.__setattr__(self, "augmentation", AugmentParams.from_config({}, self.aug))
         options = {
             "loss": LOSSES,
             "optimizer": OPTIMIZERS,
