@@ -1,8 +1,8 @@
 """Snakemake adapter: GLIMS outlines of the area (rule acquire_outlines)."""
 
 from glaciermap.acquire.glims import acquire_outlines
-from glaciermap.acquire.settings import settings_from_section
+from glaciermap.acquire.settings import AcquireSettings
 from glaciermap.utils.jobs import job
 
 with job(snakemake.log[0]):
-    acquire_outlines(settings_from_section(snakemake.params.settings), snakemake.output[0])
+    acquire_outlines(AcquireSettings.from_config(snakemake.params.settings), snakemake.output[0])

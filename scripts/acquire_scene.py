@@ -1,12 +1,12 @@
 """Snakemake adapter: the Sentinel-2 L2A scene of one date (rules acquire_scene_{date})."""
 
-from glaciermap.acquire.settings import settings_from_section
+from glaciermap.acquire.settings import AcquireSettings
 from glaciermap.acquire.stac import download_scene
 from glaciermap.utils.jobs import job
 
 with job(snakemake.log[0]):
     download_scene(
-        settings_from_section(snakemake.params.settings),
+        AcquireSettings.from_config(snakemake.params.settings),
         snakemake.params.date,
         snakemake.output.scene,
         outlines=snakemake.input.get("outlines") or None,

@@ -1,6 +1,6 @@
 """Snakemake adapter: glacier area per date and its change (rule maps_areas)."""
 
-from glaciermap.inference.area_tables import reference_glaciers, write_area_tables
+from glaciermap.areas.area_tables import reference_glaciers, write_area_tables
 from glaciermap.utils.jobs import job
 
 with job(snakemake.log[0]):

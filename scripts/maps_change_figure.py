@@ -1,6 +1,6 @@
 """Snakemake adapter: the area-change figure of the report (rule maps_change_figure)."""
 
-from glaciermap.inference.area_tables import run_change_figure
+from glaciermap.areas.area_tables import run_change_figure
 from glaciermap.utils.jobs import job
 
 with job(snakemake.log[0]):

@@ -29,7 +29,7 @@ from shapely.geometry import box, mapping
 
 from glaciermap.acquire.glims import acquire_outlines
 from glaciermap.acquire.http import DownloadError
-from glaciermap.acquire.settings import acquire_settings
+from glaciermap.acquire.settings import AcquireSettings
 from glaciermap.acquire.stac import download_scene
 from glaciermap.config import validate_config
 from glaciermap.data.prepare import prepare_scene
@@ -384,7 +384,7 @@ def leftovers(folder: Path) -> list[Path]:
 def test_scenes_equal_the_source_windows_on_one_grid(server, cogs, tmp_path):
     base = serve_catalogue(server, cogs)
     config = make_config(base, tmp_path)
-    settings = acquire_settings(config)
+    settings = AcquireSettings.from_config(config["acquire"])
     outputs = {
         d: download_scene(settings, d, config["data"]["scenes"][d]["file"])
         for d in ("july", "august")
@@ -448,7 +448,7 @@ def test_network_failures_are_clear_and_leave_no_file(server, cogs, tmp_path, fa
     output = Path(config["data"]["scenes"]["july"]["file"])
     started = time.monotonic()
     with pytest.raises(DownloadError, match=message) as error:
-        download_scene(acquire_settings(config), "july", output)
+        download_scene(AcquireSettings.from_config(config["acquire"]), "july", output)
     assert time.monotonic() - started < 30
     if fault != "down":
         assert "july_B08.tif" in str(error.value) and "(nir)" in str(error.value)
@@ -459,7 +459,7 @@ def test_interrupted_download_rerun_completes(server, cogs, tmp_path):
     base = serve_catalogue(server, cogs)
     server.state.faults["/files/july_B04.tif"] = "truncate-once"
     config = make_config(base, tmp_path)
-    settings = acquire_settings(config)
+    settings = AcquireSettings.from_config(config["acquire"])
     output = Path(config["data"]["scenes"]["july"]["file"])
     with pytest.raises(DownloadError):
         download_scene(settings, "july", output)
@@ -479,7 +479,11 @@ def test_no_item_under_the_cloud_limit_names_the_keys(server, cogs, tmp_path):
     base = serve_catalogue(server, cogs)
     config = make_config(base, tmp_path, max_cloud=1)
     with pytest.raises(InputDataError, match="acquire.max_cloud"):
-        download_scene(acquire_settings(config), "july", config["data"]["scenes"]["july"]["file"])
+        download_scene(
+            AcquireSettings.from_config(config["acquire"]),
+            "july",
+            config["data"]["scenes"]["july"]["file"],
+        )
 
 
 # --------------------------------------------------------------------------- GLIMS
@@ -505,7 +509,9 @@ def glims_feature_collection() -> dict:
 def test_glims_outlines_cut_to_the_area_with_attributes(server, tmp_path):
     server.state.outlines = glims_feature_collection()
     config = make_config(base_url(server), tmp_path)
-    output = acquire_outlines(acquire_settings(config), config["data"]["outlines"]["file"])
+    output = acquire_outlines(
+        AcquireSettings.from_config(config["acquire"]), config["data"]["outlines"]["file"]
+    )
 
     outlines = gpd.read_file(output, layer="outlines")
     assert {"glac_id", "line_type", "anlys_id", "src_date", "glac_name"} <= set(outlines.columns)
@@ -530,7 +536,7 @@ def test_area_from_glacier_ids_drives_outlines_and_scene(server, cogs, tmp_path)
     inside = everest[everest.geometry.within(box(479000, 3102000, 485000, 3107000))]
     glacier = inside.sort_values("Area").iloc[0]
     config = make_config(base, tmp_path, aoi={"glaciers": [glacier["GLIMSId"]], "buffer_m": 200})
-    settings = acquire_settings(config)
+    settings = AcquireSettings.from_config(config["acquire"])
 
     outlines = acquire_outlines(settings, config["data"]["outlines"]["file"])
     assert "CQL_FILTER" in server.state.queries[0]
@@ -668,7 +674,7 @@ def test_mosaic_of_one_day_beats_the_least_cloudy_item_pixel_for_pixel(server, m
     tiles, files = mosaic
     base = serve_mosaic(server, files)
     config = make_config(base, tmp_path, scl=True)
-    settings = acquire_settings(config)
+    settings = AcquireSettings.from_config(config["acquire"])
     scenes = config["data"]["scenes"]
     for date in ("july", "august"):
         download_scene(settings, date, scenes[date]["file"], None, scenes[date]["validity"]["scl"])
@@ -730,6 +736,10 @@ def test_window_without_an_item_over_the_area_is_refused(server, mosaic, tmp_pat
     scene = config["data"]["scenes"]["july"]
     with pytest.raises(InputDataError, match=r"no item .* covers the area .*'acquire\.aoi'"):
         download_scene(
-            acquire_settings(config), "july", scene["file"], None, scene["validity"]["scl"]
+            AcquireSettings.from_config(config["acquire"]),
+            "july",
+            scene["file"],
+            None,
+            scene["validity"]["scl"],
         )
     assert leftovers(tmp_path / "scenes") == []

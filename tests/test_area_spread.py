@@ -9,9 +9,9 @@ import pytest
 from affine import Affine
 from test_inference_outlines_areas import away_from_edges, pixel_centres
 
-from glaciermap.inference import change_figure as change_figure_module
-from glaciermap.inference.area_tables import write_area_tables
-from glaciermap.inference.change_figure import change_figure
+from glaciermap.areas import change_figure as change_figure_module
+from glaciermap.areas.area_tables import write_area_tables
+from glaciermap.areas.change_figure import change_figure
 
 TRANSFORM = Affine(30.0, 0.0, 478000.0, 0.0, -30.0, 3108140.0)
 GRID = {"crs": "EPSG:32645", "transform": TRANSFORM}

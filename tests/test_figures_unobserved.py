@@ -14,7 +14,7 @@ import pytest
 import rasterio
 from affine import Affine
 
-from glaciermap.inference.change_figure import UNOBSERVED, change_figure
+from glaciermap.areas.change_figure import UNOBSERVED, change_figure
 from glaciermap.io.validity import MASKED, NO_DATA, VALID
 from glaciermap.reporting.figures import UNOBSERVED_GREY, figure_overlay
 

@@ -11,16 +11,16 @@ from affine import Affine
 from scipy.ndimage import maximum_filter, minimum_filter
 from shapely.geometry import box
 
-from glaciermap.errors import InputDataError
-from glaciermap.inference import change_figure as change_figure_module
-from glaciermap.inference.area_tables import write_area_tables
-from glaciermap.inference.areas import (
+from glaciermap.areas import change_figure as change_figure_module
+from glaciermap.areas.area_tables import write_area_tables
+from glaciermap.areas.areas import (
     MaskEntry,
     area_change_table,
     row_pixel_areas_km2,
     zone_areas,
 )
-from glaciermap.inference.change_figure import change_figure
+from glaciermap.areas.change_figure import change_figure
+from glaciermap.errors import InputDataError
 from glaciermap.inference.vectorize import mask_to_outlines, vectorize_mask_file
 from glaciermap.io.validity import MASKED, NO_DATA, VALID
 

@@ -3,6 +3,7 @@ DAG code (settings, run names, paths) imports no heavy library."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import subprocess
@@ -10,6 +11,7 @@ import sys
 
 import pytest
 
+from glaciermap.acquire.settings import AcquireSettings
 from glaciermap.config import validate_config
 from glaciermap.data.chip_dataset import ChipDataset
 from glaciermap.inference.settings import InferenceSettings
@@ -91,3 +93,13 @@ def test_dag_modules_import_no_heavy_library():
     loaded = set(json.loads(done.stdout))
     assert set(DAG_MODULES) <= loaded
     assert sorted(name for name in HEAVY if name in loaded) == []
+
+
+def test_acquire_settings_take_absent_keys_from_the_schema():
+    section = {
+        "enabled": True,
+        "aoi": {"bbox": [7.0, 45.0, 8.0, 46.0]},
+        "dates": {"july": "2023-07-01..2023-07-31"},
+    }
+    validated = empty_config(acquire=copy.deepcopy(section))["acquire"]
+    assert AcquireSettings.from_config(section) == AcquireSettings.from_config(validated)

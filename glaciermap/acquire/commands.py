@@ -6,7 +6,7 @@ import argparse
 
 from glaciermap.acquire.glims import acquire_outlines
 from glaciermap.acquire.settings import (
-    acquire_settings,
+    AcquireSettings,
     scene_targets,
     scl_invalid_classes,
     scl_targets,
@@ -18,12 +18,15 @@ from glaciermap.errors import ConfigError
 
 def run_outlines(args: argparse.Namespace) -> None:
     config = load_config(args.config, check_files=False)
-    acquire_outlines(acquire_settings(config), args.output or config["data"]["outlines"]["file"])
+    acquire_outlines(
+        AcquireSettings.from_config(config["acquire"]),
+        args.output or config["data"]["outlines"]["file"],
+    )
 
 
 def run_scenes(args: argparse.Namespace) -> None:
     config = load_config(args.config, check_files=False)
-    settings = acquire_settings(config)
+    settings = AcquireSettings.from_config(config["acquire"])
     targets = scene_targets(config)
     dates = args.date or list(targets)
     if (args.output or args.scl_output) and len(dates) != 1:

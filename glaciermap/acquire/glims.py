@@ -141,7 +141,7 @@ def acquire_outlines(settings: AcquireSettings, output: str | Path) -> Path:
     ) -> gpd.GeoDataFrame:
         if src.source == "glims_wfs":
             return fetch_wfs(settings, lonlat_bbox=lonlat_bbox, ids=ids)
-        assert src.file is not None  # settings_from_section requires it for source 'file'
+        assert src.file is not None  # AcquireSettings.from_config requires it for source 'file'
         return read_file_outlines(src.file, lonlat_bbox=lonlat_bbox, ids=ids)
 
     glaciers = select_glaciers(fetch(ids=ids), ids, source_name) if ids else None

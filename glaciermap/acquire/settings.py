@@ -15,7 +15,14 @@ from typing import Any
 
 from glaciermap.bands import band_indices
 from glaciermap.errors import ConfigError
+from glaciermap.schema import schema_defaults
 from glaciermap.utils.params import canonical
+
+# Keys absent from a section (scene_params and outline_params carry only those
+# their job uses) take the schema's defaults.
+_ACQUIRE = schema_defaults("acquire")
+_AOI = schema_defaults("acquire", "aoi")
+_OUTLINES = schema_defaults("acquire", "outlines")
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,46 @@ class AcquireSettings:
     retries: int
     outlines: OutlineSource
 
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any]) -> AcquireSettings:
+        """Typed view of a validated ``acquire:`` section (defaults filled by the schema),
+        whole or as :func:`scene_params` cut it."""
+        if not section.get("enabled"):
+            raise ConfigError("config key 'acquire.enabled': the acquire section is not enabled")
+        section = {**_ACQUIRE, **section}
+        aoi = {**_AOI, **section["aoi"]}
+        bbox: tuple[float, float, float, float] | None = None
+        if "bbox" in aoi:
+            west, south, east, north = (float(v) for v in aoi["bbox"])
+            bbox = (west, south, east, north)
+        if bbox is not None and not (bbox[0] < bbox[2] and bbox[1] < bbox[3]):
+            raise ConfigError(
+                f"config key 'acquire.aoi.bbox': not [west, south, east, north]: {bbox}"
+            )
+        glaciers = tuple(aoi["glaciers"]) if "glaciers" in aoi else None
+        outlines = {**_OUTLINES, **section["outlines"]}
+        if outlines["source"] == "file" and not outlines["file"]:
+            raise ConfigError("config key 'acquire.outlines.file': required when source is 'file'")
+        return cls(
+            endpoint=section["endpoint"],
+            collection=section["collection"],
+            area=AreaSpec(bbox, glaciers, float(aoi["buffer_m"])),
+            windows=tuple(parse_window(label, text) for label, text in section["dates"].items()),
+            max_cloud=float(section["max_cloud"]),
+            assets=dict(section["assets"]),
+            crs=section["crs"],
+            resolution=float(section["resolution"]),
+            boa_offset=section["boa_offset"],
+            timeout_s=float(section["timeout_s"]),
+            retries=int(section["retries"]),
+            outlines=OutlineSource(
+                source=outlines["source"],
+                url=outlines["url"],
+                layer=outlines["layer"],
+                file=outlines["file"],
+            ),
+        )
+
     def window(self, label: str) -> DateWindow:
         for window in self.windows:
             if window.label == label:
@@ -115,49 +162,6 @@ def outline_params(config: Mapping[str, Any]) -> dict[str, Any]:
     """The ``acquire:`` settings the download of the outlines uses."""
     section = config["acquire"]
     return canonical({key: section[key] for key in _OUTLINE_KEYS if key in section})
-
-
-def acquire_settings(config: Mapping[str, Any]) -> AcquireSettings:
-    """Typed view of a validated config's ``acquire:`` section (defaults filled by the schema)."""
-    return settings_from_section(config.get("acquire") or {})
-
-
-def settings_from_section(section: Mapping[str, Any]) -> AcquireSettings:
-    """Typed view of an ``acquire:`` section, whole or as :func:`scene_params` cut it."""
-    if not section.get("enabled"):
-        raise ConfigError("config key 'acquire.enabled': the acquire section is not enabled")
-    aoi = section["aoi"]
-    bbox: tuple[float, float, float, float] | None = None
-    if "bbox" in aoi:
-        west, south, east, north = (float(v) for v in aoi["bbox"])
-        bbox = (west, south, east, north)
-    if bbox is not None and not (bbox[0] < bbox[2] and bbox[1] < bbox[3]):
-        raise ConfigError(f"config key 'acquire.aoi.bbox': not [west, south, east, north]: {bbox}")
-    glaciers = tuple(aoi["glaciers"]) if "glaciers" in aoi else None
-    outlines = section.get("outlines", {})
-    if outlines.get("source") == "file" and not outlines.get("file"):
-        raise ConfigError("config key 'acquire.outlines.file': required when source is 'file'")
-    return AcquireSettings(
-        endpoint=section.get("endpoint", ""),
-        collection=section.get("collection", ""),
-        area=AreaSpec(bbox, glaciers, float(aoi.get("buffer_m", 0.0))),
-        windows=tuple(
-            parse_window(label, text) for label, text in section.get("dates", {}).items()
-        ),
-        max_cloud=float(section.get("max_cloud", 100.0)),
-        assets=dict(section.get("assets", {})),
-        crs=section.get("crs"),
-        resolution=float(section["resolution"]),
-        boa_offset=section.get("boa_offset", "auto"),
-        timeout_s=float(section["timeout_s"]),
-        retries=int(section["retries"]),
-        outlines=OutlineSource(
-            source=outlines.get("source", "glims_wfs"),
-            url=outlines.get("url", ""),
-            layer=outlines.get("layer", ""),
-            file=outlines.get("file"),
-        ),
-    )
 
 
 def scene_targets(config: Mapping[str, Any]) -> dict[str, str]:

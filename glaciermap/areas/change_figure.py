@@ -28,8 +28,8 @@ from matplotlib.patches import Patch
 from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning
 
+from glaciermap.areas.areas import row_pixel_areas_km2
 from glaciermap.errors import InputDataError
-from glaciermap.inference.areas import row_pixel_areas_km2
 from glaciermap.io.validity import VALID
 from glaciermap.utils.atomic import atomic_path
 

@@ -19,7 +19,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from glaciermap.inference.areas import Block, observed_pixels, zone_sums
+from glaciermap.areas.areas import Block, observed_pixels, zone_sums
 
 SPREAD_COLUMNS = [
     "members", "member_min_km2", "member_max_km2", "member_std_km2", "uncertain_km2",

@@ -15,9 +15,9 @@ import geopandas as gpd
 import pandas as pd
 import rasterio
 
-from glaciermap.inference.area_spread import area_spread, change_spread, uncertain_areas
-from glaciermap.inference.areas import MaskEntry, area_change_table, area_table
-from glaciermap.inference.change_figure import change_figure
+from glaciermap.areas.area_spread import area_spread, change_spread, uncertain_areas
+from glaciermap.areas.areas import MaskEntry, area_change_table, area_table
+from glaciermap.areas.change_figure import change_figure
 from glaciermap.io.outlines import read_outlines
 from glaciermap.runs import parse_label
 from glaciermap.utils.atomic import atomic_path
