@@ -45,6 +45,6 @@ rule all:
     input:
         stage_tables(),
         figure_files(),
-        "results/maps/areas.csv",
-        "results/maps/area_change.csv",
-        "results/figures/area_change.png",
+        results("maps/areas.csv"),
+        results("maps/area_change.csv"),
+        results("figures/area_change.png"),

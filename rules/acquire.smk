@@ -22,9 +22,9 @@ if config.get("acquire", {}).get("enabled", False):
         params:
             settings=outline_params(config),
         log:
-            "logs/acquire/outlines.log",
+            logs("acquire/outlines.log"),
         benchmark:
-            "benchmarks/results/acquire/outlines.tsv"
+            benchmarks("acquire/outlines.tsv")
         conda:
             CONDA_ENV
         script:
@@ -54,9 +54,9 @@ if config.get("acquire", {}).get("enabled", False):
                 settings=scene_params(config, _date),
                 invalid_classes=scl_invalid_classes(config, _date),
             log:
-                f"logs/acquire/scene_{_date}.log",
+                logs(f"acquire/scene_{_date}.log"),
             benchmark:
-                f"benchmarks/results/acquire/scene_{_date}.tsv"
+                benchmarks(f"acquire/scene_{_date}.tsv")
             conda:
                 CONDA_ENV
             script:

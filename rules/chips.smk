@@ -9,19 +9,19 @@ rule prepare_chips:
         masks=lambda wc: chip_inputs(wc.chips)["masks"],
         outlines=lambda wc: chip_inputs(wc.chips)["outlines"],
     output:
-        train="results/chips/{chips}/train.npz",
-        val="results/chips/{chips}/val.npz",
-        test="results/chips/{chips}/test.npz",
-        stats="results/chips/{chips}/stats.json",
-        inventory="results/chips/{chips}/chips.csv",
+        train=tile_file("chips", "{chips}", "train.npz"),
+        val=tile_file("chips", "{chips}", "val.npz"),
+        test=tile_file("chips", "{chips}", "test.npz"),
+        stats=tile_file("chips", "{chips}", "stats.json"),
+        inventory=tile_file("chips", "{chips}", "chips.csv"),
     params:
         label="{chips}",
         dataset=lambda wc: canonical(config["data"]["chips"][wc.chips]),
         tiles=canonical(config["data"]["tiles"]),
     log:
-        "logs/chips/{chips}/prepare.log",
+        logs("chips/{chips}/prepare.log"),
     benchmark:
-        "benchmarks/results/chips/{chips}/prepare.tsv"
+        benchmarks("chips/{chips}/prepare.tsv")
     conda:
         CONDA_ENV
     script:
@@ -30,13 +30,13 @@ rule prepare_chips:
 
 rule evaluate_chips:
     input:
-        checkpoints=[f"results/runs/{RUN}/best.pt"],
+        checkpoints=[run_file(RUN, "best.pt")],
         images=lambda wc: chip_inputs(wc.chips)["images"],
         masks=lambda wc: chip_inputs(wc.chips)["masks"],
         outlines=lambda wc: chip_inputs(wc.chips)["outlines"],
     output:
-        json=f"results/eval/{RUN}/chips/{{chips}}.json",
-        csv=f"results/eval/{RUN}/chips/{{chips}}.csv",
+        json=chip_eval_file(RUN, "{chips}", "json"),
+        csv=chip_eval_file(RUN, "{chips}", "csv"),
     params:
         run=RUN,
         label="{chips}",
@@ -45,9 +45,9 @@ rule evaluate_chips:
         device=config["training"]["device"],
     threads: config["training"]["threads"]
     log:
-        f"logs/evaluate/{RUN}/chips/{{chips}}.log",
+        logs(f"evaluate/{RUN}/chips/{{chips}}.log"),
     benchmark:
-        f"benchmarks/results/evaluate/{RUN}/chips/{{chips}}.tsv"
+        benchmarks(f"evaluate/{RUN}/chips/{{chips}}.tsv")
     conda:
         CONDA_ENV
     script:
@@ -61,8 +61,8 @@ rule evaluate_chips_ensemble:
         masks=lambda wc: chip_inputs(wc.chips)["masks"],
         outlines=lambda wc: chip_inputs(wc.chips)["outlines"],
     output:
-        json=f"results/eval/{ENSEMBLE}/chips/{{chips}}.json",
-        csv=f"results/eval/{ENSEMBLE}/chips/{{chips}}.csv",
+        json=chip_eval_file(ENSEMBLE, "{chips}", "json"),
+        csv=chip_eval_file(ENSEMBLE, "{chips}", "csv"),
     params:
         run=ENSEMBLE,
         label="{chips}",
@@ -71,9 +71,9 @@ rule evaluate_chips_ensemble:
         device=config["training"]["device"],
     threads: config["training"]["threads"]
     log:
-        f"logs/evaluate/{ENSEMBLE}/chips/{{chips}}.log",
+        logs(f"evaluate/{ENSEMBLE}/chips/{{chips}}.log"),
     benchmark:
-        f"benchmarks/results/evaluate/{ENSEMBLE}/chips/{{chips}}.tsv"
+        benchmarks(f"evaluate/{ENSEMBLE}/chips/{{chips}}.tsv")
     conda:
         CONDA_ENV
     script:
@@ -82,21 +82,21 @@ rule evaluate_chips_ensemble:
 
 rule evaluate_chips_baseline:
     input:
-        rules="results/baseline/{dates}/rules.json",
+        rules=baseline_rules(),
         images=lambda wc: chip_inputs(wc.chips)["images"],
         masks=lambda wc: chip_inputs(wc.chips)["masks"],
         outlines=lambda wc: chip_inputs(wc.chips)["outlines"],
     output:
-        json="results/eval/baseline/{dates}/chips/{chips}.json",
-        csv="results/eval/baseline/{dates}/chips/{chips}.csv",
+        json=chip_eval_file("baseline/{dates}", "{chips}", "json"),
+        csv=chip_eval_file("baseline/{dates}", "{chips}", "csv"),
     params:
         run="baseline/{dates}",
         label="{chips}",
         dataset=lambda wc: canonical(config["data"]["chips"][wc.chips]),
     log:
-        "logs/evaluate/baseline/{dates}/chips/{chips}.log",
+        logs("evaluate/baseline/{dates}/chips/{chips}.log"),
     benchmark:
-        "benchmarks/results/evaluate/baseline/{dates}/chips/{chips}.tsv"
+        benchmarks("evaluate/baseline/{dates}/chips/{chips}.tsv")
     conda:
         CONDA_ENV
     script:

@@ -18,14 +18,32 @@
 # validation chips, "each" of the final stage; an external test set (split:
 # test) is scored by every final run, seed ensemble and baseline (Table 3).
 #
-# Building the DAG imports neither torch nor pandas (a dry run of the study
-# stays well under 10 s): run names come from glaciermap.runs, training
-# settings from glaciermap.training.settings (both torch-free), and the table
-# readers are imported when a checkpoint table exists.
+# Building the DAG imports neither torch, pandas, geopandas nor rasterio (a dry
+# run of the study stays well under 10 s; tests/test_settings_defaults.py checks
+# the imports): run names come from glaciermap.runs, file paths from
+# glaciermap.paths, settings from glaciermap.training.settings,
+# glaciermap.inference.settings and glaciermap.data.chip_dataset (defaults from
+# glaciermap.schema), and the table readers are imported when a checkpoint
+# table exists.
 import functools
 import itertools
 
 from glaciermap.data.chip_dataset import ChipDataset, dataset_inputs
+from glaciermap.paths import (
+    baseline_rules,
+    benchmarks,
+    chip_eval_file,
+    eval_file,
+    logs,
+    map_file,
+    reference_mask,
+    regions_file,
+    results,
+    run_file,
+    scene_file,
+    tile_file,
+    validity_file,
+)
 from glaciermap.runs import (
     ENSEMBLE_PATTERN,
     NO_AUG,
@@ -75,12 +93,12 @@ def run_name(model, hparams, dates, aug, seed):
 
 
 def metrics_files(runs):
-    return [f"results/runs/{run}/metrics.json" for run in runs]
+    return [run_file(run, "metrics.json") for run in runs]
 
 
 def tile_store(label, name):
     """A file of the tile store of a scene date or of a chip dataset."""
-    return f"results/{'chips' if label in CHIPS else 'tiles'}/{label}/{name}"
+    return tile_file("chips" if label in CHIPS else "tiles", label, name)
 
 
 def tile_files(dates, split):
@@ -101,11 +119,11 @@ def chip_inputs(label):
 def chip_eval_files(runs):
     """Scores of ``runs`` (``{run}``, ``ensemble/...`` or ``baseline/...``) on every
     external chip test set."""
-    return [f"results/eval/{run}/chips/{label}.json" for run in runs for label in EXTERNAL_TESTS]
+    return [chip_eval_file(run, label) for run in runs for label in EXTERNAL_TESTS]
 
 
 def eval_files(runs, dates=DATES):
-    return [f"results/eval/{run}/{date}.json" for run in runs for date in dates]
+    return [eval_file(run, date) for run in runs for date in dates]
 
 
 # ---------------------------------------------------------------- settings
@@ -230,19 +248,19 @@ def stage_tables():
     """Tables of the stages that are not pinned in the config, plus Table 3."""
     tables = []
     if not config["model_selection"]["winner"]:
-        tables.append("results/table1_models.csv")
+        tables.append(results("table1_models.csv"))
     if not config["hparam_grid"]["winner"]:
-        tables.append("results/table2_hparams.csv")
+        tables.append(results("table2_hparams.csv"))
     if not config["augmentation"]["winner"]:
-        tables.append("results/table_augmentation.csv")
-    tables.append("results/table3.csv")
+        tables.append(results("table_augmentation.csv"))
+    tables.append(results("table3.csv"))
     return tables
 
 
 def baseline_eval_files():
     """The threshold baseline fitted on each final training set, scored on every date."""
     return [
-        f"results/eval/baseline/{dates}/{date}.json"
+        eval_file(f"baseline/{dates}", date)
         for dates in final_training_dates()
         for date in DATES
     ]
@@ -259,7 +277,7 @@ def final_ensembles():
 def ensemble_checkpoints(wildcards):
     """``best.pt`` of every seed of the ensemble of ``wildcards``."""
     fields = (wildcards.model, wildcards.hparams, wildcards.dates, wildcards.aug)
-    return [f"results/runs/{run_name(*fields, seed)}/best.pt" for seed in FINAL_SEEDS]
+    return [run_file(run_name(*fields, seed), "best.pt") for seed in FINAL_SEEDS]
 
 
 def external_eval_files():
@@ -282,8 +300,8 @@ def area_maps():
         {
             "run": run,
             "date": date,
-            "mask": f"results/maps/{run}/{date}/mask.tif",
-            "outlines": f"results/maps/{run}/{date}/outlines.gpkg",
+            "mask": map_file(run, date, "mask.tif"),
+            "outlines": map_file(run, date, "outlines.gpkg"),
         }
         for run in final_runs()
         for date in DATES
@@ -294,8 +312,8 @@ def area_maps():
             {
                 "run": ensemble,
                 "date": date,
-                "mask": f"results/maps/{ensemble}/{date}/mask.tif",
-                "uncertainty": f"results/maps/{ensemble}/{date}/uncertainty.tif",
+                "mask": map_file(ensemble, date, "mask.tif"),
+                "uncertainty": map_file(ensemble, date, "uncertainty.tif"),
                 "members": members,
             }
             for date in DATES
@@ -312,16 +330,16 @@ def change_figure_maps():
     if ensemble in final_ensembles():
         return {
             "run": ensemble,
-            "masks": [f"results/maps/{ensemble}/{date}/mask.tif" for date in CHANGE_DATES],
+            "masks": [map_file(ensemble, date, "mask.tif") for date in CHANGE_DATES],
             "outlines": [],
             "uncertainty": [
-                f"results/maps/{ensemble}/{date}/uncertainty.tif" for date in CHANGE_DATES
+                map_file(ensemble, date, "uncertainty.tif") for date in CHANGE_DATES
             ],
         }
     return {
         "run": run,
-        "masks": [f"results/maps/{run}/{date}/mask.tif" for date in CHANGE_DATES],
-        "outlines": [f"results/maps/{run}/{date}/outlines.gpkg" for date in CHANGE_DATES],
+        "masks": [map_file(run, date, "mask.tif") for date in CHANGE_DATES],
+        "outlines": [map_file(run, date, "outlines.gpkg") for date in CHANGE_DATES],
         "uncertainty": [],
     }
 
@@ -333,15 +351,15 @@ def overlay_run():
 
 def figure_files():
     figures = [
-        "results/figures/figure4_final_history.png",
+        results("figures/figure4_final_history.png"),
         *expand(
-            "results/figures/overlay_{region}_{date}.png", region=("train", "test"), date=DATES
+            results("figures/overlay_{region}_{date}.png"), region=("train", "test"), date=DATES
         ),
     ]
     if not config["model_selection"]["winner"]:
-        figures.append("results/figures/figure2_model_selection.png")
+        figures.append(results("figures/figure2_model_selection.png"))
     if not config["augmentation"]["winner"]:
-        figures.append("results/figures/figure3_augmentation.png")
+        figures.append(results("figures/figure3_augmentation.png"))
     return figures
 
 

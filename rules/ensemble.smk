@@ -7,19 +7,19 @@
 rule maps_ensemble:
     input:
         checkpoints=ensemble_checkpoints,
-        scene="results/scenes/{date}.tif",
+        scene=scene_file(),
     output:
-        probability=f"results/maps/{ENSEMBLE}/{{date}}/probability.tif",
-        uncertainty=f"results/maps/{ENSEMBLE}/{{date}}/uncertainty.tif",
-        mask=f"results/maps/{ENSEMBLE}/{{date}}/mask.tif",
+        probability=map_file(ENSEMBLE, "{date}", "probability.tif"),
+        uncertainty=map_file(ENSEMBLE, "{date}", "uncertainty.tif"),
+        mask=map_file(ENSEMBLE, "{date}", "mask.tif"),
     params:
         inference=prediction_params(config["inference"]),
         device=config["training"]["device"],
     threads: config["training"]["threads"]
     log:
-        f"logs/maps/{ENSEMBLE}/{{date}}/predict.log",
+        logs(f"maps/{ENSEMBLE}/{{date}}/predict.log"),
     benchmark:
-        f"benchmarks/results/maps/{ENSEMBLE}/{{date}}/predict.tsv"
+        benchmarks(f"maps/{ENSEMBLE}/{{date}}/predict.tsv")
     conda:
         CONDA_ENV
     script:
@@ -28,18 +28,18 @@ rule maps_ensemble:
 
 rule evaluate_ensemble:
     input:
-        prediction=f"results/maps/{ENSEMBLE}/{{date}}/mask.tif",
-        reference="results/masks/{date}.tif",
-        regions="results/regions.tif",
+        prediction=map_file(ENSEMBLE, "{date}", "mask.tif"),
+        reference=reference_mask(),
+        regions=regions_file(),
     output:
-        f"results/eval/{ENSEMBLE}/{{date}}.json",
+        eval_file(ENSEMBLE, "{date}"),
     params:
         run=ENSEMBLE,
         members=len(FINAL_SEEDS),
     log:
-        f"logs/evaluate/{ENSEMBLE}/{{date}}.log",
+        logs(f"evaluate/{ENSEMBLE}/{{date}}.log"),
     benchmark:
-        f"benchmarks/results/evaluate/{ENSEMBLE}/{{date}}.tsv"
+        benchmarks(f"evaluate/{ENSEMBLE}/{{date}}.tsv")
     conda:
         CONDA_ENV
     script:

@@ -4,17 +4,17 @@
 
 rule evaluate:
     input:
-        prediction=f"results/maps/{RUN}/{{date}}/mask.tif",
-        reference="results/masks/{date}.tif",
-        regions="results/regions.tif",
+        prediction=map_file(RUN, "{date}", "mask.tif"),
+        reference=reference_mask(),
+        regions=regions_file(),
     output:
-        f"results/eval/{RUN}/{{date}}.json",
+        eval_file(RUN, "{date}"),
     params:
         run=RUN,
     log:
-        f"logs/evaluate/{RUN}/{{date}}.log",
+        logs(f"evaluate/{RUN}/{{date}}.log"),
     benchmark:
-        f"benchmarks/results/evaluate/{RUN}/{{date}}.tsv"
+        benchmarks(f"evaluate/{RUN}/{{date}}.tsv")
     conda:
         CONDA_ENV
     script:
@@ -26,11 +26,11 @@ rule baseline_fit:
         train=lambda wc: tile_files(wc.dates, "train"),
         val=lambda wc: tile_files(wc.dates, "val"),
     output:
-        "results/baseline/{dates}/rules.json",
+        baseline_rules(),
     log:
-        "logs/baseline/{dates}/fit.log",
+        logs("baseline/{dates}/fit.log"),
     benchmark:
-        "benchmarks/results/baseline/{dates}/fit.tsv"
+        benchmarks("baseline/{dates}/fit.tsv")
     conda:
         CONDA_ENV
     script:
@@ -39,14 +39,14 @@ rule baseline_fit:
 
 rule baseline_predict:
     input:
-        rules="results/baseline/{dates}/rules.json",
-        scene="results/scenes/{date}.tif",
+        rules=baseline_rules(),
+        scene=scene_file(),
     output:
-        "results/maps/baseline/{dates}/{date}/mask.tif",
+        map_file("baseline/{dates}", "{date}", "mask.tif"),
     log:
-        "logs/baseline/{dates}/{date}/predict.log",
+        logs("baseline/{dates}/{date}/predict.log"),
     benchmark:
-        "benchmarks/results/baseline/{dates}/{date}/predict.tsv"
+        benchmarks("baseline/{dates}/{date}/predict.tsv")
     conda:
         CONDA_ENV
     script:
@@ -55,17 +55,17 @@ rule baseline_predict:
 
 rule baseline_evaluate:
     input:
-        prediction="results/maps/baseline/{dates}/{date}/mask.tif",
-        reference="results/masks/{date}.tif",
-        regions="results/regions.tif",
+        prediction=map_file("baseline/{dates}", "{date}", "mask.tif"),
+        reference=reference_mask(),
+        regions=regions_file(),
     output:
-        "results/eval/baseline/{dates}/{date}.json",
+        eval_file("baseline/{dates}", "{date}"),
     params:
         run="baseline/{dates}",
     log:
-        "logs/evaluate/baseline/{dates}/{date}.log",
+        logs("evaluate/baseline/{dates}/{date}.log"),
     benchmark:
-        "benchmarks/results/evaluate/baseline/{dates}/{date}.tsv"
+        benchmarks("evaluate/baseline/{dates}/{date}.tsv")
     conda:
         CONDA_ENV
     script:

@@ -11,19 +11,19 @@ CHANGE_DATES = list(dict.fromkeys([DATES_BY_ACQUISITION[0], DATES_BY_ACQUISITION
 
 rule maps_predict:
     input:
-        checkpoint=f"results/runs/{RUN}/best.pt",
-        scene="results/scenes/{date}.tif",
+        checkpoint=run_file(RUN, "best.pt"),
+        scene=scene_file(),
     output:
-        probability=f"results/maps/{RUN}/{{date}}/probability.tif",
-        mask=f"results/maps/{RUN}/{{date}}/mask.tif",
+        probability=map_file(RUN, "{date}", "probability.tif"),
+        mask=map_file(RUN, "{date}", "mask.tif"),
     params:
         inference=prediction_params(config["inference"]),
         device=config["training"]["device"],
     threads: config["training"]["threads"]
     log:
-        f"logs/maps/{RUN}/{{date}}/predict.log",
+        logs(f"maps/{RUN}/{{date}}/predict.log"),
     benchmark:
-        f"benchmarks/results/maps/{RUN}/{{date}}/predict.tsv"
+        benchmarks(f"maps/{RUN}/{{date}}/predict.tsv")
     conda:
         CONDA_ENV
     script:
@@ -32,16 +32,16 @@ rule maps_predict:
 
 rule maps_outlines:
     input:
-        mask=f"results/maps/{RUN}/{{date}}/mask.tif",
+        mask=map_file(RUN, "{date}", "mask.tif"),
     output:
-        f"results/maps/{RUN}/{{date}}/outlines.gpkg",
+        map_file(RUN, "{date}", "outlines.gpkg"),
     params:
         min_area_km2=config["inference"]["min_area_km2"],
         run=RUN,
     log:
-        f"logs/maps/{RUN}/{{date}}/outlines.log",
+        logs(f"maps/{RUN}/{{date}}/outlines.log"),
     benchmark:
-        f"benchmarks/results/maps/{RUN}/{{date}}/outlines.tsv"
+        benchmarks(f"maps/{RUN}/{{date}}/outlines.tsv")
     conda:
         CONDA_ENV
     script:
@@ -54,28 +54,28 @@ rule maps_areas:
         masks=lambda wc: [record["mask"] for record in area_maps()],
         outlines=lambda wc: [r["outlines"] for r in area_maps() if "outlines" in r],
         uncertainty=lambda wc: [r["uncertainty"] for r in area_maps() if "uncertainty" in r],
-        reference=expand("results/masks/{date}.tif", date=DATES),
-        validity=expand("results/validity/{date}.tif", date=DATES),
-        regions="results/regions.tif",
+        reference=[reference_mask(date) for date in DATES],
+        validity=[validity_file(date) for date in DATES],
+        regions=regions_file(),
         glacier_outlines=config["data"]["outlines"]["file"],
     output:
-        areas=report("results/maps/areas.csv", caption="../report/areas.rst", category="Maps"),
+        areas=report(results("maps/areas.csv"), caption="../report/areas.rst", category="Maps"),
         change=report(
-            "results/maps/area_change.csv", caption="../report/area_change.rst", category="Maps"
+            results("maps/area_change.csv"), caption="../report/area_change.rst", category="Maps"
         ),
     params:
         maps=lambda wc: area_maps(),
-        reference={date: f"results/masks/{date}.tif" for date in DATES},
-        validity={date: f"results/validity/{date}.tif" for date in DATES},
+        reference={date: reference_mask(date) for date in DATES},
+        validity={date: validity_file(date) for date in DATES},
         date_order=DATES_BY_ACQUISITION,
         outlines=config["data"]["outlines"],
         acquired=config["data"]["scenes"][REFERENCE_DATE]["acquired"],
         block_size=config["inference"]["block_size"],
         uncertainty_threshold=config["inference"]["uncertainty_threshold"],
     log:
-        "logs/maps/areas.log",
+        logs("maps/areas.log"),
     benchmark:
-        "benchmarks/results/maps/areas.tsv"
+        benchmarks("maps/areas.tsv")
     conda:
         CONDA_ENV
     script:
@@ -85,14 +85,14 @@ rule maps_areas:
 rule maps_change_figure:
     localrule: True
     input:
-        scene=f"results/scenes/{CHANGE_DATES[-1]}.tif",
+        scene=scene_file(CHANGE_DATES[-1]),
         masks=lambda wc: change_figure_maps()["masks"],
         outlines=lambda wc: change_figure_maps()["outlines"],
         uncertainty=lambda wc: change_figure_maps()["uncertainty"],
-        validity=expand("results/validity/{date}.tif", date=CHANGE_DATES),
+        validity=[validity_file(date) for date in CHANGE_DATES],
     output:
         report(
-            "results/figures/area_change.png",
+            results("figures/area_change.png"),
             caption="../report/area_change_figure.rst",
             category="Maps",
         ),
@@ -101,9 +101,9 @@ rule maps_change_figure:
         run=lambda wc: change_figure_maps()["run"],
         uncertainty_threshold=config["inference"]["uncertainty_threshold"],
     log:
-        "logs/maps/area_change_figure.log",
+        logs("maps/area_change_figure.log"),
     benchmark:
-        "benchmarks/results/maps/area_change_figure.tsv"
+        benchmarks("maps/area_change_figure.tsv")
     conda:
         CONDA_ENV
     script:

@@ -17,15 +17,15 @@ rule prepare_scene:
     input:
         lambda wc: scene_input_files(config["data"], wc.date),
     output:
-        scene="results/scenes/{date}.tif",
-        validity="results/validity/{date}.tif",
+        scene=scene_file(),
+        validity=validity_file(),
     params:
         date="{date}",
         settings=lambda wc: canonical(scene_settings(config["data"], wc.date)),
     log:
-        "logs/prepare/scene_{date}.log",
+        logs("prepare/scene_{date}.log"),
     benchmark:
-        "benchmarks/results/prepare/scene_{date}.tsv"
+        benchmarks("prepare/scene_{date}.tsv")
     conda:
         CONDA_ENV
     script:
@@ -34,17 +34,17 @@ rule prepare_scene:
 
 rule prepare_mask:
     input:
-        scene="results/scenes/{date}.tif",
+        scene=scene_file(),
         outlines=config["data"]["outlines"]["file"],
     output:
-        "results/masks/{date}.tif",
+        reference_mask(),
     params:
         date="{date}",
         settings=lambda wc: canonical(mask_settings(config["data"], wc.date)),
     log:
-        "logs/prepare/mask_{date}.log",
+        logs("prepare/mask_{date}.log"),
     benchmark:
-        "benchmarks/results/prepare/mask_{date}.tsv"
+        benchmarks("prepare/mask_{date}.tsv")
     conda:
         CONDA_ENV
     script:
@@ -53,16 +53,16 @@ rule prepare_mask:
 
 rule prepare_regions:
     input:
-        scene=f"results/scenes/{REFERENCE_DATE}.tif",
+        scene=scene_file(REFERENCE_DATE),
         outlines=config["data"]["outlines"]["file"],
     output:
-        "results/regions.tif",
+        regions_file(),
     params:
         settings=canonical(regions_settings(config["data"])),
     log:
-        "logs/prepare/regions.log",
+        logs("prepare/regions.log"),
     benchmark:
-        "benchmarks/results/prepare/regions.tsv"
+        benchmarks("prepare/regions.tsv")
     conda:
         CONDA_ENV
     script:
@@ -71,20 +71,20 @@ rule prepare_regions:
 
 rule prepare_tiles:
     input:
-        scene="results/scenes/{date}.tif",
-        mask="results/masks/{date}.tif",
-        regions="results/regions.tif",
+        scene=scene_file(),
+        mask=reference_mask(),
+        regions=regions_file(),
     output:
-        train="results/tiles/{date}/train.npz",
-        val="results/tiles/{date}/val.npz",
-        test="results/tiles/{date}/test.npz",
-        stats="results/tiles/{date}/stats.json",
+        train=tile_file("tiles", "{date}", "train.npz"),
+        val=tile_file("tiles", "{date}", "val.npz"),
+        test=tile_file("tiles", "{date}", "test.npz"),
+        stats=tile_file("tiles", "{date}", "stats.json"),
     params:
         tiles=canonical(config["data"]["tiles"]),
     log:
-        "logs/prepare/tiles_{date}.log",
+        logs("prepare/tiles_{date}.log"),
     benchmark:
-        "benchmarks/results/prepare/tiles_{date}.tsv"
+        benchmarks("prepare/tiles_{date}.tsv")
     conda:
         CONDA_ENV
     script:

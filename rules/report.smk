@@ -9,16 +9,16 @@ rule table3:
         baseline=baseline_eval_files(),
         external=lambda wc: external_eval_files(),
     output:
-        csv=report("results/table3.csv", caption="../report/table3.rst", category="Tables"),
-        md="results/table3.md",
+        csv=report(results("table3.csv"), caption="../report/table3.rst", category="Tables"),
+        md=results("table3.md"),
         long=report(
-            "results/table3_long.csv", caption="../report/table3_long.rst", category="Tables"
+            results("table3_long.csv"), caption="../report/table3_long.rst", category="Tables"
         ),
-        long_md="results/table3_long.md",
+        long_md=results("table3_long.md"),
     log:
-        "logs/report/table3.log",
+        logs("report/table3.log"),
     benchmark:
-        "benchmarks/results/report/table3.tsv"
+        benchmarks("report/table3.tsv")
     conda:
         CONDA_ENV
     script:
@@ -31,7 +31,7 @@ rule figure2_model_selection:
         lambda wc: metrics_files(selection_runs()),
     output:
         report(
-            "results/figures/figure2_model_selection.png",
+            results("figures/figure2_model_selection.png"),
             caption="../report/figure2.rst",
             category="Figures",
         ),
@@ -39,9 +39,9 @@ rule figure2_model_selection:
         group_by="model",
         title="Figure 2: model selection, training history per architecture",
     log:
-        "logs/report/figure2_model_selection.log",
+        logs("report/figure2_model_selection.log"),
     benchmark:
-        "benchmarks/results/report/figure2_model_selection.tsv"
+        benchmarks("report/figure2_model_selection.tsv")
     conda:
         CONDA_ENV
     script:
@@ -54,7 +54,7 @@ rule figure3_augmentation:
         lambda wc: metrics_files(augmentation_runs()),
     output:
         report(
-            "results/figures/figure3_augmentation.png",
+            results("figures/figure3_augmentation.png"),
             caption="../report/figure3.rst",
             category="Figures",
         ),
@@ -62,9 +62,9 @@ rule figure3_augmentation:
         group_by="aug",
         title="Figure 3: with and without augmentation",
     log:
-        "logs/report/figure3_augmentation.log",
+        logs("report/figure3_augmentation.log"),
     benchmark:
-        "benchmarks/results/report/figure3_augmentation.tsv"
+        benchmarks("report/figure3_augmentation.tsv")
     conda:
         CONDA_ENV
     script:
@@ -77,7 +77,7 @@ rule figure4_final_history:
         lambda wc: metrics_files(history_runs()),
     output:
         report(
-            "results/figures/figure4_final_history.png",
+            results("figures/figure4_final_history.png"),
             caption="../report/figure4.rst",
             category="Figures",
         ),
@@ -85,9 +85,9 @@ rule figure4_final_history:
         group_by="dates",
         title="Figure 4: training history of the final model",
     log:
-        "logs/report/figure4_final_history.log",
+        logs("report/figure4_final_history.log"),
     benchmark:
-        "benchmarks/results/report/figure4_final_history.tsv"
+        benchmarks("report/figure4_final_history.tsv")
     conda:
         CONDA_ENV
     script:
@@ -97,15 +97,15 @@ rule figure4_final_history:
 rule overlay_figure:
     localrule: True
     input:
-        scene="results/scenes/{date}.tif",
-        probability=lambda wc: f"results/maps/{overlay_run()}/{wc.date}/probability.tif",
-        mask=lambda wc: f"results/maps/{overlay_run()}/{wc.date}/mask.tif",
-        reference="results/masks/{date}.tif",
-        regions="results/regions.tif",
-        validity="results/validity/{date}.tif",
+        scene=scene_file(),
+        probability=lambda wc: map_file(overlay_run(), wc.date, "probability.tif"),
+        mask=lambda wc: map_file(overlay_run(), wc.date, "mask.tif"),
+        reference=reference_mask(),
+        regions=regions_file(),
+        validity=validity_file(),
     output:
         report(
-            "results/figures/overlay_{region}_{date}.png",
+            results("figures/overlay_{region}_{date}.png"),
             caption="../report/overlay.rst",
             category="Figures",
             subcategory="Overlays",
@@ -114,9 +114,9 @@ rule overlay_figure:
         run=lambda wc: overlay_run(),
         title=lambda wc: f"{wc.region} region, {wc.date}: {overlay_run()}",
     log:
-        "logs/report/overlay_{region}_{date}.log",
+        logs("report/overlay_{region}_{date}.log"),
     benchmark:
-        "benchmarks/results/report/overlay_{region}_{date}.tsv"
+        benchmarks("report/overlay_{region}_{date}.tsv")
     conda:
         CONDA_ENV
     script:

@@ -7,20 +7,20 @@ checkpoint table1_models:
     localrule: True
     input:
         metrics=lambda wc: metrics_files(selection_runs()),
-        baseline=f"results/baseline/{ALL_DATES}/rules.json",
+        baseline=baseline_rules(ALL_DATES),
     output:
         csv=report(
-            "results/table1_models.csv",
+            results("table1_models.csv"),
             caption="../report/table1_models.rst",
             category="Tables",
         ),
-        md="results/table1_models.md",
+        md=results("table1_models.md"),
     params:
         table="models",
     log:
-        "logs/select/table1_models.log",
+        logs("select/table1_models.log"),
     benchmark:
-        "benchmarks/results/select/table1_models.tsv"
+        benchmarks("select/table1_models.tsv")
     conda:
         CONDA_ENV
     script:
@@ -31,20 +31,20 @@ checkpoint table2_hparams:
     localrule: True
     input:
         metrics=lambda wc: metrics_files(grid_runs()),
-        baseline=f"results/baseline/{ALL_DATES}/rules.json",
+        baseline=baseline_rules(ALL_DATES),
     output:
         csv=report(
-            "results/table2_hparams.csv",
+            results("table2_hparams.csv"),
             caption="../report/table2_hparams.rst",
             category="Tables",
         ),
-        md="results/table2_hparams.md",
+        md=results("table2_hparams.md"),
     params:
         table="hparams",
     log:
-        "logs/select/table2_hparams.log",
+        logs("select/table2_hparams.log"),
     benchmark:
-        "benchmarks/results/select/table2_hparams.tsv"
+        benchmarks("select/table2_hparams.tsv")
     conda:
         CONDA_ENV
     script:
@@ -55,20 +55,20 @@ checkpoint table_augmentation:
     localrule: True
     input:
         metrics=lambda wc: metrics_files(augmentation_runs()),
-        baseline=f"results/baseline/{ALL_DATES}/rules.json",
+        baseline=baseline_rules(ALL_DATES),
     output:
         csv=report(
-            "results/table_augmentation.csv",
+            results("table_augmentation.csv"),
             caption="../report/table_augmentation.rst",
             category="Tables",
         ),
-        md="results/table_augmentation.md",
+        md=results("table_augmentation.md"),
     params:
         table="augmentation",
     log:
-        "logs/select/table_augmentation.log",
+        logs("select/table_augmentation.log"),
     benchmark:
-        "benchmarks/results/select/table_augmentation.tsv"
+        benchmarks("select/table_augmentation.tsv")
     conda:
         CONDA_ENV
     script:

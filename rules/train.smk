@@ -9,14 +9,14 @@ rule train:
         val=lambda wc: tile_files(wc.dates, "val"),
         stats=lambda wc: stats_files(wc.dates),
     output:
-        metrics=f"results/runs/{RUN}/metrics.json",
-        weights=f"results/runs/{RUN}/best.pt",
+        metrics=run_file(RUN, "metrics.json"),
+        weights=run_file(RUN, "best.pt"),
     params:
         settings=training_params,
     log:
-        f"logs/train/{RUN}.log",
+        logs(f"train/{RUN}.log"),
     benchmark:
-        f"benchmarks/results/train/{RUN}.tsv"
+        benchmarks(f"train/{RUN}.tsv")
     threads: config["training"]["threads"]
     resources:
         mem_mb=lambda wc, attempt: 8000 * attempt,

@@ -73,6 +73,7 @@ def test_chip_dataset_defaults_are_the_schema_defaults():
 DAG_MODULES = (
     "glaciermap.schema",
     "glaciermap.runs",
+    "glaciermap.paths",
     "glaciermap.training.settings",
     "glaciermap.inference.settings",
     "glaciermap.data.chip_dataset",
