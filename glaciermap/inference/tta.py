@@ -4,6 +4,8 @@ A transform is (quarter turns, horizontal flip first); ``flips`` are the four
 flips (none, left-right, up-down = both turned half, both), ``d4`` all eight
 rotations and reflections of the square. The average is taken in float64, so a
 model that commutes with the transforms gives exactly its plain prediction.
+No TTA library is a dependency (ttach is not installed); the eight transforms
+are a few lines of ``torch.rot90`` and ``torch.flip``.
 """
 
 from __future__ import annotations

@@ -18,6 +18,9 @@ Values are clamped at 0 (reflectance is not negative), not at 1, because snow
 and ice are often brighter than 1 in surface reflectance. Jitter is applied to
 the unnormalised reflectances, before normalisation. The jitter order is fixed
 (brightness, contrast, saturation, hue) so that a seed fixes the result.
+Hand-written because kornia is not a dependency and colour-jitter libraries
+(kornia, torchvision) expect three RGB bands in [0, 1], not four bands of
+reflectance above 1.
 """
 
 from __future__ import annotations

@@ -18,6 +18,12 @@ pixels without a label (255, :mod:`glaciermap.labels`) are left out of every
 term, so their logits get no gradient and changing them changes no loss. The
 auxiliary head's loss is binary cross-entropy between its logit and the tile's
 glacier fraction over its labelled pixels.
+
+Written here, not taken from ``segmentation_models_pytorch.losses``, because
+smp does not give the same numbers (checked on a fixed batch): its ``DiceLoss``
+is 0 on a batch without glacier, its ``SoftBCEWithLogitsLoss`` averages over the
+ignored pixels too, and its multi-class ``FocalLoss`` is a one-vs-all sigmoid
+loss; only its binary focal loss agrees (to float rounding).
 """
 
 from __future__ import annotations

@@ -6,7 +6,11 @@
   to ``learning_rate * final_lr_fraction`` at the last step.
 
 The rate is a function of the global step alone, so a run resumed from
-``last.pt`` continues on the same curve without storing a scheduler.
+``last.pt`` continues on the same curve without storing a scheduler. That is
+why it is not torch's ``SequentialLR(LinearLR, CosineAnnealingLR)`` or timm's
+``CosineLRScheduler``: both hold state that ``last.pt`` would have to carry, and
+they compute the curve in another order (torch recursively), so the rates, and
+a run's numbers, would differ in the last bits.
 """
 
 from __future__ import annotations
