@@ -99,9 +99,13 @@ def _endless(loader: DataLoader):
 
 def project_loops(model_name: str, encoder: str, device: torch.device, args) -> dict:
     """Training and inference steps of the project's path, and the parameter count."""
+    # The reference loop's recipe (cross-entropy, Adam at a constant 1e-4), not the
+    # schema's defaults, so that both loops do the same work per step.
     settings = RunSettings(
-        model=model_name, hparams=HPARAMS, dates=("bench",), encoder=encoder, batch_size=args.batch
-    )
+        model=model_name, hparams=HPARAMS, dates=("bench",), encoder=encoder,
+        batch_size=args.batch, loss="bce", optimizer="adam", learning_rate=1e-4,
+        weight_decay=0.0, lr_schedule="constant", warmup_epochs=0.0,
+    )  # fmt: skip
     torch.manual_seed(0)
     model = build_model(settings.spec).to(device)
     if device.type == "cuda":
