@@ -15,6 +15,7 @@ from glaciermap.acquire.settings import AcquireSettings
 from glaciermap.config import validate_config
 from glaciermap.data.chip_dataset import ChipDataset
 from glaciermap.inference.settings import InferenceSettings
+from glaciermap.models.spec import ModelSpec
 from glaciermap.runs import AUG_MODES, NO_AUG, HParams, RunKey
 from glaciermap.schema import schema_defaults
 from glaciermap.training.settings import AugmentParams, RunSettings
@@ -45,6 +46,11 @@ def test_run_settings_without_a_config_equal_those_of_an_empty_config(aug):
     }
     if aug != NO_AUG:  # each mode draws what its schema defaults say
         assert bare.augmentation == AugmentParams.from_config(empty_config()["augmentation"], aug)
+
+
+def test_model_spec_defaults_are_those_of_the_run_settings():
+    bare = RunSettings(model="fpn", hparams=HParams(0.4, "softmax", "mean"), dates=("july",))
+    assert ModelSpec("fpn", HParams(0.4, "softmax", "mean")) == bare.spec
 
 
 def test_augment_params_defaults_are_the_schema_defaults():

@@ -21,7 +21,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from glaciermap.bands import BANDS
 from glaciermap.runs import MODEL_NAMES, HParams, ModelName
+from glaciermap.schema import default_field, schema_defaults
+
+# The training settings the model is built from; their defaults are the schema's.
+_TRAINING = schema_defaults("training")
 
 
 @dataclass(frozen=True)
@@ -30,10 +35,10 @@ class ModelSpec:
 
     name: ModelName
     hparams: HParams
-    encoder: str = "resnet34"
-    in_channels: int = 4
-    aux_weight: float = 0.4
-    encoder_weights: str | None = None  # local file; None = random init
+    encoder: str = default_field(_TRAINING["encoder"])
+    in_channels: int = len(BANDS)
+    aux_weight: float = default_field(_TRAINING["aux_weight"])
+    encoder_weights: str | None = default_field(_TRAINING["encoder_weights"])  # a local file
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
+from glaciermap.bands import BANDS
 from glaciermap.data.normalization import NORMALIZATIONS, Normalization
 from glaciermap.errors import ConfigError
 from glaciermap.models.spec import ModelSpec
@@ -156,7 +157,7 @@ class RunSettings:
             name=self.model,
             hparams=self.hparams,
             encoder=self.encoder,
-            in_channels=4,
+            in_channels=len(BANDS),
             aux_weight=self.aux_weight,
             encoder_weights=self.encoder_weights,
         )
