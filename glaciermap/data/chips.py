@@ -48,9 +48,12 @@ from glaciermap.io import sentinel2
 from glaciermap.io.grid import Grid
 from glaciermap.io.outlines import detect_format, read_outlines
 from glaciermap.labels import GLACIER, NODATA, NOT_GLACIER
+from glaciermap.schema import schema_defaults
 from glaciermap.utils.atomic import atomic_path, write_text_atomic
 
 log = logging.getLogger(__name__)
+
+_TILES = schema_defaults("data", "tiles")  # for a ``data.tiles`` mapping that lacks a key
 
 SPLITS = ("train", "val", "test")
 INVENTORY_COLUMNS = (
@@ -351,9 +354,9 @@ def prepare_chips(
     (``chips.csv``: every chip with its split, or the reason it was skipped).
     """
     dataset = ChipDataset.from_config(label, dataset_settings)
-    size = tiles_config.get("size", 128)
-    stride = tiles_config.get("stride", 64)
-    max_nodata = tiles_config.get("max_nodata_fraction", 0.5)
+    tiles_config = {**_TILES, **tiles_config}
+    size, stride = tiles_config["size"], tiles_config["stride"]
+    max_nodata = tiles_config["max_nodata_fraction"]
     chips, tiles, records = [], [], []
     for item in iter_chips(dataset, images, base_dir):
         mask = str(item.files.mask or (dataset.outlines or {}).get("file", ""))

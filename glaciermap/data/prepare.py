@@ -36,9 +36,15 @@ from glaciermap.io.scenes import (
 )
 from glaciermap.io.validity import MASKED, write_validity
 from glaciermap.labels import GLACIER, NODATA
+from glaciermap.schema import schema_defaults
 from glaciermap.utils.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
+
+# What a ``data:`` mapping that lacks a key uses: the schema's defaults.
+_DATA = schema_defaults("data")
+_LABELS = schema_defaults("data", "labels")
+_TILES = schema_defaults("data", "tiles")
 
 
 def reference_date(data: Mapping[str, Any]) -> str:
@@ -59,8 +65,8 @@ def scene_settings(data: Mapping[str, Any], date: str) -> dict[str, Any]:
     ref = reference_date(data)
     return {
         "reference_date": ref,
-        "on_grid_mismatch": data.get("on_grid_mismatch", "reproject"),
-        "min_valid_fraction": data.get("min_valid_fraction", 0.0),
+        "on_grid_mismatch": data.get("on_grid_mismatch", _DATA["on_grid_mismatch"]),
+        "min_valid_fraction": data.get("min_valid_fraction", _DATA["min_valid_fraction"]),
         "scenes": {ref: data["scenes"][ref], date: data["scenes"][date]},
     }
 
@@ -123,9 +129,10 @@ def prepare_scene(
     """
     ref = reference_date(data)
     target = scene_grid(data["scenes"][ref], ref, base_dir)
-    on_mismatch = data.get("on_grid_mismatch", "reproject")
+    on_mismatch = data.get("on_grid_mismatch", _DATA["on_grid_mismatch"])
     layers = read_scene_layers(data["scenes"][date], date, base_dir, target, on_mismatch)
-    fraction, minimum = layers.valid_fraction, data.get("min_valid_fraction", 0.0)
+    fraction = layers.valid_fraction
+    minimum = data.get("min_valid_fraction", _DATA["min_valid_fraction"])
     if fraction == 0 or fraction < minimum:
         masked = float((layers.codes == MASKED).mean())
         raise InputDataError(
@@ -173,7 +180,7 @@ def prepare_mask(
     scene, grid = read_prepared_scene(scene_path)
     outlines = load_outlines(data, date, grid.crs, base_dir)
     masks.require_overlap(outlines, grid, Path(base_dir) / data["outlines"]["file"])
-    labels = data.get("labels", {})
+    labels = {**_LABELS, **data.get("labels", {})}
     stale = masks.stale_outlines(
         outlines, _acquired(data, date), labels.get("max_outline_age_years")
     )
@@ -183,7 +190,7 @@ def prepare_mask(
         grid,
         nodata,
         ignore=stale,
-        boundary_ignore_px=labels.get("boundary_ignore_px", 0),
+        boundary_ignore_px=labels["boundary_ignore_px"],
     )
     masks.write_uint8(mask, grid, output, nodata=NODATA)
     if stale.any():
@@ -215,15 +222,14 @@ def prepare_regions(
     regions = region_raster(
         data["regions"], grid, lambda: load_outlines(data, ref, grid.crs, base_dir, True)
     )
-    tiles = data.get("tiles", {})
-    size, stride = tiles.get("size", 128), tiles.get("stride", 64)
+    tiles = {**_TILES, **data.get("tiles", {})}
     splits = tiling.plan_splits(
         regions,
-        size,
-        stride,
-        tiles.get("val_fraction", 0.2),
-        tiles.get("val_block_tiles", 2),
-        tiles.get("split_seed", 0),
+        tiles["size"],
+        tiles["stride"],
+        tiles["val_fraction"],
+        tiles["val_block_tiles"],
+        tiles["split_seed"],
     )
     masks.write_uint8(tiling.split_raster(grid.shape, splits), grid, output, nodata=None)
     log.info("regions: %s tiles -> %s", {k: len(v) for k, v in splits.items()}, output)
@@ -286,8 +292,8 @@ def prepare_tiles(
     scene, grid = read_prepared_scene(scene_path)
     mask = _read_uint8(mask_path, grid)
     regions = _read_uint8(regions_path, grid)
-    size, stride = tiles_config.get("size", 128), tiles_config.get("stride", 64)
-    max_nodata = tiles_config.get("max_nodata_fraction", 0.5)
+    tiles = {**_TILES, **tiles_config}
+    size, stride, max_nodata = tiles["size"], tiles["stride"], tiles["max_nodata_fraction"]
     windows = tiling.windows_from_regions(regions, size, stride)
     # Over the whole scene, as prediction computes it: no label is used.
     ranges = scene_range(ArrayBands(scene))
