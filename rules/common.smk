@@ -18,13 +18,14 @@
 # validation chips, "each" of the final stage; an external test set (split:
 # test) is scored by every final run, seed ensemble and baseline (Table 3).
 #
-# Building the DAG imports neither torch, pandas, geopandas nor rasterio (a dry
-# run of the study stays well under 10 s; tests/test_settings_defaults.py checks
-# the imports): run names come from glaciermap.runs, file paths from
-# glaciermap.paths, settings from glaciermap.training.settings,
-# glaciermap.inference.settings and glaciermap.data.chip_dataset (defaults from
-# glaciermap.schema), and the table readers are imported when a checkpoint
-# table exists.
+# Building the DAG imports no torch (a dry run of the study stays well under
+# 10 s): run names come from glaciermap.runs, file paths from glaciermap.paths,
+# settings from glaciermap.training.settings, glaciermap.inference.settings and
+# glaciermap.data.chip_dataset (defaults from glaciermap.schema), none of which
+# imports torch, pandas, geopandas or rasterio (tests/test_settings_defaults.py);
+# the table readers are imported when a checkpoint table exists. The config
+# checks (glaciermap.config, opening every input's header) and the preparation
+# rules' input functions (glaciermap.data.prepare) do load rasterio and geopandas.
 import functools
 import itertools
 
