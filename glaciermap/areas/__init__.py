@@ -1,0 +1,1 @@
+"""Glacier areas: per zone, per glacier and their change between dates."""
