@@ -352,3 +352,37 @@ def ensemble_eval_files(dates=DATES):
     """Scores of the final ensembles' masks (e.g. Table 3's ensemble rows), one per date;
     their ``run`` field is the ensemble label."""
     return eval_files(final_ensembles(), dates)
+
+
+# ---------------------------------------------------------------- per glacier
+
+
+def glacier_map_record(name, date):
+    """What the per-glacier products read of map ``name`` (a run, ``ensemble/...`` or
+    ``baseline/...``) on ``date``: mask, probability, uncertainty, the members' masks."""
+    from glaciermap.runs import parse_label
+
+    folder = f"results/maps/{name}/{date}"
+    label = parse_label(name)
+    record = {"run": name, "date": date, "mask": f"{folder}/mask.tif"}
+    if label.kind != "baseline":
+        record["probability"] = f"{folder}/probability.tif"
+    if label.kind == "ensemble":
+        fields = (label.model, label.hparams, label.dates, label.aug)
+        members = [run_name(*fields, seed) for seed in FINAL_SEEDS]
+        record["uncertainty"] = f"{folder}/uncertainty.tif"
+        record["members"] = members
+        record["member_masks"] = [f"results/maps/{run}/{date}/mask.tif" for run in members]
+    return record
+
+
+def glacier_maps():
+    """Every map the per-glacier tables split: final runs, seed ensembles and the
+    threshold baselines, on every date."""
+    baselines = [f"baseline/{dates}" for dates in final_training_dates()]
+    names = [*final_runs(), *final_ensembles(), *baselines]
+    return [glacier_map_record(name, date) for name in names for date in DATES]
+
+
+def glacier_outline_files():
+    return [f"results/maps/{r['run']}/{r['date']}/glaciers.gpkg" for r in glacier_maps()]

@@ -1,0 +1,80 @@
+# Per-glacier products (README "Per glacier"): every final run, seed ensemble and
+# baseline map split among the reference glaciers (glaciermap.areas.glaciers),
+# its per-glacier outlines, and the tables of areas and change per glacier.
+
+
+rule maps_glacier_outlines:
+    input:
+        mask="results/maps/{map}/{date}/mask.tif",
+        layers=lambda wc: [
+            glacier_map_record(wc.map, wc.date)[layer]
+            for layer in ("probability", "uncertainty")
+            if layer in glacier_map_record(wc.map, wc.date)
+        ],
+        members=lambda wc: glacier_map_record(wc.map, wc.date).get("member_masks", []),
+        validity="results/validity/{date}.tif",
+        regions="results/regions.tif",
+        glacier_outlines=config["data"]["outlines"]["file"],
+    output:
+        "results/maps/{map}/{date}/glaciers.gpkg",
+    params:
+        map=lambda wc: glacier_map_record(wc.map, wc.date),
+        outlines=config["data"]["outlines"],
+        reference_acquired=config["data"]["scenes"][REFERENCE_DATE]["acquired"],
+        acquired=lambda wc: config["data"]["scenes"][wc.date]["acquired"],
+        glaciers=config["inference"]["glaciers"],
+        min_area_km2=config["inference"]["min_area_km2"],
+    log:
+        "logs/maps/{map}/{date}/glaciers.log",
+    benchmark:
+        "benchmarks/results/maps/{map}/{date}/glaciers.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/maps_glacier_outlines.py"
+
+
+rule maps_glaciers:
+    localrule: True
+    input:
+        masks=lambda wc: [r["mask"] for r in glacier_maps()],
+        layers=lambda wc: [
+            r[layer] for r in glacier_maps() for layer in ("probability", "uncertainty") if layer in r
+        ],
+        validity=expand("results/validity/{date}.tif", date=DATES),
+        regions="results/regions.tif",
+        glacier_outlines=config["data"]["outlines"]["file"],
+    output:
+        glaciers=report(
+            "results/maps/glaciers.csv", caption="../report/glaciers.rst", category="Maps"
+        ),
+        change=report(
+            "results/maps/glacier_change.csv",
+            caption="../report/glacier_change.rst",
+            category="Maps",
+        ),
+    params:
+        maps=lambda wc: glacier_maps(),
+        validity={date: f"results/validity/{date}.tif" for date in DATES},
+        date_order=DATES_BY_ACQUISITION,
+        outlines=config["data"]["outlines"],
+        reference_acquired=config["data"]["scenes"][REFERENCE_DATE]["acquired"],
+        acquired={date: config["data"]["scenes"][date]["acquired"] for date in DATES},
+        glaciers=config["inference"]["glaciers"],
+    log:
+        "logs/maps/glaciers.log",
+    benchmark:
+        "benchmarks/results/maps/glaciers.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/maps_glaciers.py"
+
+
+# `snakemake --cores 2 glaciers`: the per-glacier tables and every map's outlines.
+rule glaciers:
+    localrule: True
+    input:
+        "results/maps/glaciers.csv",
+        "results/maps/glacier_change.csv",
+        lambda wc: glacier_outline_files(),
