@@ -276,8 +276,8 @@ def history_runs():
 
 def area_maps():
     """The maps the area tables sum: one record (run, date, mask, outlines) per final
-    run and date, and per final seed ensemble and date (run, date, mask, uncertainty,
-    members), so that the script pairs files by name, not by list order."""
+    run and date, and per final seed ensemble and date (run, date, mask, outlines,
+    uncertainty, members), so that the script pairs files by name, not by list order."""
     records = [
         {
             "run": run,
@@ -295,6 +295,7 @@ def area_maps():
                 "run": ensemble,
                 "date": date,
                 "mask": f"results/maps/{ensemble}/{date}/mask.tif",
+                "outlines": f"results/maps/{ensemble}/{date}/outlines.gpkg",
                 "uncertainty": f"results/maps/{ensemble}/{date}/uncertainty.tif",
                 "members": members,
             }
@@ -385,4 +386,11 @@ def glacier_maps():
 
 
 def glacier_outline_files():
-    return [f"results/maps/{r['run']}/{r['date']}/glaciers.gpkg" for r in glacier_maps()]
+    """Per-glacier outlines of every map, and the QGIS style of each of its layers."""
+    files = []
+    for record in glacier_maps():
+        folder = f"results/maps/{record['run']}/{record['date']}"
+        files.append(f"{folder}/glaciers.gpkg")
+        layers = [layer for layer in ("mask", "probability", "uncertainty") if layer in record]
+        files += [f"{folder}/{layer}.qml" for layer in layers]
+    return files

@@ -52,3 +52,21 @@ rule ensembles:
     localrule: True
     input:
         lambda wc: ensemble_eval_files(),
+
+
+rule maps_ensemble_outlines:
+    input:
+        mask=f"results/maps/{ENSEMBLE}/{{date}}/mask.tif",
+    output:
+        f"results/maps/{ENSEMBLE}/{{date}}/outlines.gpkg",
+    params:
+        min_area_km2=config["inference"]["min_area_km2"],
+        run=ENSEMBLE,
+    log:
+        f"logs/maps/{ENSEMBLE}/{{date}}/outlines.log",
+    benchmark:
+        f"benchmarks/results/maps/{ENSEMBLE}/{{date}}/outlines.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/maps_outlines.py"

@@ -71,10 +71,31 @@ rule maps_glaciers:
         "../scripts/maps_glaciers.py"
 
 
-# `snakemake --cores 2 glaciers`: the per-glacier tables and every map's outlines.
+# `snakemake --cores 2 glaciers`: the per-glacier tables, every map's outlines and styles.
 rule glaciers:
     localrule: True
     input:
         "results/maps/glaciers.csv",
         "results/maps/glacier_change.csv",
         lambda wc: glacier_outline_files(),
+
+
+# The QGIS style QGIS loads with each map layer (glaciermap.io.map_layers).
+rule maps_style:
+    localrule: True
+    input:
+        "results/maps/{map}/{date}/{layer}.tif",
+    output:
+        "results/maps/{map}/{date}/{layer}.qml",
+    wildcard_constraints:
+        layer="mask|probability|uncertainty",
+    params:
+        layer="{layer}",
+    log:
+        "logs/maps/{map}/{date}/{layer}_style.log",
+    benchmark:
+        "benchmarks/results/maps/{map}/{date}/{layer}_style.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/maps_style.py"

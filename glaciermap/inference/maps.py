@@ -24,6 +24,7 @@ from glaciermap.inference.geotiff import cog_writer
 from glaciermap.inference.scene import SceneBands
 from glaciermap.inference.settings import InferenceSettings
 from glaciermap.inference.sliding_window import BlockPrediction, Predictor, predict_blocks
+from glaciermap.io.map_layers import LAYERS
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,7 @@ def write_maps(
                     nodata=nodata,
                     overview_resampling=resampling,
                     descriptions=(text,),
+                    layer=LAYERS[name],  # units, colour table, class names
                     **grid,
                 )
             )
