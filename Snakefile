@@ -50,4 +50,5 @@ rule all:
         "results/figures/area_change.png",
         "results/maps/glaciers.csv",
         "results/maps/glacier_change.csv",
+        "results/figures/glacier_change.png",
         lambda wc: glacier_outline_files(),

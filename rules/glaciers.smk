@@ -71,12 +71,14 @@ rule maps_glaciers:
         "../scripts/maps_glaciers.py"
 
 
-# `snakemake --cores 2 glaciers`: the per-glacier tables, every map's outlines and styles.
+# `snakemake --cores 2 glaciers`: the per-glacier tables and chart, every map's outlines
+# and styles.
 rule glaciers:
     localrule: True
     input:
         "results/maps/glaciers.csv",
         "results/maps/glacier_change.csv",
+        "results/figures/glacier_change.png",
         lambda wc: glacier_outline_files(),
 
 
@@ -99,3 +101,26 @@ rule maps_style:
         CONDA_ENV
     script:
         "../scripts/maps_style.py"
+
+
+rule maps_glacier_figure:
+    localrule: True
+    input:
+        glaciers="results/maps/glaciers.csv",
+        change="results/maps/glacier_change.csv",
+    output:
+        report(
+            "results/figures/glacier_change.png",
+            caption="../report/glacier_change_figure.rst",
+            category="Maps",
+        ),
+    params:
+        run=lambda wc: change_figure_maps()["run"],
+    log:
+        "logs/maps/glacier_change_figure.log",
+    benchmark:
+        "benchmarks/results/maps/glacier_change_figure.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/maps_glacier_figure.py"

@@ -19,6 +19,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from shapely.geometry import box
 
+from glaciermap.areas.glacier_figure import glacier_chart
 from glaciermap.areas.glacier_tables import (
     GlacierSettings,
     glacier_grid,
@@ -269,3 +270,35 @@ def test_areas_of_a_map_sum_to_its_glacier_pixels():
     observed = mask != 255
     rows = glacier_areas(grid, mask, observed)
     assert rows["area_km2"].sum() == pytest.approx(((mask == 1) & observed).sum() * PIXEL_KM2)
+
+
+def test_the_glacier_chart_shows_changes_with_member_ranges_and_flags(
+    tmp_path, outlines_file, workflow_files
+):
+    maps, validity = workflow_files
+    grid = build_grid(outlines_file, validity)
+    acquired = {"d1": "2000-10-30", "d2": "2001-10-12"}
+    tables = (tmp_path / "glaciers.csv", tmp_path / "change.csv")
+    settings = GlacierSettings(MAX_DISTANCE_M, 0.8)
+    write_glacier_tables(maps, grid, validity, acquired, ["d1", "d2"], settings, *tables)
+    figure = glacier_chart(*tables, ENSEMBLE, tmp_path / "chart.png")
+    axes = figure.axes[0]
+    bars = {label.get_text(): patch for label, patch in zip(
+        axes.get_yticklabels(), axes.patches, strict=False)}  # fmt: skip
+    assert set(bars) == {
+        "RGI60-15.00001 Alpha Glacier", "RGI60-15.00002 (partly observed)", "unassigned",
+    }  # fmt: skip
+    assert bars["RGI60-15.00001 Alpha Glacier"].get_width() == pytest.approx(-140 * PIXEL_KM2)
+    assert bars["unassigned"].get_width() == pytest.approx(100 * PIXEL_KM2)
+    assert bars["RGI60-15.00002 (partly observed)"].get_hatch() == "///"
+    (errors,) = [c for c in axes.containers if getattr(c, "has_xerr", False)]
+    segments = errors.lines[2][0].get_segments()
+    spans = sorted(round(abs(s[1][0] - s[0][0]) / PIXEL_KM2) for s in segments)
+    assert spans == [0, 0, 40]  # A's members changed by -140 and -180 pixels
+
+    one_date = [m for m in maps if m["date"] == "d1"]
+    write_glacier_tables(one_date, grid, validity, acquired, ["d1"], settings, *tables)
+    figure = glacier_chart(*tables, ENSEMBLE, tmp_path / "chart1.png")
+    widths = sorted(round(p.get_width() / PIXEL_KM2) for p in figure.axes[0].patches[:4])
+    assert widths == [400, 400, 600, 640]  # reference and mapped areas of B and A
+    assert "one date" in figure.axes[0].get_title()
