@@ -108,6 +108,8 @@ rule maps_glacier_figure:
     input:
         glaciers="results/maps/glaciers.csv",
         change="results/maps/glacier_change.csv",
+        # the masks of the run it draws: ties the choice of run to the stage winners
+        masks=lambda wc: change_figure_maps()["masks"],
     output:
         report(
             "results/figures/glacier_change.png",
