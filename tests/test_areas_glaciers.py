@@ -10,6 +10,9 @@ expected values are exact; the tolerance (1e-6 km2) is the CSV's rounding.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -242,6 +245,9 @@ def test_per_glacier_outlines_of_an_ensemble(tmp_path, outlines_file, workflow_f
         ensemble, grid, validity["d2"], "2001-10-12", out, members=members, min_area_km2=0.01
     )
     assert pyogrio.list_layers(out).tolist() == [["glaciers", "MultiPolygon"]]
+    # GeoPackage 1.2: Debian 12's GDAL 3.6 warns on the 1.4 that newer GDALs write
+    with contextlib.closing(sqlite3.connect(out)) as database:
+        assert database.execute("PRAGMA user_version").fetchone()[0] == 10200
     features = pyogrio.read_dataframe(out).set_index("glacier_id")
     assert features.crs == CRS_UTM and features.is_valid.all()
     assert list(features["kind"]) == ["glacier", "glacier", "unassigned"]

@@ -38,6 +38,7 @@ from glaciermap.areas.glaciers import GlacierGrid, glacier_areas, glacier_change
 from glaciermap.errors import InputDataError
 from glaciermap.inference.area_spread import CHANGE_SPREAD_COLUMNS, SPREAD_COLUMNS
 from glaciermap.inference.area_tables import reference_glaciers
+from glaciermap.inference.vectorize import GPKG_OPTIONS
 from glaciermap.io.validity import VALID
 from glaciermap.runs import parse_label
 from glaciermap.utils.atomic import atomic_path
@@ -305,7 +306,7 @@ def write_glacier_outlines(
     )
     features = features[[*OUTLINE_COLUMNS, "geometry"]]
     with atomic_path(out) as tmp:
-        features.to_file(tmp, driver="GPKG", layer=LAYER, geometry_type="MultiPolygon")
+        features.to_file(tmp, layer=LAYER, geometry_type="MultiPolygon", **GPKG_OPTIONS)
     log.info(
         "%d glaciers and %d unassigned patches, %.3f km2, written to %s",
         int(glacier.sum()),
