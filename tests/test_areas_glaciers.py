@@ -17,6 +17,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyogrio
+import pyproj
 import pytest
 from affine import Affine
 from rasterio.crs import CRS
@@ -35,6 +36,7 @@ from glaciermap.areas.glaciers import (
     glacier_areas,
     glacier_territory,
     partition,
+    pixel_size_m,
 )
 from glaciermap.inference.area_tables import write_area_tables
 from glaciermap.io.validity import MASKED, VALID
@@ -86,8 +88,11 @@ def scene(extra_retreat_rows: int = 0):
 @pytest.fixture
 def outlines_file(tmp_path):
     frame = gpd.GeoDataFrame(
-        {"RGIId": ["RGI60-15.00001", "RGI60-15.00002"], "Name": ["Alpha Glacier", None]},
-        geometry=[pixel_box(A), pixel_box(B)],
+        {
+            "RGIId": ["RGI60-15.00009", "RGI60-15.00001", "RGI60-15.00002"],
+            "Name": ["Far Glacier", "Alpha Glacier", None],
+        },
+        geometry=[pixel_box((-50, -40, 0, 10)), pixel_box(A), pixel_box(B)],  # first: off the grid
         crs=CRS_UTM,
     )
     path = tmp_path / "rgi.gpkg"
@@ -188,6 +193,7 @@ def test_known_glaciers_areas_changes_flags_and_new_ice(tmp_path, outlines_file,
     assert rows.loc[("d2", "unassigned"), "area_km2"] == pytest.approx(100 * PIXEL_KM2, abs=1e-6)
     assert rows.loc[("d1", "unassigned"), "area_km2"] == 0
     assert set(rows["acquired"]) == set(acquired.values())
+    assert "RGI60-15.00009" not in set(table["glacier_id"])  # no pixel on the grid
     # the second member retreats 2 rows more on d2: the ensemble's range shows it
     assert rows.loc[("d2", a), "member_min_km2"] == pytest.approx(460 * PIXEL_KM2, abs=1e-6)
     assert rows.loc[("d2", a), "member_max_km2"] == pytest.approx(500 * PIXEL_KM2, abs=1e-6)
@@ -308,3 +314,13 @@ def test_the_glacier_chart_shows_changes_with_member_ranges_and_flags(
     widths = sorted(round(p.get_width() / PIXEL_KM2) for p in figure.axes[0].patches[:4])
     assert widths == [400, 400, 600, 640]  # reference and mapped areas of B and A
     assert "one date" in figure.axes[0].get_title()
+
+
+def test_pixel_size_is_measured_in_metres_on_projected_and_geographic_grids():
+    assert pixel_size_m(TRANSFORM, CRS_UTM, SHAPE) == (30.0, 30.0)
+    degrees = Affine(0.001, 0.0, 86.9, 0.0, -0.001, 28.1)
+    north, east = pixel_size_m(degrees, CRS.from_epsg(4326), (200, 100))
+    geod = pyproj.Geod(ellps="WGS84")
+    assert east == pytest.approx(geod.inv(86.95, 28.0, 86.951, 28.0)[2], rel=1e-6)
+    assert north == pytest.approx(geod.inv(86.95, 28.0, 86.95, 27.999)[2], rel=1e-6)
+    assert 95 < east < north < 112  # a degree of longitude shrinks away from the equator

@@ -124,10 +124,18 @@ class GlacierGrid:
         crs: CRS | None,
         max_distance_m: float,
     ) -> GlacierGrid:
-        """``outlines`` (columns ``glacier_id``, optionally ``name``) in the grid's CRS."""
+        """``outlines`` (columns ``glacier_id``, optionally ``name``) in the grid's CRS;
+        outlines without a pixel on the grid (a regional inventory holds many) are
+        left out."""
         from glaciermap.inference.areas import row_pixel_areas_km2
 
         zones = rasterize_outlines(outlines, shape, transform)
+        on_grid = np.bincount(zones.ravel(), minlength=len(outlines) + 1)[1:] > 0
+        if not on_grid.all():
+            renumber = np.zeros(len(outlines) + 1, np.int32)
+            renumber[1:][on_grid] = np.arange(1, on_grid.sum() + 1, dtype=np.int32)
+            zones = renumber[zones]
+            outlines = outlines[on_grid]
         territory = glacier_territory(zones, max_distance_m, pixel_size_m(transform, crs, shape))
         names = outlines["name"] if "name" in outlines else pd.Series(pd.NA, index=outlines.index)
         glaciers = pd.DataFrame(
