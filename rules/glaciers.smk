@@ -22,7 +22,8 @@ rule maps_glacier_outlines:
         outlines=config["data"]["outlines"],
         reference_acquired=config["data"]["scenes"][REFERENCE_DATE]["acquired"],
         acquired=lambda wc: config["data"]["scenes"][wc.date]["acquired"],
-        glaciers=config["inference"]["glaciers"],
+        max_distance_m=config["inference"]["glaciers"]["max_distance_m"],
+        outline_smoothing=config["inference"]["glaciers"]["outline_smoothing"],
         min_area_km2=config["inference"]["min_area_km2"],
     log:
         "logs/maps/{map}/{date}/glaciers.log",
@@ -60,7 +61,8 @@ rule maps_glaciers:
         outlines=config["data"]["outlines"],
         reference_acquired=config["data"]["scenes"][REFERENCE_DATE]["acquired"],
         acquired={date: config["data"]["scenes"][date]["acquired"] for date in DATES},
-        glaciers=config["inference"]["glaciers"],
+        max_distance_m=config["inference"]["glaciers"]["max_distance_m"],
+        min_observed_fraction=config["inference"]["glaciers"]["min_observed_fraction"],
     log:
         "logs/maps/glaciers.log",
     benchmark:

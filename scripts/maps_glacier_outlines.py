@@ -1,6 +1,6 @@
 """Snakemake adapter: one map's per-glacier outlines (rule maps_glacier_outlines)."""
 
-from glaciermap.areas.glacier_tables import GlacierSettings, glacier_grid, write_glacier_outlines
+from glaciermap.areas.glacier_tables import glacier_grid, write_glacier_outlines
 from glaciermap.utils.jobs import job
 
 with job(snakemake.log[0]):
@@ -11,7 +11,7 @@ with job(snakemake.log[0]):
             snakemake.params.outlines,
             snakemake.params.reference_acquired,
             snakemake.input.regions,
-            GlacierSettings.from_config(snakemake.params.glaciers).max_distance_m,
+            snakemake.params.max_distance_m,
         ),
         snakemake.input.validity,
         snakemake.params.acquired,
@@ -21,4 +21,5 @@ with job(snakemake.log[0]):
             for run, mask in zip(record.get("members", []), snakemake.input.members, strict=True)
         ],
         min_area_km2=snakemake.params.min_area_km2,
+        smoothing=snakemake.params.outline_smoothing,
     )

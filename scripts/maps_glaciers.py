@@ -4,7 +4,9 @@ from glaciermap.areas.glacier_tables import GlacierSettings, glacier_grid, write
 from glaciermap.utils.jobs import job
 
 with job(snakemake.log[0]):
-    settings = GlacierSettings.from_config(snakemake.params.glaciers)
+    settings = GlacierSettings(
+        snakemake.params.max_distance_m, snakemake.params.min_observed_fraction
+    )
     write_glacier_tables(
         snakemake.params.maps,
         glacier_grid(

@@ -24,6 +24,7 @@ from rasterio.crs import CRS
 from shapely.geometry import box
 
 from glaciermap.areas.glacier_figure import glacier_chart
+from glaciermap.areas.glacier_outlines import glacier_features
 from glaciermap.areas.glacier_tables import (
     GlacierSettings,
     glacier_grid,
@@ -324,3 +325,22 @@ def test_pixel_size_is_measured_in_metres_on_projected_and_geographic_grids():
     assert east == pytest.approx(geod.inv(86.95, 28.0, 86.951, 28.0)[2], rel=1e-6)
     assert north == pytest.approx(geod.inv(86.95, 28.0, 86.95, 27.999)[2], rel=1e-6)
     assert 95 < east < north < 112  # a degree of longitude shrinks away from the equator
+
+
+def test_smoothing_rounds_the_staircase_and_keeps_the_pixel_areas(tmp_path):
+    outlines = gpd.GeoDataFrame({"glacier_id": ["X"]}, geometry=[pixel_box(A)], crs=CRS_UTM)
+    grid = GlacierGrid.build(outlines, SHAPE, TRANSFORM, CRS_UTM, MAX_DISTANCE_M)
+    mask = np.zeros(SHAPE, np.uint8)
+    for row in range(5, 35):  # a staircase: one pixel further per row
+        mask[row, 5 : 5 + row - 4] = 1
+    observed = np.ones(SHAPE, bool)
+    pixels = glacier_features(grid, mask, observed)
+    smooth = glacier_features(grid, mask, observed, smoothing=3)
+    assert smooth["area_km2"].tolist() == pixels["area_km2"].tolist()  # the pixels' own
+    staircase, rounded = pixels.geometry.iloc[0], smooth.geometry.iloc[0]
+    assert rounded.is_valid and len(rounded.exterior.coords if rounded.geom_type == "Polygon"
+                                      else rounded.geoms[0].exterior.coords) > 100  # fmt: skip
+    # the steps are cut: the ring is shorter, the area within a few percent of the pixels'
+    assert rounded.length < 0.95 * staircase.length
+    assert rounded.area == pytest.approx(staircase.area, rel=0.03)
+    assert rounded.hausdorff_distance(staircase) < 30.0  # within a pixel

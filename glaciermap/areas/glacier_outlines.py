@@ -8,6 +8,12 @@ up to the per-glacier table exactly, and ``perimeter_km`` is the length of
 every ring (outer and inner) along the pixel edges. Unassigned patches (pixels
 joined through their edges) smaller than ``min_area_km2`` are left out of the
 outlines as specks; the tables still count them.
+
+``smoothing`` > 0 rounds the staircase of pixel edges by that many rounds of
+Chaikin's corner cutting (each cuts every corner at a quarter of its edges, the
+edges first split into pixel-long segments);
+the geometry's area then moves by a fraction of a percent (README "Per
+glacier"), while ``area_km2`` and ``perimeter_km`` stay those of the pixels.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ def glacier_features(
     probability: np.ndarray | None = None,
     uncertainty: np.ndarray | None = None,
     min_area_km2: float = 0.0,
+    smoothing: int = 0,
 ) -> gpd.GeoDataFrame:
     """Features with ``glacier_id``, ``name``, ``kind`` (glacier or unassigned),
     ``area_km2``, ``perimeter_km``, ``mean_probability``, ``mean_uncertainty``."""
@@ -96,7 +103,37 @@ def glacier_features(
     )
     frame.insert(4, "perimeter_km", perimeters_km(frame.geometry))
     speck = (frame["kind"] == "unassigned") & (frame["area_km2"] < min_area_km2)
-    return frame[~speck].reset_index(drop=True)
+    frame = frame[~speck].reset_index(drop=True)
+    if smoothing > 0:
+        pixel = min(abs(grid.transform.a), abs(grid.transform.e))
+        frame.geometry = [smooth(geometry, smoothing, pixel) for geometry in frame.geometry]
+    return frame
+
+
+def chaikin(ring: np.ndarray, rounds: int) -> np.ndarray:
+    """A closed ring ((n + 1, 2), first point repeated) after ``rounds`` of corner cutting."""
+    points = ring[:-1]
+    for _ in range(rounds):
+        following = np.roll(points, -1, axis=0)
+        cut = np.empty((2 * len(points), 2))
+        cut[0::2] = 0.75 * points + 0.25 * following
+        cut[1::2] = 0.25 * points + 0.75 * following
+        points = cut
+    return np.vstack([points, points[:1]])
+
+
+def smooth(geometry: shapely.MultiPolygon, rounds: int, pixel: float) -> shapely.MultiPolygon:
+    """Every ring of ``geometry`` cut ``rounds`` times (repaired where rings then touch).
+
+    Rings are first split into segments of one ``pixel``, so that a corner is cut by
+    a quarter of a pixel at most, wherever it lies: a long straight edge keeps its
+    corners, a staircase becomes its diagonal."""
+    polygons = []
+    for polygon in shapely.get_parts(shapely.segmentize(geometry, pixel)):
+        shell = chaikin(np.asarray(polygon.exterior.coords), rounds)
+        holes = [chaikin(np.asarray(ring.coords), rounds) for ring in polygon.interiors]
+        polygons.append(shapely.make_valid(shapely.Polygon(shell, holes)))
+    return _multipolygon(shapely.union_all(polygons))
 
 
 def _multipolygon(geometry: shapely.Geometry) -> shapely.MultiPolygon:

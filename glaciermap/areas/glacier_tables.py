@@ -67,14 +67,10 @@ _THRESHOLD = re.compile(r">=\s*([0-9.eE+-]+)")
 
 @dataclass(frozen=True)
 class GlacierSettings:
-    """``inference.glaciers`` of the config."""
+    """What the per-glacier tables use of ``inference.glaciers`` (defaults in the schema)."""
 
-    max_distance_m: float = 100.0
-    min_observed_fraction: float = 0.8
-
-    @classmethod
-    def from_config(cls, block: Mapping[str, Any]) -> GlacierSettings:
-        return cls(float(block["max_distance_m"]), float(block["min_observed_fraction"]))
+    max_distance_m: float
+    min_observed_fraction: float
 
 
 def _read(path: str | Path, what: str) -> tuple[np.ndarray, rasterio.Affine, Any, str | None]:
@@ -274,10 +270,12 @@ def write_glacier_outlines(
     *,
     members: Sequence[Mapping[str, Any]] = (),
     min_area_km2: float = 0.0,
+    smoothing: int = 0,
 ) -> gpd.GeoDataFrame:
     """Rule ``maps_glacier_outlines``: one map's per-glacier outlines (layer
     ``glaciers``, :data:`OUTLINE_COLUMNS`); ``members``: an ensemble's member maps
-    of the same date, for the range of their areas."""
+    of the same date, for the range of their areas; ``smoothing``: rounds of corner
+    cutting of the outlines (:mod:`.glacier_outlines`)."""
     layers = MapLayers.read(record, validity)
     features = glacier_features(
         grid,
@@ -286,6 +284,7 @@ def write_glacier_outlines(
         probability=layers.probability,
         uncertainty=layers.uncertainty,
         min_area_km2=min_area_km2,
+        smoothing=smoothing,
     )
     areas = glacier_areas(grid, layers.mask, layers.observed)
     fraction = dict(zip(areas["glacier_id"], areas["observed_fraction"], strict=True))
