@@ -27,6 +27,7 @@ from glaciermap.inference.scene import (
 from glaciermap.inference.settings import BLEND_KINDS, TTA_KINDS, InferenceSettings
 from glaciermap.inference.vectorize import vectorize_mask_file
 from glaciermap.io import sentinel2
+from glaciermap.io.map_layers import write_styles
 from glaciermap.models import checkpoint as checkpoints
 from glaciermap.models.checkpoint import Predictor
 from glaciermap.utils.device import resolve_device
@@ -40,7 +41,8 @@ MEMORY_FORMAT = torch.channels_last
 PREDICT_DESCRIPTION = """\
 Map glaciers on a scene with a trained checkpoint (its normalisation and band
 order are stored in it). Writes OUT/probability.tif and OUT/mask.tif
-(Cloud-Optimized GeoTIFFs on the scene's grid) and OUT/outlines.gpkg. With
+(Cloud-Optimized GeoTIFFs on the scene's grid), OUT/outlines.gpkg, and a QGIS
+style (.qml) next to each raster. With
 several --checkpoint (an ensemble, e.g. the seeds of one run) the probability
 is the members' mean and OUT/uncertainty.tif holds their standard deviation.
 The model predicts --window px windows overlapping by --margin px (blended),
@@ -198,6 +200,9 @@ def predict_command(args: argparse.Namespace) -> None:
         date=args.date,
         model="+".join(dict.fromkeys(member.spec.name for member in members)),
         run=",".join(map(str, args.checkpoint)),
+    )
+    write_styles(
+        out, ("probability", "mask", "uncertainty") if ensemble else ("probability", "mask")
     )
 
 

@@ -137,3 +137,9 @@ def write_style(layer: LayerName, path: str | Path) -> None:
     """Write the QGIS style of ``layer`` to ``path`` (QGIS loads ``map.qml`` with ``map.tif``)."""
     with atomic_path(path) as tmp:
         tmp.write_text(qml(LAYERS[layer]))
+
+
+def write_styles(folder: str | Path, layers: tuple[LayerName, ...]) -> None:
+    """``{layer}.qml`` in ``folder`` for each of ``layers`` (maps named ``{layer}.tif``)."""
+    for layer in layers:
+        write_style(layer, Path(folder) / f"{layer}.qml")
