@@ -18,8 +18,9 @@ outline, or that lies closer to a neighbour's outline, counts as unassigned or
 as the neighbour's. Outlines that overlap give their shared pixels to the one
 listed last in the outline file.
 
-Everything here works on whole arrays of one grid (the territory and its
-index arrays take about 12 bytes per pixel).
+Everything here works on whole arrays of one grid: computing the territory
+takes about 30 bytes per pixel at its peak (distances, nearest-pixel indices,
+zones), about 3.5 GB for a 10980 x 10980 Sentinel-2 tile.
 """
 
 from __future__ import annotations
