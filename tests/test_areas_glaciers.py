@@ -28,6 +28,7 @@ from glaciermap.areas.glacier_outlines import glacier_features
 from glaciermap.areas.glacier_tables import (
     GlacierSettings,
     glacier_grid,
+    glacier_table,
     write_glacier_outlines,
     write_glacier_tables,
 )
@@ -39,6 +40,7 @@ from glaciermap.areas.glaciers import (
     partition,
     pixel_size_m,
 )
+from glaciermap.errors import InputDataError
 from glaciermap.inference.area_tables import write_area_tables
 from glaciermap.io.validity import MASKED, VALID
 
@@ -344,3 +346,13 @@ def test_smoothing_rounds_the_staircase_and_keeps_the_pixel_areas(tmp_path):
     assert rounded.length < 0.95 * staircase.length
     assert rounded.area == pytest.approx(staircase.area, rel=0.03)
     assert rounded.hausdorff_distance(staircase) < 30.0  # within a pixel
+
+
+def test_a_map_on_another_grid_is_refused_with_its_name(tmp_path, geotiff, outlines_file):
+    flags = geotiff(tmp_path / "validity.tif", scene()[1][0], crs=CRS_UTM, transform=TRANSFORM)
+    grid = glacier_grid({"file": str(outlines_file)}, "2000-10-30", flags, MAX_DISTANCE_M)
+    shifted = TRANSFORM * Affine.translation(3, 0)
+    mask = geotiff(tmp_path / "mask.tif", scene()[0][0], crs=CRS_UTM, transform=shifted)
+    record = {"run": RUN.format(1), "date": "d1", "mask": str(mask)}
+    with pytest.raises(InputDataError, match=r"mask.tif \(mask\) is not on the grid"):
+        glacier_table(grid, [record], {"d1": flags}, {"d1": "2000-10-30"})

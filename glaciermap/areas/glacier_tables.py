@@ -103,23 +103,31 @@ class MapLayers:
     threshold: float
 
     @classmethod
-    def read(cls, record: Mapping[str, Any], validity: str | Path | None) -> MapLayers:
-        mask, transform, _, description = _read(record["mask"], "mask")
-        observed = np.ones(mask.shape, bool)
-        if validity is not None:
-            flags, other, _, _ = _read(validity, "validity")
-            if flags.shape != mask.shape or other != transform:
-                raise InputDataError(f"{validity} is not on the grid of {record['mask']}")
-            observed = flags == VALID
-        layers = {}
-        for name in ("probability", "uncertainty"):
-            if record.get(name):
-                layers[name] = _read(record[name], name)[0]
+    def read(
+        cls, record: Mapping[str, Any], validity: str | Path | None, grid: GlacierGrid
+    ) -> MapLayers:
+        """The rasters of ``record`` (and ``validity``), refused unless on ``grid``."""
+        paths = {"mask": record["mask"], "validity": validity}
+        paths |= {name: record.get(name) for name in ("probability", "uncertainty")}
+        arrays: dict[str, np.ndarray] = {}
+        description = None
+        for name, path in paths.items():
+            if not path:
+                continue
+            values, transform, _, text = _read(path, name)
+            if values.shape != grid.zones.shape or not transform.almost_equals(grid.transform):
+                raise InputDataError(
+                    f"{path} ({name}) is not on the grid of the glacier outlines' raster: "
+                    f"shape {values.shape} against {grid.zones.shape}"
+                )
+            arrays[name] = values
+            description = text if name == "mask" else description
+        observed = arrays["validity"] == VALID if "validity" in arrays else None
         return cls(
-            mask,
-            observed,
-            layers.get("probability"),
-            layers.get("uncertainty"),
+            arrays["mask"],
+            np.ones(grid.zones.shape, bool) if observed is None else observed,
+            arrays.get("probability"),
+            arrays.get("uncertainty"),
             mask_threshold(description),
         )
 
@@ -175,7 +183,7 @@ def glacier_table(
     (``run``, ``date``, ``mask``, optional ``probability``, ``uncertainty``, ``members``)."""
     frames = []
     for record in maps:
-        layers = MapLayers.read(record, validity.get(record["date"]))
+        layers = MapLayers.read(record, validity.get(record["date"]), grid)
         rows = glacier_areas(
             grid, layers.mask, layers.observed, layers.probability, layers.uncertainty
         )
@@ -214,8 +222,8 @@ def glacier_change_table(
     for records in by_run.values():
         records = sorted(records, key=lambda m: rank[m["date"]])
         for before, after in itertools.pairwise(records):
-            first = MapLayers.read(before, validity.get(before["date"]))
-            second = MapLayers.read(after, validity.get(after["date"]))
+            first = MapLayers.read(before, validity.get(before["date"]), grid)
+            second = MapLayers.read(after, validity.get(after["date"]), grid)
             change = glacier_change(
                 grid, (first.mask, second.mask), (first.observed, second.observed)
             )
@@ -276,7 +284,7 @@ def write_glacier_outlines(
     ``glaciers``, :data:`OUTLINE_COLUMNS`); ``members``: an ensemble's member maps
     of the same date, for the range of their areas; ``smoothing``: rounds of corner
     cutting of the outlines (:mod:`.glacier_outlines`)."""
-    layers = MapLayers.read(record, validity)
+    layers = MapLayers.read(record, validity, grid)
     features = glacier_features(
         grid,
         layers.mask,
@@ -291,7 +299,7 @@ def write_glacier_outlines(
     features["observed_fraction"] = features["glacier_id"].map(fraction)
     member_areas = pd.DataFrame(
         {
-            m["run"]: glacier_areas(grid, *_mask_observed(m, validity))["area_km2"].to_numpy()
+            m["run"]: glacier_areas(grid, *_mask_observed(m, validity, grid))["area_km2"].to_numpy()
             for m in members
         },
         index=areas["glacier_id"],
@@ -317,7 +325,7 @@ def write_glacier_outlines(
 
 
 def _mask_observed(
-    record: Mapping[str, Any], validity: str | Path | None
+    record: Mapping[str, Any], validity: str | Path | None, grid: GlacierGrid
 ) -> tuple[np.ndarray, np.ndarray]:
-    layers = MapLayers.read({"mask": record["mask"]}, validity)
+    layers = MapLayers.read({"mask": record["mask"]}, validity, grid)
     return layers.mask, layers.observed
