@@ -62,6 +62,7 @@ rule maps_ensemble_outlines:
     params:
         min_area_km2=config["inference"]["min_area_km2"],
         run=ENSEMBLE,
+        acquired=lambda wc: config["data"]["scenes"][wc.date]["acquired"],
     log:
         f"logs/maps/{ENSEMBLE}/{{date}}/outlines.log",
     benchmark:

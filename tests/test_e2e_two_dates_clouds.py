@@ -250,6 +250,10 @@ def test_per_glacier_tables_and_outlines_reconcile_with_the_area_tables(run):
         assert rows.change_km2.sum() == pytest.approx(
             scene_change.loc[run_name, "change_km2"], abs=1e-5
         )
+    outlines = gpd.read_file(
+        next((results / "maps").glob("pspnet/*/*/noaug/seed1/august/outlines.gpkg"))
+    )
+    assert set(outlines.date) == {"2023-08-14"}  # the acquisition date, not the label
     for name, record in glaciers.groupby(["run", "date"]).groups.items():
         outlines = gpd.read_file(results / f"maps/{name[0]}/{name[1]}/glaciers.gpkg")
         assert outlines.crs is not None and outlines.is_valid.all()
