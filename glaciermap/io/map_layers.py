@@ -5,9 +5,10 @@ style (``.qml``) written next to it, so that every writer (runs, seed
 ensembles, the threshold baseline) produces the same files and QGIS shows the
 mask as classes and the probability as a colour ramp at once.
 
-GDAL keeps a colour table inside the GeoTIFF (``gdalinfo`` lists it); it has no
-in-file place for class names, so those go into the band's metadata
-(``CLASS_<value>``) and the style's legend.
+GDAL keeps a colour table inside the GeoTIFF (``gdalinfo`` lists it), but
+category names only in a ``.aux.xml`` sidecar (and rasterio cannot set them),
+so the class names go into the band's metadata (``CLASS_<value>``) and the
+style's legend.
 """
 
 from __future__ import annotations
