@@ -37,6 +37,7 @@ include: "rules/select.smk"
 include: "rules/evaluate.smk"
 include: "rules/maps.smk"
 include: "rules/ensemble.smk"
+include: "rules/glaciers.smk"
 include: "rules/report.smk"
 
 
@@ -48,3 +49,7 @@ rule all:
         results("maps/areas.csv"),
         results("maps/area_change.csv"),
         results("figures/area_change.png"),
+        results("maps/glaciers.csv"),
+        results("maps/glacier_change.csv"),
+        results("figures/glacier_change.png"),
+        lambda wc: glacier_outline_files(),

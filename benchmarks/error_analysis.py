@@ -14,8 +14,9 @@ four kinds of pixel, each pixel in the first that applies:
 - ``other``.
 
 It prints the F1 the map would have if one kind's errors were removed (the
-ceiling each source of error sets) and writes a confusion picture (true
-positive white, false positive red, false negative blue over the region).
+ceiling each source of error sets) and writes a confusion picture over the
+region (glacier found light blue, false positive red, false negative magenta,
+right background dark grey; km axes with the EPSG code and a scale bar).
 Example (the demo's ensemble on its test glacier)::
 
     ENSEMBLE=results/maps/ensemble/deeplabv3plus/dropout0.4-softmax-mean/oct2000/noaug
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+import rasterio.windows
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from scipy import ndimage
@@ -37,6 +39,12 @@ from scipy import ndimage
 from glaciermap.bands import BLUE, GREEN, RED
 from glaciermap.evaluation.metrics import REGION_CODES
 from glaciermap.labels import GLACIER, NODATA
+from glaciermap.reporting.map_axes import map_axes
+
+TRUE_POSITIVE = (0.55, 0.8, 1.0)
+FALSE_POSITIVE = (0.9, 0.1, 0.1)
+FALSE_NEGATIVE = (0.8, 0.1, 0.8)
+TRUE_NEGATIVE = (0.3, 0.3, 0.3)
 
 
 def read(path: Path) -> np.ndarray:
@@ -94,21 +102,27 @@ def main() -> None:
     if args.png:
         rows, cols = np.nonzero(inside)
         box = np.s_[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
-        picture = np.full((*inside[box].shape, 3), 0.35)
-        picture[tp[box]] = (1.0, 1.0, 1.0)
-        picture[fp[box]] = (0.9, 0.1, 0.1)
-        picture[fn[box]] = (0.1, 0.35, 0.95)
+        picture = np.full((*inside[box].shape, 3), TRUE_NEGATIVE)
+        picture[tp[box]] = TRUE_POSITIVE
+        picture[fp[box]] = FALSE_POSITIVE
+        picture[fn[box]] = FALSE_NEGATIVE
         picture[~inside[box]] = (0.0, 0.0, 0.0)
-        figure = Figure(figsize=(8, 8 * picture.shape[0] / picture.shape[1] + 0.6))
+        with rasterio.open(args.mask) as dataset:
+            window = rasterio.windows.Window(
+                cols.min(), rows.min(), cols.max() - cols.min() + 1, rows.max() - rows.min() + 1
+            )
+            left, bottom, right, top = rasterio.windows.bounds(window, dataset.transform)
+            crs = dataset.crs
+        figure = Figure(figsize=(8, 8 * picture.shape[0] / picture.shape[1] + 0.9))
         axes = figure.subplots()
-        axes.imshow(picture, interpolation="nearest")
-        axes.set_axis_off()
+        axes.imshow(picture, interpolation="nearest", extent=(left, right, bottom, top))
+        map_axes(axes, crs, data_units_per_km=1000.0)
         axes.legend(
             handles=[
-                Patch(facecolor=(1, 1, 1), edgecolor="black", label="glacier, found"),
-                Patch(color=(0.9, 0.1, 0.1), label="false positive"),
-                Patch(color=(0.1, 0.35, 0.95), label="false negative"),
-                Patch(color=(0.35, 0.35, 0.35), label="not glacier, right"),
+                Patch(color=TRUE_POSITIVE, label="glacier, found"),
+                Patch(color=FALSE_POSITIVE, label="false positive"),
+                Patch(color=FALSE_NEGATIVE, label="false negative"),
+                Patch(color=TRUE_NEGATIVE, label="not glacier, right"),
             ],
             loc="lower right",
             fontsize=8,

@@ -53,6 +53,7 @@ from glaciermap.runs import (
     HParams,
     RunKey,
     join_dates,
+    parse_label,
     split_dates,
 )
 from glaciermap.inference.settings import prediction_params
@@ -295,8 +296,8 @@ def history_runs():
 
 def area_maps():
     """The maps the area tables sum: one record (run, date, mask, outlines) per final
-    run and date, and per final seed ensemble and date (run, date, mask, uncertainty,
-    members), so that the script pairs files by name, not by list order."""
+    run and date, and per final seed ensemble and date (run, date, mask, outlines,
+    uncertainty, members), so that the script pairs files by name, not by list order."""
     records = [
         {
             "run": run,
@@ -314,6 +315,7 @@ def area_maps():
                 "run": ensemble,
                 "date": date,
                 "mask": map_file(ensemble, date, "mask.tif"),
+                "outlines": map_file(ensemble, date, "outlines.gpkg"),
                 "uncertainty": map_file(ensemble, date, "uncertainty.tif"),
                 "members": members,
             }
@@ -371,3 +373,41 @@ def ensemble_eval_files(dates=DATES):
     """Scores of the final ensembles' masks (e.g. Table 3's ensemble rows), one per date;
     their ``run`` field is the ensemble label."""
     return eval_files(final_ensembles(), dates)
+
+
+# ---------------------------------------------------------------- per glacier
+
+
+def glacier_map_record(name, date):
+    """What the per-glacier products read of map ``name`` (a run, ``ensemble/...`` or
+    ``baseline/...``) on ``date``: mask, probability, uncertainty, the members' masks."""
+    label = parse_label(name)
+    record = {"run": name, "date": date, "mask": map_file(name, date, "mask.tif")}
+    if label.kind != "baseline":
+        record["probability"] = map_file(name, date, "probability.tif")
+    if label.kind == "ensemble":
+        fields = (label.model, label.hparams, label.dates, label.aug)
+        members = [run_name(*fields, seed) for seed in FINAL_SEEDS]
+        record["uncertainty"] = map_file(name, date, "uncertainty.tif")
+        record["members"] = members
+        record["member_masks"] = [map_file(run, date, "mask.tif") for run in members]
+    return record
+
+
+def glacier_maps():
+    """Every map the per-glacier tables split: final runs, seed ensembles and the
+    threshold baselines, on every date."""
+    baselines = [f"baseline/{dates}" for dates in final_training_dates()]
+    names = [*final_runs(), *final_ensembles(), *baselines]
+    return [glacier_map_record(name, date) for name in names for date in DATES]
+
+
+def glacier_outline_files():
+    """Per-glacier outlines of every map, and the QGIS style of each of its layers."""
+    files = []
+    for record in glacier_maps():
+        name, date = record["run"], record["date"]
+        files.append(map_file(name, date, "glaciers.gpkg"))
+        layers = [layer for layer in ("mask", "probability", "uncertainty") if layer in record]
+        files += [map_file(name, date, f"{layer}.qml") for layer in layers]
+    return files

@@ -52,3 +52,22 @@ rule ensembles:
     localrule: True
     input:
         lambda wc: ensemble_eval_files(),
+
+
+rule maps_ensemble_outlines:
+    input:
+        mask=map_file(ENSEMBLE, "{date}", "mask.tif"),
+    output:
+        map_file(ENSEMBLE, "{date}", "outlines.gpkg"),
+    params:
+        min_area_km2=config["inference"]["min_area_km2"],
+        run=ENSEMBLE,
+        acquired=lambda wc: config["data"]["scenes"][wc.date]["acquired"],
+    log:
+        logs(f"maps/{ENSEMBLE}/{{date}}/outlines.log"),
+    benchmark:
+        benchmarks(f"maps/{ENSEMBLE}/{{date}}/outlines.tsv")
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/maps_outlines.py"

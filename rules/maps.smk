@@ -38,6 +38,7 @@ rule maps_outlines:
     params:
         min_area_km2=config["inference"]["min_area_km2"],
         run=RUN,
+        acquired=lambda wc: config["data"]["scenes"][wc.date]["acquired"],
     log:
         logs(f"maps/{RUN}/{{date}}/outlines.log"),
     benchmark:

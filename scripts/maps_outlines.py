@@ -8,7 +8,7 @@ with job(snakemake.log[0]):
         snakemake.input.mask,
         snakemake.output[0],
         min_area_km2=snakemake.params.min_area_km2,
-        date=snakemake.wildcards.date,
+        date=snakemake.params.acquired,  # the acquisition date (ISO), not the label
         model=snakemake.wildcards.model,
         run=snakemake.params.run,
     )

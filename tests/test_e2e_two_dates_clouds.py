@@ -224,3 +224,39 @@ def test_area_change_over_the_common_area_is_the_known_retreat(run):
         assert row.change_km2 == pytest.approx(measured, abs=1e-6)
     assert (results / "figures/area_change.png").stat().st_size > 0
     assert (results / "figures/overlay_train_august.png").stat().st_size > 0
+
+
+def test_per_glacier_tables_and_outlines_reconcile_with_the_area_tables(run):
+    results = run["work"] / "results"
+    glaciers = pd.read_csv(results / "maps/glaciers.csv")
+    areas = pd.read_csv(results / "maps/areas.csv")
+    scene = areas[(areas.zone_type == "scene") & (areas.source == "predicted")]
+    sums = glaciers.groupby(["run", "date"])["area_km2"].sum()
+    assert len(sums) == len(scene) + 6  # the final runs, plus three baselines on two dates
+    for _, row in scene.iterrows():
+        assert sums[(row.run, row.date)] == pytest.approx(row.area_km2, abs=1e-5)
+    assert set(glaciers.acquired) == {"2023-07-15", "2023-08-14"}
+    # the clouded tongue: the glacier's observed share drops on the clouded date only
+    tongue = glaciers[glaciers.glacier_id == GLACIER].set_index(["run", "date"]).observed_fraction
+    assert (tongue.xs("july", level="date") == 1).all()
+    assert (tongue.xs("august", level="date") < 1).all()
+
+    change = pd.read_csv(results / "maps/glacier_change.csv")
+    area_change = pd.read_csv(results / "maps/area_change.csv")
+    scene_change = area_change[
+        (area_change.zone_type == "scene") & (area_change.source == "predicted")
+    ].set_index("run")
+    for run_name, rows in change[change.run.isin(scene_change.index)].groupby("run"):
+        assert rows.change_km2.sum() == pytest.approx(
+            scene_change.loc[run_name, "change_km2"], abs=1e-5
+        )
+    outlines = gpd.read_file(
+        next((results / "maps").glob("pspnet/*/*/noaug/seed1/august/outlines.gpkg"))
+    )
+    assert set(outlines.date) == {"2023-08-14"}  # the acquisition date, not the label
+    for name, record in glaciers.groupby(["run", "date"]).groups.items():
+        outlines = gpd.read_file(results / f"maps/{name[0]}/{name[1]}/glaciers.gpkg")
+        assert outlines.crs is not None and outlines.is_valid.all()
+        table = glaciers.loc[record].set_index("glacier_id").area_km2
+        found = outlines[outlines.kind == "glacier"].set_index("glacier_id").area_km2
+        np.testing.assert_allclose(found, table[found.index], atol=1e-5)

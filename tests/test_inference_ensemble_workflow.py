@@ -62,6 +62,23 @@ def test_area_tables_and_change_figure_read_the_ensemble(tmp_path, dry_run):
     assert f"results/maps/{KEYS[1].path}/oct2000/mask.tif" in inputs["maps_areas"]
 
 
+def test_per_glacier_products_split_the_ensemble_with_its_members_range(tmp_path, dry_run):
+    result = dry_run(tmp_path, pinned_config(), "glaciers", "results/maps/areas.csv")
+    jobs = re.findall(r"rule (\w+):\n\s+input: (.*)\n\s+output: (.*)", result.output)
+    ensemble = f"results/maps/{LABEL}/oct2000"
+    (outline_inputs,) = [i for r, i, o in jobs if o == f"{ensemble}/glaciers.gpkg"]
+    for member in KEYS:  # the members' masks give the ensemble's area range
+        assert f"results/maps/{member.path}/oct2000/mask.tif" in outline_inputs
+    assert f"{ensemble}/uncertainty.tif" in outline_inputs
+    tables = next(i for r, i, o in jobs if r == "maps_glaciers")
+    assert (
+        f"{ensemble}/mask.tif" in tables
+        and "results/maps/baseline/oct2000/oct2000/mask.tif" in tables
+    )
+    assert result.counts["maps_ensemble_outlines"] == 1  # ensembles get outlines.gpkg too
+    assert result.counts["maps_style"] == 2 * 2 + 3 + 1  # runs: 2 layers, ensemble 3, baseline 1
+
+
 @pytest.fixture()
 def ensemble_inputs(tmp_path, geotiff):
     """A workdir holding what the ensemble rules read: scene, masks, regions, two best.pt."""

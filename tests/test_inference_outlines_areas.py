@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import geopandas as gpd
+import matplotlib.text
 import numpy as np
 import pyproj
 import pytest
@@ -226,6 +227,10 @@ def test_change_figure_colours_lost_and_gained_glacier_where_the_masks_differ(
     axes = figure.axes[0]
     assert axes.get_xlim() == (478000.0, 478000.0 + 80 * 30)  # the scene's bounds, its CRS
     assert axes.get_ylim() == (3108140.0 - 60 * 30, 3108140.0)
+    # written in km with the EPSG code, as the overlays, and with a scale bar
+    assert axes.xaxis.get_major_formatter()(478500.0, 0) == "478.5"
+    assert "km, EPSG:32645" in axes.get_xlabel() and "km, EPSG:32645" in axes.get_ylabel()
+    assert any(t.get_text() == "0.2 km" for t in axes.findobj(matplotlib.text.Text))  # of 2.4
     clear = away_from_edges(before, after)
     rgb = png_at(out, axes, pixel_centres(clear), change_figure_module.DPI)
     shown = np.isfinite(rgb[:, 0])

@@ -75,6 +75,9 @@ def test_predict_command_on_a_geotiff_with_another_band_order(checkpoint, tmp_pa
     outlines = gpd.read_file(tmp_path / "out" / "outlines.gpkg")
     assert outlines.is_valid.all() and set(outlines.date) <= {"d1"}
     assert outlines.area_km2.sum() == pytest.approx(mask.sum() * 1e-4)
+    # QGIS styles next to the maps: the mask's classes, the probability's ramp
+    assert "paletteEntry" in (tmp_path / "out" / "mask.qml").read_text()
+    assert "colorrampshader" in (tmp_path / "out" / "probability.qml").read_text()
 
     # the same bands in the workflow's order give the same map
     ordered = geotiff(tmp_path / "ordered.tif", bands, **GRID, nodata=np.nan, descriptions=BANDS)

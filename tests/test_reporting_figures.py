@@ -130,7 +130,7 @@ def overlay_inputs(tmp_path: Path, geotiff) -> tuple[dict[str, Path], dict[str, 
 
 
 @pytest.mark.parametrize("red_from", ["mask", "threshold"])
-def test_overlay_shows_the_prediction_in_red_where_it_is_on_the_map(
+def test_overlay_shows_the_prediction_as_a_light_fill_and_outline_where_it_is_on_the_map(
     tmp_path, geotiff, png_at, red_from
 ):
     inputs, arrays = overlay_inputs(tmp_path, geotiff)
@@ -164,8 +164,25 @@ def test_overlay_shows_the_prediction_in_red_where_it_is_on_the_map(
     expected = predicted[rows, cols][shown]
     redness = (rgb[:, 0] - rgb[:, 1:].max(axis=1))[shown]  # none on the grey image
     assert expected.any() and not expected.all()
-    assert (redness[expected] > 0.35).all()
+    # a light fill over the grey image: its redness, the image still seen through it
+    fill = figures.PREDICTED_FILL
+    np.testing.assert_allclose(redness[expected], fill[3] * (fill[0] - fill[1]), atol=0.02)
     assert (np.abs(redness[~expected]) < 0.02).all()
+    # the predicted glacier's outline runs along the edges between glacier and not
+    outline = figures.PREDICTED_LINE[:3]
+    (line,) = [c for c in rgb_axes.collections if to_rgb(c.get_edgecolor()[0]) == outline]
+    line_cols, line_rows = ~transform @ tuple(line.get_paths()[0].vertices.T * 1000)
+    assert len(line_cols) > 10
+    for col, row in zip(line_cols, line_rows, strict=True):
+        block = predicted[
+            int(np.floor(row - 0.5)) : int(np.ceil(row - 0.5)) + 1,
+            int(np.floor(col - 0.5)) : int(np.ceil(col - 0.5)) + 1,
+        ]
+        assert block.any() and not block.all()
+
+    # a scale bar and the EPSG code on both panels
+    for axes in (probability_axes, rgb_axes):
+        assert any(" km" in t.get_text() for t in axes.findobj(matplotlib.text.Text))
 
     # The left panel is the probability in magma.
     left_rgb = png_at(out, probability_axes, centres, figures.DPI)

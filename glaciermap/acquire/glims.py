@@ -20,6 +20,7 @@ from glaciermap.acquire.grid import LONLAT, Grid, area_grid
 from glaciermap.acquire.http import DownloadError, get_bytes
 from glaciermap.acquire.settings import AcquireSettings
 from glaciermap.errors import ConfigError, InputDataError
+from glaciermap.inference.vectorize import GPKG_OPTIONS
 from glaciermap.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,6 @@ def acquire_outlines(settings: AcquireSettings, output: str | Path) -> Path:
         raise InputDataError(f"{source_name}: no glacier outlines in the area {bbox}")
     output = Path(output)
     with atomic_path(output) as tmp:
-        outlines.to_file(tmp, driver="GPKG", layer=OUTPUT_LAYER)
+        outlines.to_file(tmp, layer=OUTPUT_LAYER, **GPKG_OPTIONS)
     log.info("wrote %d outlines to %s", len(outlines), output)
     return output

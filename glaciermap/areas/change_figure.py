@@ -31,6 +31,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from glaciermap.areas.areas import row_pixel_areas_km2
 from glaciermap.errors import InputDataError
 from glaciermap.io.validity import VALID
+from glaciermap.reporting.map_axes import map_axes
 from glaciermap.utils.atomic import atomic_path
 
 MAX_SIDE = 1200
@@ -131,6 +132,7 @@ def change_figure(
         with rasterio.open(scene_path) as scene:
             shape = _shape(scene)
             left, bottom, right, top = scene.bounds
+            crs = scene.crs
     extent = (left, right, bottom, top)
     masks = [_read(Path(p), shape, 1, Resampling.nearest) == 1 for p in mask_paths]
     observed = np.ones(shape, bool)
@@ -203,8 +205,7 @@ def change_figure(
     axes.set_ylim(bottom, top)
     axes.legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.8)
     axes.set_title(f"{title}\n{subtitle}" if title else subtitle, fontsize=10)
-    axes.set_xlabel("x (scene CRS)")
-    axes.set_ylabel("y (scene CRS)")
+    map_axes(axes, crs, data_units_per_km=1000.0)
     figure.tight_layout()
     with atomic_path(out_path) as tmp:
         figure.savefig(tmp, dpi=DPI)

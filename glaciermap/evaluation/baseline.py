@@ -25,10 +25,10 @@ from glaciermap.bands import BANDS
 from glaciermap.data.tilestore import TileSet
 from glaciermap.errors import InputDataError
 from glaciermap.evaluation.metrics import confusion_counts
-from glaciermap.io.geotiff import geotiff_profile
-from glaciermap.io.grid import Grid
+from glaciermap.inference.geotiff import cog_writer
+from glaciermap.io.map_layers import MASK
 from glaciermap.labels import NODATA
-from glaciermap.utils.atomic import atomic_path, write_text_atomic
+from glaciermap.utils.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -250,8 +250,19 @@ def predict_baseline(
         described = [d.lower() if d else None for d in src.descriptions]
         if all(described) and described != list(BANDS):
             raise InputDataError(f"{scene_tif}: band order {described}, expected {list(BANDS)}")
-        profile = geotiff_profile(Grid.of(src), "uint8", nodata=NODATA)
-        with atomic_path(out_mask_tif) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        # the maps' one mask profile: a COG with colour table and class names
+        with cog_writer(
+            out_mask_tif,
+            height=src.height,
+            width=src.width,
+            dtype=MASK.dtype,
+            nodata=MASK.nodata,
+            crs=src.crs,
+            transform=src.transform,
+            overview_resampling=MASK.resampling,
+            descriptions=("glacier (threshold baseline)",),
+            layer=MASK,
+        ) as dst:
             for row in range(0, src.height, block_rows):
                 window = Window(0, row, src.width, min(block_rows, src.height - row))
                 bands = src.read(window=window, masked=True)

@@ -23,6 +23,7 @@ from glaciermap.inference.scene import (
 from glaciermap.inference.settings import BLEND_KINDS, TTA_KINDS, InferenceSettings
 from glaciermap.inference.vectorize import vectorize_mask_file
 from glaciermap.io import sentinel2
+from glaciermap.io.map_layers import write_styles
 from glaciermap.models.ensemble import CheckpointEnsemble
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,8 @@ DEFAULT_BANDS = "blue=1,green=2,red=3,nir=4"
 PREDICT_DESCRIPTION = """\
 Map glaciers on a scene with a trained checkpoint (its normalisation and band
 order are stored in it). Writes OUT/probability.tif and OUT/mask.tif
-(Cloud-Optimized GeoTIFFs on the scene's grid) and OUT/outlines.gpkg. With
+(Cloud-Optimized GeoTIFFs on the scene's grid), OUT/outlines.gpkg, and a QGIS
+style (.qml) next to each raster. With
 several --checkpoint (an ensemble, e.g. the seeds of one run) the probability
 is the members' mean and OUT/uncertainty.tif holds their standard deviation.
 The model predicts --window px windows overlapping by --margin px (blended),
@@ -92,6 +94,7 @@ def predict_command(args: argparse.Namespace) -> None:
         block_size=args.block_size,
         tta=args.tta,
     )
+    several = len(ensemble.members) > 1
     with _open_cli_scene(args, ensemble.bands) as source:
         write_maps(
             source,
@@ -99,7 +102,7 @@ def predict_command(args: argparse.Namespace) -> None:
             MapPaths(
                 out / "probability.tif",
                 out / "mask.tif",
-                out / "uncertainty.tif" if len(ensemble.members) > 1 else None,
+                out / "uncertainty.tif" if several else None,
             ),
             settings,
             ensemble.threshold,
@@ -112,6 +115,9 @@ def predict_command(args: argparse.Namespace) -> None:
         date=args.date,
         model=ensemble.model_names,
         run=",".join(map(str, args.checkpoint)),
+    )
+    write_styles(
+        out, ("probability", "mask", "uncertainty") if several else ("probability", "mask")
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from rasterio.errors import NotGeoreferencedWarning
 
 from glaciermap.io.geotiff import geotiff_profile
 from glaciermap.io.grid import Grid
+from glaciermap.io.map_layers import MapLayer
 from glaciermap.utils.atomic import atomic_path
 
 COG_BLOCK = 512
@@ -39,8 +40,12 @@ def cog_writer(
     transform: Affine,
     overview_resampling: str = "nearest",
     descriptions: tuple[str, ...] = (),
+    layer: MapLayer | None = None,
 ) -> Iterator[rasterio.io.DatasetWriter]:
-    """Yield a one-band dataset to write by windows; on exit publish ``path`` as a COG."""
+    """Yield a one-band dataset to write by windows; on exit publish ``path`` as a COG.
+
+    ``layer`` adds its units, colour table and class names (:mod:`glaciermap.io.map_layers`).
+    """
     profile: dict[str, Any] = geotiff_profile(
         Grid(crs, transform, width, height), dtype, 1, nodata, tiled=True
     )
@@ -56,6 +61,8 @@ def cog_writer(
                 with rasterio.open(staging, "w", **profile) as dataset:
                     for i, text in enumerate(descriptions, start=1):
                         dataset.set_band_description(i, text)
+                    if layer is not None:
+                        _style_band(dataset, layer)
                     yield dataset
                 rasterio.shutil.copy(
                     staging,
@@ -71,3 +78,14 @@ def cog_writer(
                 )
         finally:
             staging.unlink(missing_ok=True)
+
+
+def _style_band(dataset: rasterio.io.DatasetWriter, layer: MapLayer) -> None:
+    """Units, colour table and class names of band 1 (the COG copy keeps them)."""
+    if layer.units:
+        dataset.set_band_unit(1, layer.units)
+    if layer.colours:
+        dataset.write_colormap(1, dict(layer.colours))
+    tags: Mapping[str, str] = layer.tags()
+    if tags:
+        dataset.update_tags(1, **tags)

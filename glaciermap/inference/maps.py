@@ -29,6 +29,7 @@ from glaciermap.inference.geotiff import cog_writer
 from glaciermap.inference.scene import SceneBands, open_workflow_scene
 from glaciermap.inference.settings import InferenceSettings
 from glaciermap.inference.sliding_window import BlockPrediction, Predictor, predict_blocks
+from glaciermap.io.map_layers import LAYERS
 from glaciermap.models.ensemble import CheckpointEnsemble, mean_and_spread
 
 log = logging.getLogger(__name__)
@@ -149,6 +150,7 @@ def write_maps(
                     nodata=nodata,
                     overview_resampling=resampling,
                     descriptions=(text,),
+                    layer=LAYERS[name],  # units, colour table, class names
                     **grid,
                 )
             )

@@ -29,6 +29,10 @@ from glaciermap.utils.atomic import atomic_path
 log = logging.getLogger(__name__)
 
 LAYER = "outlines"
+# GeoPackage 1.2, which every GDAL from 2.3 on reads without a warning (GDAL 3.7+
+# writes 1.4 by default, and Debian 12's GDAL 3.6 warns that it may only partly
+# support it); every GeoPackage the workflow writes uses it.
+GPKG_OPTIONS = {"driver": "GPKG", "VERSION": "1.2"}
 COLUMNS = ["area_km2", "date", "model", "run"]
 
 
@@ -104,7 +108,7 @@ def write_outlines(outlines: gpd.GeoDataFrame, path: str | Path) -> None:
             geometry=gpd.GeoSeries([], crs=outlines.crs),
         )
     with atomic_path(path) as tmp:
-        outlines.to_file(tmp, driver="GPKG", layer=LAYER, geometry_type="Polygon")
+        outlines.to_file(tmp, layer=LAYER, geometry_type="Polygon", **GPKG_OPTIONS)
 
 
 def vectorize_mask_file(

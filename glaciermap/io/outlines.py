@@ -25,6 +25,7 @@ from glaciermap.errors import ConfigError, InputDataError
 GLIMS_BOUNDARY = "glac_bound"
 GLIMS_ROCK = "intrnl_rock"
 RGI_ID_COLUMNS = ("RGIId", "rgi_id")
+NAME_COLUMNS = ("Name", "glac_name")  # RGI 6, RGI 7 and GLIMS
 
 
 def _fields(path: Path, layer: str | None) -> list[str]:
@@ -116,15 +117,30 @@ def _glims_outlines(frame: gpd.GeoDataFrame, acquired: dt.date) -> gpd.GeoDataFr
         polygon = shapely.make_valid(boundary.union_all())
         if not rock.empty:
             polygon = polygon.difference(shapely.make_valid(rock.union_all()))
-        rows.append({"glacier_id": str(glac_id), "date": date, "geometry": polygon})
-    return gpd.GeoDataFrame(rows, columns=["glacier_id", "date", "geometry"], crs=frame.crs)
+        name = _names(chosen).iloc[0]
+        rows.append({"glacier_id": str(glac_id), "name": name, "date": date, "geometry": polygon})
+    columns = ["glacier_id", "name", "date", "geometry"]
+    return gpd.GeoDataFrame(rows, columns=columns, crs=frame.crs)
+
+
+def _names(frame: pd.DataFrame) -> pd.Series:
+    """The glacier name of each row, missing (NA) where the file gives none."""
+    column = next((c for c in NAME_COLUMNS if c in frame), None)
+    if column is None:
+        return pd.Series(pd.NA, index=frame.index, dtype="string")
+    names = frame[column].astype("string").str.strip()
+    return names.where(names.str.len() > 0)
 
 
 def _rgi_outlines(frame: gpd.GeoDataFrame, column: str) -> gpd.GeoDataFrame:
     dates = _dates(frame, ("BgnDate", "src_date"))
     geometry = shapely.make_valid(frame.geometry.values)
     return gpd.GeoDataFrame(
-        {"glacier_id": frame[column].astype(str).values, "date": dates.values},
+        {
+            "glacier_id": frame[column].astype(str).values,
+            "name": _names(frame).values,
+            "date": dates.values,
+        },
         geometry=geometry,
         crs=frame.crs,
     )
@@ -138,7 +154,8 @@ def read_outlines(
     fmt: str = "auto",
     glaciers: list[str] | None = None,
 ) -> gpd.GeoDataFrame:
-    """One (multi)polygon per glacier, columns ``glacier_id``, ``date``, in ``crs``.
+    """One (multi)polygon per glacier, columns ``glacier_id``, ``name`` (NA when the
+    file names none), ``date``, in ``crs``.
 
     ``acquired`` picks the nearest GLIMS analysis; ``glaciers`` keeps only those ids.
     """

@@ -4,8 +4,9 @@
   one colour per group (architecture for Figure 2, augmentation mode for
   Figure 3, training dates for Figure 4), mean over seeds with a min-max band.
 - :func:`figure_overlay`: Figures 5-8: for one region and date, the raw glacier
-  probability and the predicted mask in red over the RGB image, both with the
-  reference outline, cropped to the region; pixels the date did not observe
+  probability and the predicted glacier (a light fill and its outline) over the
+  RGB image, both with the reference outline, cropped to the region, in km of
+  the CRS (EPSG code) with a scale bar; pixels the date did not observe
   (cloud, shadow, defect, no data) are grey in both panels.
 """
 
@@ -33,6 +34,7 @@ from glaciermap.errors import InputDataError
 from glaciermap.evaluation.metrics import REGION_CODES, check_same_grid
 from glaciermap.io.validity import VALID
 from glaciermap.labels import NODATA
+from glaciermap.reporting.map_axes import map_axes
 from glaciermap.reporting.tables import read_json
 from glaciermap.runs import DISPLAY_NAMES
 from glaciermap.utils.atomic import atomic_path
@@ -43,6 +45,8 @@ PathLike = str | Path
 DPI = 150
 MAX_PIXELS_SIDE = 1500  # larger crops are read decimated; a page shows no more
 UNOBSERVED_GREY = (0.55, 0.55, 0.55)
+PREDICTED_FILL = (1.0, 0.2, 0.0, 0.22)
+PREDICTED_LINE = (1.0, 0.25, 0.0, 1.0)
 AUG_LABELS = {
     "noaug": "no augmentation",
     "aug-concat": "augmented copies added",
@@ -197,7 +201,8 @@ def figure_overlay(
 
     Left: the glacier probability (``results/maps/{run}/{date}/probability.tif``).
     Right: the RGB image of ``results/scenes/{date}.tif`` (bands blue, green,
-    red, nir; 2-98 % stretch) with the predicted glacier in red: ``mask_tif``
+    red, nir; 2-98 % stretch) with the predicted glacier as a light orange fill
+    and an orange outline: ``mask_tif``
     when given, else probability >= ``threshold``. Both show the outline of
     the reference mask ``results/masks/{date}.tif``; the view is the bounding
     box of ``region`` (``train`` or ``test``) in ``results/regions.tif``, in km
@@ -233,7 +238,6 @@ def figure_overlay(
         left, bottom, right, top = rasterio.windows.bounds(window, src.transform)
         crs = src.crs
     extent = (left / 1000, right / 1000, bottom / 1000, top / 1000)
-    unit = f"km, {crs.to_string()}" if crs else "km"
 
     # Two panels of the crop's aspect ratio, plus room for labels and colour bar.
     panel_height = float(np.clip(5.5 * shape[0] / shape[1], 3.0, 8.0))
@@ -250,11 +254,26 @@ def figure_overlay(
     fig.colorbar(image, ax=axes[0], shrink=0.85, label="glacier probability (0-1)")
     axes[0].set_title("(a) predicted glacier probability")
     axes[1].imshow(rgb, extent=extent)
-    red = ListedColormap([(0, 0, 0, 0), (1, 0, 0, 0.45)])
+    # a light fill and an outline leave the image under the prediction readable
+    fill = ListedColormap([(0, 0, 0, 0), PREDICTED_FILL])
     axes[1].imshow(
-        predicted.astype(np.uint8), cmap=red, vmin=0, vmax=1, extent=extent, interpolation="nearest"
+        predicted.astype(np.uint8),
+        cmap=fill,
+        vmin=0,
+        vmax=1,
+        extent=extent,
+        interpolation="nearest",
     )
-    axes[1].set_title("(b) prediction in red over the RGB image")
+    if predicted.any() and not predicted.all():
+        axes[1].contour(
+            predicted.astype(np.float32),
+            levels=[0.5],
+            colors=[PREDICTED_LINE],
+            linewidths=1.2,
+            extent=extent,
+            origin="upper",
+        )
+    axes[1].set_title("(b) predicted glacier over the RGB image")
     outline = np.where(reference == NODATA, 0, reference).astype(np.float32)
     for ax in axes:
         if outline.any() and not outline.all():
@@ -263,10 +282,11 @@ def figure_overlay(
             )
             # a dark halo keeps the outline visible on bright ice and high probability
             contours.set(path_effects=[path_effects.withStroke(linewidth=2.2, foreground="black")])
-        ax.set_xlabel(f"easting ({unit})")
-        ax.set_ylabel(f"northing ({unit})")
+        ax.set_xlim(extent[0], extent[1])
+        ax.set_ylim(extent[2], extent[3])
+        map_axes(ax, crs)
     handles = [
-        Patch(facecolor=(1, 0, 0, 0.45), label=predicted_label),
+        Patch(facecolor=PREDICTED_FILL, edgecolor=PREDICTED_LINE, label=predicted_label),
         Line2D(
             [],
             [],
