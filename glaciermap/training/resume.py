@@ -6,12 +6,19 @@ stopped by SIGTERM in the middle of an epoch, that epoch's tile order and
 running sums, and a fingerprint of the input files, so that a run whose tiles
 changed starts again. It is rewritten atomically, so a SIGKILL at any moment
 leaves the previous complete state.
+
+It holds only tensors and plain Python values and is read with
+``torch.load(weights_only=True)``: run folders are shared and copied, and a
+crafted ``last.pt`` must not run code. A file that holds anything else (a
+pickled object, or the NumPy arrays of glaciermap-resume/1) is refused with one
+line and the run stops; deleting it makes the run start afresh.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +34,7 @@ from glaciermap.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
-FORMAT = "glaciermap-resume/1"
+FORMAT = "glaciermap-resume/2"  # /1 pickled NumPy RNG state: not loadable safely
 
 
 @dataclass
@@ -148,8 +155,16 @@ def load_resume_state(
     if not path.exists():
         return None
     try:
-        # Our own file, holding Python and NumPy RNG states: not weights-only.
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's message suggests weights_only=False: keep only the line naming the type.
+        lines = [line for line in str(exc).splitlines() if "GLOBAL" in line]
+        reason = lines[0].strip().rstrip(".") if lines else "not a weights-only file"
+        raise InputDataError(
+            f"refusing the resume state {path}: it holds objects other than tensors and "
+            f"plain values ({reason}), which could run code; if it is not from this "
+            "glaciermap version or not yours, delete it and the run starts afresh"
+        ) from exc
     except Exception as exc:  # any unreadable file is bad input
         raise InputDataError(f"cannot read the resume state {path}: {exc}; delete it") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
