@@ -268,6 +268,7 @@ REGIONS_CMD = ["regions", "--scene", SCENE_OUT, "--out", "out/regions.tif"]
         ),
         (_far_outlines, MASK_CMD, r"outline file glims\.gpkg: no outline overlaps the scene"),
         (_empty_outlines, MASK_CMD, r"outline file glims\.gpkg holds no outlines"),
+        (_far_outlines, REGIONS_CMD, r"outline file glims\.gpkg: no outline overlaps the scene"),
         (
             _config_change(lambda d: d["regions"]["test"].update(glaciers=["G9"])),
             REGIONS_CMD,
@@ -306,6 +307,7 @@ REGIONS_CMD = ["regions", "--scene", SCENE_OUT, "--out", "out/regions.tif"]
         "date-below-min-valid-fraction",
         "scl-values-not-classes",
         "outlines-without-overlap",
+        "outlines-without-overlap-said-before-regions",
         "empty-outline-file",
         "region-glacier-id-not-in-file",
         "outline-glacier-id-not-in-file",
@@ -338,3 +340,28 @@ def test_other_date_on_another_grid_is_reprojected_onto_the_reference(workdir):
     assert main(AUG_CMD) == 0
     with rasterio.open("out/scenes/aug.tif") as reprojected:
         assert reprojected.transform == TRANSFORM and reprojected.shape == (SIDE, SIDE)
+
+
+def test_a_glacier_free_test_region_is_refused(workdir, capsys):
+    """Scores of a test region without glacier would be undefined: refused, no tiles written."""
+    config = base_config()
+    config["data"]["regions"]["test"] = {"bbox": [X0 + 960, Y0 - 480, X0 + 1280, Y0]}
+    write_config(config)
+    codes = run_all()
+    assert codes == [0, 0, 0, 1]
+    error = capsys.readouterr().err
+    assert re.search(r"the test region holds no glacier pixel in out/masks/july\.tif", error)
+    assert not Path("out/tiles/july").exists()
+
+
+def test_mask_values_other_than_labels_are_refused(workdir, capsys, geotiff):
+    assert run_all()[:3] == [0, 0, 0]
+    with rasterio.open("out/masks/july.tif") as src:
+        mask, profile = src.read(1), src.profile
+    mask[40:44, 40:44] = 7
+    with rasterio.open("out/masks/july.tif", "w", **profile) as dst:
+        dst.write(mask, 1)
+    assert main(["tiles", "--scene", "out/scenes/july.tif", "--mask", "out/masks/july.tif",
+                 "--regions", "out/regions.tif", "--out-dir", "out/tiles/again"]) == 1  # fmt: skip
+    assert "out/masks/july.tif: values [7] are not labels" in capsys.readouterr().err
+    assert not Path("out/tiles/again").exists()

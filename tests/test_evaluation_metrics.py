@@ -37,12 +37,37 @@ def test_counts_restricted_to_where():
     assert (counts.tp, counts.fp, counts.fn, counts.tn) == (1, 1, 1, 1)
 
 
-def test_zero_denominators():
+def test_zero_denominators_are_undefined_never_one():
+    """0/0 is undefined (None, NaN in tables), not 1.0 for "agreeing on no glacier"."""
     nothing = ConfusionCounts(tn=10).scores()
-    assert nothing == {"f1": 1.0, "iou": 1.0, "precision": 1.0, "recall": 1.0}
+    assert nothing == {"f1": None, "iou": None, "precision": None, "recall": None}
     missed = ConfusionCounts(fn=4, tn=6).scores()
-    assert missed["precision"] == 0.0 and missed["recall"] == 0.0 and missed["f1"] == 0.0
+    assert missed["precision"] is None and missed["recall"] == 0.0 and missed["f1"] == 0.0
+    assert ConfusionCounts(fp=3, tn=7).scores()["recall"] is None
     assert ConfusionCounts().scores()["f1"] is None
+
+
+def test_class_warnings_name_the_absent_class():
+    assert ConfusionCounts(tp=1, fp=1, fn=1, tn=1).class_warnings() == []
+    (no_glacier,) = ConfusionCounts(fp=2, tn=8).class_warnings()
+    assert "no glacier pixel among 10" in no_glacier
+    (all_glacier,) = ConfusionCounts(tp=5, fn=1).class_warnings()
+    assert "no not-glacier pixel" in all_glacier
+
+
+def test_glacier_free_region_is_warned_and_scored_undefined(tmp_path, geotiff, caplog):
+    """A test region with no glacier in the reference: no F1 of 1.0, a warning in log and JSON."""
+    ref = np.where(np.arange(12).reshape(3, 4) < 4, 0, 1).astype(np.uint8)  # row 0 no glacier
+    regions = np.array([[3, 3, 3, 3], [1, 1, 2, 2], [1, 1, 2, 2]], dtype=np.uint8)
+    pred = geotiff(tmp_path / "mask.tif", np.zeros_like(ref), transform=GRID, nodata=255)
+    ref_tif = geotiff(tmp_path / "ref.tif", ref, transform=GRID, nodata=255)
+    reg = geotiff(tmp_path / "regions.tif", regions, transform=GRID, nodata=255)
+    out = tmp_path / "eval.json"
+    result = evaluate_prediction(pred, ref_tif, reg, out)
+    assert result["test"]["f1"] is None and result["test"]["recall"] is None
+    assert "no glacier pixel" in result["test"]["warnings"][0]
+    assert json.loads(out.read_text())["test"]["f1"] is None
+    assert "test region of" in caplog.text and "no glacier pixel" in caplog.text
 
 
 GRID = from_origin(500000, 3100000, 10, 10)

@@ -39,7 +39,7 @@ def capture_rng_states(data_generator: torch.Generator) -> dict[str, Any]:
         "python": [version, list(internal), gauss],
         "numpy": [
             str(name),
-            torch.from_numpy(key.astype(np.int64)),
+            torch.from_numpy(np.asarray(key, dtype=np.int64)),
             int(pos),
             int(has_gauss),
             float(cached),
