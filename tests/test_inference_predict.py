@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import geopandas as gpd
 import numpy as np
 import pytest
@@ -166,28 +168,19 @@ def test_scene_smaller_than_a_tile_keeps_its_shape(checkpoint, tmp_path, geotiff
     assert probability.shape == (12, 20) and np.isfinite(probability).all()
 
 
-def test_all_nodata_scene_gives_nodata_maps_and_no_outlines(checkpoint, tmp_path, geotiff):
+def test_all_nodata_scene_is_refused_in_one_line_and_writes_nothing(
+    checkpoint, tmp_path, geotiff, capsys
+):
+    """An all-NaN scene used to give all-nodata maps; it is now refused (docs/robustness.md):
+    fewer valid pixels than glaciermap.data.normalization.MIN_VALID_PIXELS."""
     nothing = np.full((4, 40, 40), np.nan, np.float32)
     scene = geotiff(tmp_path / "empty.tif", nothing, **GRID, nodata=np.nan)
-    assert (
-        main(
-            [
-                "predict",
-                "--checkpoint",
-                str(checkpoint),
-                "--scene",
-                str(scene),
-                "--out",
-                str(tmp_path / "out"),
-                "--device",
-                "cpu",
-            ]
-        )
-        == 0
-    )
-    assert np.isnan(read(tmp_path / "out" / "probability.tif")[0]).all()
-    assert (read(tmp_path / "out" / "mask.tif")[0] == 255).all()
-    assert gpd.read_file(tmp_path / "out" / "outlines.gpkg").empty
+    code = main(["predict", "--checkpoint", str(checkpoint), "--scene", str(scene),
+                 "--out", str(tmp_path / "out"), "--device", "cpu"])  # fmt: skip
+    error = capsys.readouterr().err.strip()
+    assert code == 1 and len(re.findall(r" ERROR ", error)) == 1
+    assert re.search(r"scene .*empty\.tif: 0 valid pixel\(s\) of 40x40: at least 100", error)
+    assert not any(p.is_file() for p in (tmp_path / "out").rglob("*"))
 
 
 def test_scene_without_georeference_warns_and_maps(checkpoint, tmp_path, capsys, geotiff):

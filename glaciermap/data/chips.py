@@ -36,7 +36,12 @@ from rasterio.errors import RasterioError
 from glaciermap.bands import BANDS, band_indices
 from glaciermap.data.chip_split import assign_train_val, chip_centres_lonlat
 from glaciermap.data.masks import rasterize_mask
-from glaciermap.data.normalization import ArrayBands, band_stats, scene_range
+from glaciermap.data.normalization import (
+    ArrayBands,
+    band_stats,
+    degenerate_reason,
+    scene_range,
+)
 from glaciermap.data.tilestore import TileSet
 from glaciermap.data.tiling import covering_starts
 from glaciermap.errors import ConfigError, InputDataError
@@ -513,6 +518,9 @@ def read_chip(
     labels[nodata] = NODATA
     if not (labels != NODATA).any():
         raise BadChip(files.image, "no pixel has both image data and a label")
+    reason = degenerate_reason(ArrayBands(bands))
+    if reason is not None:
+        raise BadChip(files.image, reason)
     return Chip(files, bands, labels, grid, acquired, reading)
 
 

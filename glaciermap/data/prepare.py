@@ -20,7 +20,12 @@ from rasterio.crs import CRS
 from rasterio.errors import RasterioError
 
 from glaciermap.data import masks, tiling
-from glaciermap.data.normalization import ArrayBands, band_stats, scene_range
+from glaciermap.data.normalization import (
+    ArrayBands,
+    band_stats,
+    degenerate_reason,
+    scene_range,
+)
 from glaciermap.data.regions import region_raster
 from glaciermap.data.tilestore import TileSet
 from glaciermap.errors import InputDataError
@@ -134,6 +139,9 @@ def prepare_scene(
             f"defect, the rest without data), below config key 'data.min_valid_fraction' "
             f"({minimum:.1%})"
         )
+    reason = degenerate_reason(ArrayBands(layers.bands))
+    if reason is not None:
+        raise InputDataError(f"scene '{date}' (config key 'data.scenes.{date}'): {reason}")
     write_validity(layers.codes, layers.grid, validity_output)
     try:
         write_scene(layers.bands, layers.grid, output, tags=layers.tags())
@@ -281,7 +289,7 @@ def cut_tiles(
     for i, (row, col, height, width) in enumerate(kept):
         rows, cols = slice(row, row + height), slice(col, col + width)
         # Models see nodata as 0, in training as in prediction.
-        images[i] = np.nan_to_num(scene[:, rows, cols], nan=0.0)
+        images[i] = np.nan_to_num(scene[:, rows, cols], nan=0.0, posinf=0.0, neginf=0.0)
         valid[i] = ~image_nodata[rows, cols]
         labels[i] = np.where(unlabelled[rows, cols], NODATA, mask[rows, cols] == GLACIER)
     transform = np.array(tuple(grid.transform)[:6])

@@ -20,6 +20,8 @@ import numpy as np
 import rasterio
 import torch
 
+from glaciermap.data.normalization import degenerate_reason
+from glaciermap.errors import InputDataError
 from glaciermap.inference.geotiff import cog_writer
 from glaciermap.inference.scene import SceneBands
 from glaciermap.inference.settings import InferenceSettings
@@ -106,6 +108,9 @@ def write_maps(
     members = len(predictors)
     if members > 1 and paths.uncertainty is None:
         raise ValueError("an ensemble needs an uncertainty path")
+    reason = degenerate_reason(source, source.bands)
+    if reason is not None:  # before any output is opened: nothing is written
+        raise InputDataError(f"scene {source.name}: {reason}; not mapped")
     grid = {
         "height": source.height,
         "width": source.width,

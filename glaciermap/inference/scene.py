@@ -3,7 +3,7 @@
 A :class:`SceneBands` maps each band name (blue, green, red, nir) to a band of
 a raster file; all files must share one grid. ``read(window)`` returns
 (bands, h, w) float32 in the checkpoint's band order, with the file's nodata
-(and NaN) as NaN and ``(value + offset) * scale`` applied, so the whole scene
+(and NaN, ±inf) as NaN and ``(value + offset) * scale`` applied, so the whole scene
 is never held in memory.
 """
 
@@ -136,8 +136,14 @@ class SceneBands:
             values = (data.filled(np.nan) + self.offset) * self.scale
             if self.nodata is not None:
                 values[data.data == self.nodata] = np.nan
+            values[~np.isfinite(values)] = np.nan  # ±inf is nodata exactly like NaN
             out[i] = values
         return out
+
+    @property
+    def name(self) -> str:
+        """The scene's file(s), for messages."""
+        return ", ".join(dict.fromkeys(str(ref.path) for ref in self._refs))
 
     def close(self) -> None:
         self._stack.close()
