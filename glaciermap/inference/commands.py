@@ -18,6 +18,7 @@ import torch
 
 from glaciermap.errors import InputDataError
 from glaciermap.inference.maps import MapPaths, MapSummary, write_maps
+from glaciermap.inference.provenance import map_provenance
 from glaciermap.inference.scene import (
     SceneBands,
     band_names_of,
@@ -29,18 +30,24 @@ from glaciermap.inference.vectorize import vectorize_mask_file
 from glaciermap.io import sentinel2
 from glaciermap.models import checkpoint as checkpoints
 from glaciermap.models.checkpoint import Predictor
+from glaciermap.utils.atomic import staged_files, staged_folder
 from glaciermap.utils.device import resolve_device
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BANDS = "blue=1,green=2,red=3,nir=4"
+# Everything predict writes into --out: the folder is replaced as one set.
+PREDICT_OUTPUTS = ("probability.tif", "mask.tif", "uncertainty.tif", "outlines.gpkg")
 # Channels-last convolutions measured faster on the CPU (README, Benchmarks) and
 # are the usual fast path of cuDNN.
 MEMORY_FORMAT = torch.channels_last
 PREDICT_DESCRIPTION = """\
 Map glaciers on a scene with a trained checkpoint (its normalisation and band
 order are stored in it). Writes OUT/probability.tif and OUT/mask.tif
-(Cloud-Optimized GeoTIFFs on the scene's grid) and OUT/outlines.gpkg. With
+(Cloud-Optimized GeoTIFFs on the scene's grid) and OUT/outlines.gpkg, into a
+staging folder that replaces OUT as a whole at the end (an interrupted run
+leaves the earlier set); each file records the glaciermap version, the
+checkpoints with their SHA-256, the threshold and the scene. With
 several --checkpoint (an ensemble, e.g. the seeds of one run) the probability
 is the members' mean and OUT/uncertainty.tif holds their standard deviation.
 The model predicts --window px windows overlapping by --margin px (blended),
@@ -119,18 +126,17 @@ def predict_scene_maps(
     """
     paths = [checkpoint] if isinstance(checkpoint, str | Path) else list(checkpoint)
     members = load_ensemble(paths, device)
-    with open_workflow_scene(scene, members[0].bands) as source:
+    threshold = ensemble_threshold(inference.get("threshold"), members, paths)
+    targets = [probability_path, mask_path, *([uncertainty_path] if uncertainty_path else [])]
+    with open_workflow_scene(scene, members[0].bands) as source, staged_files(targets) as staged:
         return write_maps(
             source,
             members,
-            MapPaths(
-                Path(probability_path),
-                Path(mask_path),
-                Path(uncertainty_path) if uncertainty_path is not None else None,
-            ),
+            MapPaths(staged[0], staged[1], staged[2] if len(staged) > 2 else None),
             settings_from_config(inference),
-            ensemble_threshold(inference.get("threshold"), members, paths),
+            threshold,
             MEMORY_FORMAT,
+            tags=map_provenance(paths, threshold, str(scene)),
         )
 
 
@@ -178,27 +184,32 @@ def predict_command(args: argparse.Namespace) -> None:
     )
     threshold = ensemble_threshold(args.threshold, members, args.checkpoint)
     ensemble = len(members) > 1
-    with _open_cli_scene(args, members[0].bands) as source:
+    # Written into a staging folder that replaces --out as a whole at the end.
+    with (
+        _open_cli_scene(args, members[0].bands) as source,
+        staged_folder(out, PREDICT_OUTPUTS) as stage,
+    ):
         write_maps(
             source,
             members,
             MapPaths(
-                out / "probability.tif",
-                out / "mask.tif",
-                out / "uncertainty.tif" if ensemble else None,
+                stage / "probability.tif",
+                stage / "mask.tif",
+                stage / "uncertainty.tif" if ensemble else None,
             ),
             settings,
             threshold,
             MEMORY_FORMAT,
+            tags=map_provenance(args.checkpoint, threshold, source.name),
         )
-    vectorize_mask_file(
-        out / "mask.tif",
-        out / "outlines.gpkg",
-        min_area_km2=args.min_area_km2,
-        date=args.date,
-        model="+".join(dict.fromkeys(member.spec.name for member in members)),
-        run=",".join(map(str, args.checkpoint)),
-    )
+        vectorize_mask_file(
+            stage / "mask.tif",
+            stage / "outlines.gpkg",
+            min_area_km2=args.min_area_km2,
+            date=args.date,
+            model="+".join(dict.fromkeys(member.spec.name for member in members)),
+            run=",".join(map(str, args.checkpoint)),
+        )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +39,12 @@ def cog_writer(
     transform: Affine,
     overview_resampling: str = "nearest",
     descriptions: tuple[str, ...] = (),
+    tags: Mapping[str, str] | None = None,
 ) -> Iterator[rasterio.io.DatasetWriter]:
-    """Yield a one-band dataset to write by windows; on exit publish ``path`` as a COG."""
+    """Yield a one-band dataset to write by windows; on exit publish ``path`` as a COG.
+
+    ``tags`` (dataset metadata, e.g. :mod:`glaciermap.inference.provenance`) go
+    into the COG."""
     profile: dict[str, Any] = geotiff_profile(
         Grid(crs, transform, width, height), dtype, 1, nodata, tiled=True
     )
@@ -56,6 +60,8 @@ def cog_writer(
                 with rasterio.open(staging, "w", **profile) as dataset:
                     for i, text in enumerate(descriptions, start=1):
                         dataset.set_band_description(i, text)
+                    if tags:
+                        dataset.update_tags(**tags)
                     yield dataset
                 rasterio.shutil.copy(
                     staging,

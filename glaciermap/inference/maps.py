@@ -10,7 +10,7 @@ import collections
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -97,6 +97,7 @@ def write_maps(
     settings: InferenceSettings,
     threshold: float,
     memory_format: torch.memory_format = torch.contiguous_format,
+    tags: Mapping[str, str] | None = None,
 ) -> MapSummary:
     """Predict ``source`` with one model or the mean of an ensemble and write COGs.
 
@@ -104,6 +105,8 @@ def write_maps(
     not, 255 = nodata, from the probability at ``threshold``) and, where
     ``paths.uncertainty`` is given (required for two or more members),
     ``uncertainty`` (float32, the members' standard deviation), all on the scene grid.
+    ``tags`` (the maps' provenance, :mod:`glaciermap.inference.provenance`) go
+    into every raster.
     """
     members = len(predictors)
     if members > 1 and paths.uncertainty is None:
@@ -154,6 +157,7 @@ def write_maps(
                     nodata=nodata,
                     overview_resampling=resampling,
                     descriptions=(text,),
+                    tags=tags,
                     **grid,
                 )
             )

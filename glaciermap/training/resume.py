@@ -16,7 +16,6 @@ line and the run stops; deleting it makes the run start afresh.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import pickle
 from collections.abc import Sequence
@@ -31,6 +30,7 @@ from glaciermap.errors import InputDataError
 from glaciermap.training.seeding import capture_rng_states, restore_rng_states
 from glaciermap.training.settings import NON_NUMERIC, RunSettings
 from glaciermap.utils.atomic import atomic_path
+from glaciermap.utils.digest import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +85,6 @@ def _numeric_settings(settings: RunSettings) -> dict[str, Any]:
     return data
 
 
-def _sha256(path: str | Path) -> str:
-    with open(path, "rb") as file:
-        return hashlib.file_digest(file, "sha256").hexdigest()
-
-
 def input_fingerprint(
     train_sets: Sequence[str | Path],
     val_sets: Sequence[str | Path],
@@ -102,9 +97,9 @@ def input_fingerprint(
     moving the results folder keeps the state.
     """
     return {
-        "train": [_sha256(f) for f in train_sets],
-        "val": [_sha256(f) for f in val_sets],
-        "stats": [_sha256(f) for f in stats_files],
+        "train": [file_sha256(f) for f in train_sets],
+        "val": [file_sha256(f) for f in val_sets],
+        "stats": [file_sha256(f) for f in stats_files],
     }
 
 
