@@ -3,7 +3,9 @@
 # `snakemake --profile slurm --configfile configs/study.yaml` (cluster).
 from snakemake.utils import min_version, validate
 
-from glaciermap.config import check_config, schema_path
+import copy
+
+from glaciermap.config import check_config, schema_path, validate_config
 
 min_version("9.0")
 
@@ -15,6 +17,9 @@ if not workflow.overwrite_configfiles:
     configfile: "config.yaml"
 
 
+# glaciermap's messages first (numbers YAML reads as text, repeated seeds), on a copy:
+# Snakemake's validation below fills the defaults as it always did.
+validate_config(copy.deepcopy(config))
 validate(config, schema_path())
 check_config(config)
 
