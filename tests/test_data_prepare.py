@@ -170,6 +170,15 @@ def _truncated_scene(tmp: Path) -> None:
     Path("scene.tif").write_bytes(data[: len(data) // 2])
 
 
+def _huge_sparse_scene(tmp: Path) -> None:
+    """A few kB on disk that declare 200000 x 200000 pixels: refused from the header."""
+    Path("scene.tif").unlink()
+    with rasterio.open("scene.tif", "w", driver="GTiff", width=200_000, height=200_000, count=4,
+                       dtype="uint16", crs=CRS, transform=TRANSFORM, tiled=True, blockxsize=2048,
+                       blockysize=2048, sparse_ok=True, compress="deflate"):  # fmt: skip
+        pass
+
+
 def _config_change(change):
     def apply(tmp: Path) -> None:
         config = base_config()
@@ -233,6 +242,12 @@ REGIONS_CMD = ["regions", "--scene", SCENE_OUT, "--out", "out/regions.tif"]
     [
         (_garbage_scene, SCENE_CMD, r"cannot read raster scene\.tif.*bands\.blue"),
         (_truncated_scene, SCENE_CMD, r"scene\.tif.*truncated"),
+        (
+            _huge_sparse_scene,
+            SCENE_CMD,
+            r"raster scene\.tif \(config key 'data\.scenes\.july\.bands\.blue'\) declares "
+            r"200000x200000 pixels: preparing it needs about \d+ GiB, more than this machine",
+        ),
         (
             _config_change(lambda d: d["scenes"]["july"]["bands"].update(nir=5)),
             SCENE_CMD,
@@ -300,6 +315,7 @@ REGIONS_CMD = ["regions", "--scene", SCENE_OUT, "--out", "out/regions.tif"]
     ids=[
         "unreadable-raster",
         "truncated-raster",
+        "huge-declared-raster",
         "band-missing",
         "band-count-wrong",
         "dates-on-different-grids",

@@ -446,3 +446,14 @@ def test_an_occupied_output_folder_or_file_is_refused(checkpoint, tmp_path, geot
     assert f"output folder {tmp_path / 'afile'} is an existing file" in _error_line(capsys)
     assert (tmp_path / "afile").read_text() == "x"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_a_truncated_scene_is_one_line_naming_it_and_writes_nothing(
+    checkpoint, tmp_path, geotiff, capsys
+):
+    scene = geotiff(tmp_path / "scene.tif", reflectance((200, 200)), **GRID, nodata=np.nan)
+    data = scene.read_bytes()
+    scene.write_bytes(data[: len(data) // 2])
+    assert main(predict_args(checkpoint, scene, tmp_path / "out", 0.5)) == 1
+    assert re.search(r"scene file \S*scene\.tif", _error_line(capsys))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scene.tif"]

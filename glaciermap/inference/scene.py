@@ -124,7 +124,7 @@ class SceneBands:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", NotGeoreferencedWarning)
                     self._datasets[path] = self._stack.enter_context(rasterio.open(path))
-            except rasterio.RasterioIOError as exc:
+            except rasterio.errors.RasterioError as exc:
                 raise InputDataError(f"cannot open scene file {path}: {exc}") from exc
         return self._datasets[path]
 
@@ -132,7 +132,12 @@ class SceneBands:
         out = np.empty((len(self._refs), int(window.height), int(window.width)), np.float32)
         for i, ref in enumerate(self._refs):
             dataset = self._datasets[ref.path]
-            data = dataset.read(ref.index, window=window, masked=True).astype(np.float32)
+            try:
+                data = dataset.read(ref.index, window=window, masked=True).astype(np.float32)
+            except rasterio.errors.RasterioError as exc:
+                raise InputDataError(
+                    f"cannot read scene file {ref.path} (truncated or damaged?): {exc}"
+                ) from exc
             values = (data.filled(np.nan) + self.offset) * self.scale
             if self.nodata is not None:
                 values[data.data == self.nodata] = np.nan
