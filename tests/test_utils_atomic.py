@@ -6,11 +6,12 @@ from __future__ import annotations
 import errno
 import logging
 import os
+from pathlib import Path
 
 import pytest
 
 from glaciermap.errors import OutputError
-from glaciermap.utils.atomic import atomic_path, staged_files, write_text_atomic
+from glaciermap.utils.atomic import atomic_path, staged_files, staged_folder, write_text_atomic
 from glaciermap.utils.jobs import job
 
 
@@ -75,3 +76,19 @@ def test_a_job_ending_with_a_full_disk_is_one_line_not_a_bug(tmp_path, capsys):
     assert f"disk full while writing {tmp_path / 'events.out'}" in text
     assert "a bug" not in text and "Traceback" not in text
     logging.getLogger().handlers.clear()
+
+
+def test_an_unwritable_output_folder_is_one_line(tmp_path, monkeypatch):
+    """Tests may run as root, which permissions do not stop: the refusal is patched in."""
+
+    def refused(self, *args, **kwargs):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+
+    monkeypatch.setattr(Path, "mkdir", refused)
+    target = tmp_path / "locked" / "scores.json"
+    with pytest.raises(OutputError, match=rf"^no permission to write {target}$"):
+        write_text_atomic(target, "{}")
+    with pytest.raises(OutputError, match=r"^no permission to write \S*\.out\.staging$"):
+        with staged_folder(tmp_path / "out", ["mask.tif"]):
+            pass
+    assert list(tmp_path.iterdir()) == []

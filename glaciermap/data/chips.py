@@ -387,7 +387,9 @@ class MaskReading:
                 return "not glacier"
             if value in dataset.ignore:
                 return "ignore"
-            return "nodata tag: ignore" if np.isnan(value) or self._tagged(value) else "?"
+            if np.isnan(value):
+                return "no label (NaN)"
+            return "nodata tag: ignore" if self._tagged(value) else "unknown"
 
         found = ", ".join(
             f"{_value_text(v)}: {meaning(v)} ({n} px)" for v, n in sorted(self.values.items())
@@ -403,6 +405,9 @@ class MaskReading:
 
     def _tagged(self, value: float) -> bool:
         return any(v == value for v, _ in self.nodata)
+
+
+_NAN = float("nan")  # one NaN key, so that counts of NaN pixels add up over chips
 
 
 def _value_text(value: float) -> str:
@@ -437,7 +442,9 @@ def _read_mask(
             f"({grid.describe()})",
         )
     found, counts = np.unique(values, return_counts=True)  # NaNs collapse to one entry
-    reading = MaskReading({float(v): int(n) for v, n in zip(found, counts, strict=True)})
+    reading = MaskReading(
+        {_NAN if np.isnan(v) else float(v): int(n) for v, n in zip(found, counts, strict=True)}
+    )
     classes = {*dataset.glacier, *dataset.not_glacier}
     unlabelled = np.isin(values, dataset.ignore)
     if np.issubdtype(values.dtype, np.floating):
