@@ -381,3 +381,12 @@ def test_mask_values_other_than_labels_are_refused(workdir, capsys, geotiff):
                  "--regions", "out/regions.tif", "--out-dir", "out/tiles/again"]) == 1  # fmt: skip
     assert "out/masks/july.tif: values [7] are not labels" in capsys.readouterr().err
     assert not Path("out/tiles/again").exists()
+
+
+def test_a_constant_scene_gives_no_tiles(workdir, capsys, geotiff):
+    constant = np.full((4, SIDE, SIDE), 3000, np.uint16)
+    geotiff(workdir / "scene.tif", constant, crs=CRS, transform=TRANSFORM)
+    assert run_all() == [0, 0, 0, 1]
+    error = capsys.readouterr().err
+    assert re.search(r"scene out/scenes/july\.tif: band blue is constant \(0\.3 from", error)
+    assert not Path("out/tiles/july").exists()

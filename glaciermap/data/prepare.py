@@ -139,9 +139,6 @@ def prepare_scene(
             f"defect, the rest without data), below config key 'data.min_valid_fraction' "
             f"({minimum:.1%})"
         )
-    reason = degenerate_reason(ArrayBands(layers.bands))
-    if reason is not None:
-        raise InputDataError(f"scene '{date}' (config key 'data.scenes.{date}'): {reason}")
     write_validity(layers.codes, layers.grid, validity_output)
     try:
         write_scene(layers.bands, layers.grid, output, tags=layers.tags())
@@ -324,6 +321,10 @@ def prepare_tiles(
     size, stride = tiles_config.get("size", 128), tiles_config.get("stride", 64)
     max_nodata = tiles_config.get("max_nodata_fraction", 0.5)
     windows = tiling.windows_from_regions(regions, size, stride)
+    # A constant or nearly empty scene teaches nothing and cannot be ranged: refused.
+    reason = degenerate_reason(ArrayBands(scene))
+    if reason is not None:
+        raise InputDataError(f"scene {scene_path}: {reason}")
     # Over the whole scene, as prediction computes it: no label is used.
     ranges = scene_range(ArrayBands(scene))
     sets, valid = {}, {}
