@@ -110,3 +110,16 @@ def test_cli_evaluate(tmp_path, geotiff):
     assert main([*args, "--regions", str(paths[2]), "--out", str(out)]) == 0
     assert json.loads(out.read_text())["test"]["f1"] == pytest.approx(0.6)
     assert json.loads(out.read_text())["train"]["f1"] is None
+
+
+def test_a_truncated_mask_is_one_error_naming_it(tmp_path, geotiff):
+    big = np.random.default_rng(0).integers(0, 2, (300, 300)).astype(np.uint8)
+    regions = np.full(big.shape, 3, np.uint8)
+    pred = geotiff(tmp_path / "mask.tif", big, transform=GRID, nodata=255)
+    ref = geotiff(tmp_path / "ref.tif", big, transform=GRID, nodata=255)
+    reg = geotiff(tmp_path / "regions.tif", regions, transform=GRID, nodata=255)
+    data = pred.read_bytes()
+    pred.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputDataError, match=r"cannot (open|read) raster \S*mask\.tif"):
+        evaluate_prediction(pred, ref, reg, tmp_path / "eval.json")
+    assert not (tmp_path / "eval.json").exists()

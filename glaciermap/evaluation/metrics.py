@@ -137,6 +137,13 @@ def _row_windows(height: int, width: int, rows: int) -> Iterator[Window]:
         yield Window(0, row, width, min(rows, height - row))
 
 
+def _read_rows(src: rasterio.io.DatasetReader, path: Path, window: Window) -> np.ndarray:
+    try:
+        return src.read(1, window=window)
+    except rasterio.errors.RasterioError as exc:  # truncated or damaged
+        raise InputDataError(f"cannot read raster {path}: {exc}") from exc
+
+
 def region_counts(
     pred_mask_tif: str | Path,
     ref_mask_tif: str | Path,
@@ -154,9 +161,10 @@ def region_counts(
         rasterio.open(paths[2]) as reg_src,
     ):
         for window in _row_windows(pred_src.height, pred_src.width, block_rows):
-            pred = pred_src.read(1, window=window)
-            ref = ref_src.read(1, window=window)
-            codes = reg_src.read(1, window=window)
+            pred, ref, codes = (
+                _read_rows(src, path, window)
+                for src, path in zip((pred_src, ref_src, reg_src), paths, strict=True)
+            )
             for name in regions:
                 totals[name] += confusion_counts(pred, ref, codes == REGION_CODES[name])
     return totals
