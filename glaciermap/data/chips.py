@@ -48,6 +48,7 @@ from glaciermap.errors import ConfigError, InputDataError
 from glaciermap.io import sentinel2
 from glaciermap.io.grid import Grid
 from glaciermap.io.outlines import detect_format, read_outlines
+from glaciermap.io.scene_inputs import PREPARE_BYTES_PER_PIXEL, memory_bytes
 from glaciermap.labels import GLACIER, NODATA, NOT_GLACIER
 from glaciermap.utils.atomic import atomic_path, write_text_atomic
 
@@ -350,6 +351,13 @@ def _read_image(dataset: ChipDataset, image: Path) -> tuple[np.ndarray, Grid]:
                     image,
                     f"has {source.count} band(s); band {dataset.bands[missing[0]]} "
                     f"({missing[0]}, {dataset.key('bands')}) is missing",
+                )
+            need, have = source.width * source.height * PREPARE_BYTES_PER_PIXEL, memory_bytes()
+            if need > have:  # said from the header, before reading it whole
+                raise BadChip(
+                    image,
+                    f"declares {source.width}x{source.height} pixels: reading it needs about "
+                    f"{need / 2**30:.0f} GiB, more than this machine's {have / 2**30:.0f} GiB",
                 )
             raw = source.read(indexes)
             nodata = [source.nodatavals[i - 1] for i in indexes]
