@@ -3,7 +3,9 @@
 # `snakemake --profile slurm --configfile configs/study.yaml` (cluster).
 from snakemake.utils import min_version, validate
 
-from glaciermap.config import check_config
+import copy
+
+from glaciermap.config import check_config, validate_config
 from glaciermap.schema import schema_path
 
 min_version("9.0")
@@ -16,6 +18,9 @@ if not workflow.overwrite_configfiles:
     configfile: "config.yaml"
 
 
+# glaciermap's messages first (numbers YAML reads as text, repeated seeds), on a copy:
+# Snakemake's validation below fills the defaults as it always did.
+validate_config(copy.deepcopy(config))
 validate(config, schema_path())
 check_config(config)
 

@@ -14,6 +14,7 @@ import sys
 
 from glaciermap import __version__
 from glaciermap.errors import GlacierMapError
+from glaciermap.utils.atomic import output_error
 from glaciermap.utils.jobs import debugging
 from glaciermap.utils.logs import setup_logging
 
@@ -53,6 +54,12 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("glaciermap").error("%s", exc)
         if debugging():
             raise
+        return 1
+    except OSError as exc:  # a full disk or no permission outside the atomic writers
+        said = output_error(exc, exc.filename or "an output")
+        if said is None or debugging():
+            raise
+        logging.getLogger("glaciermap").error("%s", said)
         return 1
     return 0
 

@@ -47,13 +47,59 @@ def _key_path(error: jsonschema.ValidationError) -> str:
     return ".".join(parts) if parts else "<top level>"
 
 
+def _yaml_number(text: str) -> str | None:
+    """How to write ``text`` so that YAML reads a number, if it is one YAML read as text.
+
+    PyYAML (YAML 1.1) reads ``1e-3`` as a string: a float needs a dot and a signed
+    exponent (``1.0e-3``).
+    """
+    try:
+        float(text)
+    except ValueError:
+        return None
+    mantissa, _, exponent = text.strip().lower().partition("e")
+    if "." not in mantissa:
+        mantissa += ".0"
+    if not exponent:
+        return mantissa
+    power = int(exponent)
+    return f"{mantissa}e{'-' if power < 0 else '+'}{abs(power)}"
+
+
+def _message(error: jsonschema.ValidationError) -> str:
+    """The schema's complaint in the user's terms where it is a known YAML trap."""
+    if error.validator == "type" and isinstance(error.instance, str):
+        written = _yaml_number(error.instance)
+        if written is not None:
+            return (
+                f"YAML reads {error.instance!r} as text, not a number; write {written} "
+                "(a dot and a signed exponent)"
+            )
+    if error.validator == "uniqueItems" and isinstance(error.instance, list):
+        repeated = sorted({v for v in error.instance if error.instance.count(v) > 1}, key=str)
+        return (
+            f"{error.instance} repeats {', '.join(map(str, repeated))}: each value "
+            "must appear once (a repeated seed would silently be one run)"
+        )
+    return str(error.message)
+
+
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     """Validate ``config`` in place against the schema, fill defaults, and return it."""
     validator = _validator_with_defaults()(load_schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
-        best = jsonschema.exceptions.best_match(errors)
-        raise ConfigError(f"config key '{_key_path(best)}': {best.message}")
+        # A number YAML read as text explains any other complaint about that key.
+        leaves = [e for error in errors for e in [error, *error.context]]
+        text_numbers = [
+            e
+            for e in leaves
+            if e.validator == "type"
+            and isinstance(e.instance, str)
+            and _yaml_number(e.instance) is not None
+        ]
+        best = text_numbers[0] if text_numbers else jsonschema.exceptions.best_match(errors)
+        raise ConfigError(f"config key '{_key_path(best)}': {_message(best)}")
     return config
 
 

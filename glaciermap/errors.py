@@ -13,6 +13,10 @@ class InputDataError(GlacierMapError):
     """A raster or vector input cannot be used; the message names the file."""
 
 
+class OutputError(GlacierMapError):
+    """An output cannot be written (disk full, no permission, occupied); names the path."""
+
+
 class Interrupted(Exception):
     """A job stopped on request (SIGTERM) after saving its state; ``exit_code`` is 128 + signal."""
 

@@ -478,3 +478,33 @@ def test_every_tile_carries_the_robust_range_of_its_own_chip(tmp_path):
         chip = rasterio.Affine(*tiles.transform[i])
         np.testing.assert_allclose(tiles.ranges[i], expected[chip], rtol=1e-5)
     assert len({tuple(r.ravel()) for r in tiles.ranges}) == 3
+
+
+def test_a_chip_with_a_constant_band_or_too_few_pixels_is_skipped_with_its_numbers(tmp_path):
+    write_chip(tmp_path, ChipSpec("good", *site(0)))
+    spec = ChipSpec("flat", *site(1))
+    write_chip(tmp_path, spec)
+    dn, _ = chip_arrays(spec)
+    dn[3] = np.where(dn[3] == 0, 0, 3000)  # nir constant where there is data
+    write_raster(tmp_path / "images/flat.tif", dn, spec.grid(), nodata=0)
+    spec = ChipSpec("tiny", *site(2), shape=(8, 9))
+    write_chip(tmp_path, spec)
+    out = prepare(dataset_block(tmp_path), tmp_path)
+    table = inventory(out).set_index(inventory(out)["image"].map(lambda p: Path(p).stem))
+    assert table.loc["good", "status"] == "used"
+    assert "band nir is constant (0.3 from the 2nd to the 98th" in table.loc["flat", "reason"]
+    assert "valid pixel(s) of 8x9: at least 100" in table.loc["tiny", "reason"]
+
+
+def test_a_chip_declaring_more_pixels_than_memory_is_skipped_before_reading(tmp_path):
+    write_chip(tmp_path, ChipSpec("good", *site(0)))
+    grid = ChipSpec("huge", *site(1)).grid()
+    profile = dict(driver="GTiff", width=200_000, height=200_000, count=4, dtype="uint16",
+                   crs=grid.crs, transform=grid.transform, tiled=True, blockxsize=2048,
+                   blockysize=2048, sparse_ok=True, compress="deflate")  # fmt: skip
+    with rasterio.open(tmp_path / "images" / "huge.tif", "w", **profile):
+        pass  # a few kB on disk
+    out = prepare(dataset_block(tmp_path), tmp_path)
+    table = inventory(out).set_index(inventory(out)["image"].map(lambda p: Path(p).stem))
+    assert table.loc["good", "status"] == "used"
+    assert "declares 200000x200000 pixels: reading it needs about" in table.loc["huge", "reason"]

@@ -170,6 +170,15 @@ def _truncated_scene(tmp: Path) -> None:
     Path("scene.tif").write_bytes(data[: len(data) // 2])
 
 
+def _huge_sparse_scene(tmp: Path) -> None:
+    """A few kB on disk that declare 200000 x 200000 pixels: refused from the header."""
+    Path("scene.tif").unlink()
+    with rasterio.open("scene.tif", "w", driver="GTiff", width=200_000, height=200_000, count=4,
+                       dtype="uint16", crs=CRS, transform=TRANSFORM, tiled=True, blockxsize=2048,
+                       blockysize=2048, sparse_ok=True, compress="deflate"):  # fmt: skip
+        pass
+
+
 def _config_change(change):
     def apply(tmp: Path) -> None:
         config = base_config()
@@ -234,6 +243,12 @@ REGIONS_CMD = ["regions", "--scene", SCENE_OUT, "--out", "out/regions.tif"]
         (_garbage_scene, SCENE_CMD, r"cannot read raster scene\.tif.*bands\.blue"),
         (_truncated_scene, SCENE_CMD, r"scene\.tif.*truncated"),
         (
+            _huge_sparse_scene,
+            SCENE_CMD,
+            r"raster scene\.tif \(config key 'data\.scenes\.july\.bands\.blue'\) declares "
+            r"200000x200000 pixels: preparing it needs about \d+ GiB, more than this machine",
+        ),
+        (
             _config_change(lambda d: d["scenes"]["july"]["bands"].update(nir=5)),
             SCENE_CMD,
             r"scene\.tif \(config key 'data\.scenes\.july\.bands\.nir'\).*band 5 is missing",
@@ -268,6 +283,7 @@ REGIONS_CMD = ["regions", "--scene", SCENE_OUT, "--out", "out/regions.tif"]
         ),
         (_far_outlines, MASK_CMD, r"outline file glims\.gpkg: no outline overlaps the scene"),
         (_empty_outlines, MASK_CMD, r"outline file glims\.gpkg holds no outlines"),
+        (_far_outlines, REGIONS_CMD, r"outline file glims\.gpkg: no outline overlaps the scene"),
         (
             _config_change(lambda d: d["regions"]["test"].update(glaciers=["G9"])),
             REGIONS_CMD,
@@ -299,6 +315,7 @@ REGIONS_CMD = ["regions", "--scene", SCENE_OUT, "--out", "out/regions.tif"]
     ids=[
         "unreadable-raster",
         "truncated-raster",
+        "huge-declared-raster",
         "band-missing",
         "band-count-wrong",
         "dates-on-different-grids",
@@ -306,6 +323,7 @@ REGIONS_CMD = ["regions", "--scene", SCENE_OUT, "--out", "out/regions.tif"]
         "date-below-min-valid-fraction",
         "scl-values-not-classes",
         "outlines-without-overlap",
+        "outlines-without-overlap-said-before-regions",
         "empty-outline-file",
         "region-glacier-id-not-in-file",
         "outline-glacier-id-not-in-file",
@@ -338,3 +356,37 @@ def test_other_date_on_another_grid_is_reprojected_onto_the_reference(workdir):
     assert main(AUG_CMD) == 0
     with rasterio.open("out/scenes/aug.tif") as reprojected:
         assert reprojected.transform == TRANSFORM and reprojected.shape == (SIDE, SIDE)
+
+
+def test_a_glacier_free_test_region_is_refused(workdir, capsys):
+    """Scores of a test region without glacier would be undefined: refused, no tiles written."""
+    config = base_config()
+    config["data"]["regions"]["test"] = {"bbox": [X0 + 960, Y0 - 480, X0 + 1280, Y0]}
+    write_config(config)
+    codes = run_all()
+    assert codes == [0, 0, 0, 1]
+    error = capsys.readouterr().err
+    assert re.search(r"the test region holds no glacier pixel in out/masks/july\.tif", error)
+    assert not Path("out/tiles/july").exists()
+
+
+def test_mask_values_other_than_labels_are_refused(workdir, capsys, geotiff):
+    assert run_all()[:3] == [0, 0, 0]
+    with rasterio.open("out/masks/july.tif") as src:
+        mask, profile = src.read(1), src.profile
+    mask[40:44, 40:44] = 7
+    with rasterio.open("out/masks/july.tif", "w", **profile) as dst:
+        dst.write(mask, 1)
+    assert main(["tiles", "--scene", "out/scenes/july.tif", "--mask", "out/masks/july.tif",
+                 "--regions", "out/regions.tif", "--out-dir", "out/tiles/again"]) == 1  # fmt: skip
+    assert "out/masks/july.tif: values [7] are not labels" in capsys.readouterr().err
+    assert not Path("out/tiles/again").exists()
+
+
+def test_a_constant_scene_gives_no_tiles(workdir, capsys, geotiff):
+    constant = np.full((4, SIDE, SIDE), 3000, np.uint16)
+    geotiff(workdir / "scene.tif", constant, crs=CRS, transform=TRANSFORM)
+    assert run_all() == [0, 0, 0, 1]
+    error = capsys.readouterr().err
+    assert re.search(r"scene out/scenes/july\.tif: band blue is constant \(0\.3 from", error)
+    assert not Path("out/tiles/july").exists()

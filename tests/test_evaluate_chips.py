@@ -20,10 +20,12 @@ from chipdata import (
     dataset_block,
     site,
     write_chip,
+    write_raster,
 )
 
 from glaciermap.cli import main
 from glaciermap.data.chip_dataset import ChipDataset, image_files
+from glaciermap.errors import InputDataError
 from glaciermap.evaluation.baseline import FORMAT
 from glaciermap.evaluation.chips import BaselinePredictor, evaluate_chips_baseline, score_chips
 from glaciermap.models.checkpoint import load_predictor, save_prediction_checkpoint
@@ -215,3 +217,90 @@ def test_a_scene_normalised_model_scales_each_chip_by_its_own_range(chips, tmp_p
     brighter = dataset(chips, scale=3 * SCALE)
     again = score_chips(brighter, image_files(brighter), CheckpointEnsemble([checkpoint], "cpu"))
     assert again.pooled == scores.pooled
+
+
+# ---------------------------------------------------------------- label values checked
+
+
+def to_65535(mask: np.ndarray) -> np.ndarray:
+    """uint16 masks whose unlabelled value is 65535, not the dataset's ignore 255."""
+    return np.where(mask == IGNORE, 65535, mask.astype(np.uint16))
+
+
+def rewrite_masks(root: Path, convert, nodata=None, dtype=None) -> None:
+    """Each chip's mask replaced by ``convert(mask)``, tagged with ``nodata``."""
+    for spec in SPECS:
+        mask = convert(chip_arrays(spec)[1])
+        write_raster(root / "masks" / f"{spec.stem}.tif", mask.astype(dtype or mask.dtype),
+                     spec.grid(), nodata=nodata)  # fmt: skip
+
+
+def oracle(chip):
+    """Right wherever a label counts: the chip's own mask read back."""
+    return chip.labels == 1
+
+
+@pytest.mark.parametrize("tag", [0, 1])
+def test_a_mask_nodata_tag_never_removes_a_class(chips, tag):
+    """GEE exports tag 0 as nodata while 0 means not glacier: both classes still count."""
+    data = dataset(chips)
+    untagged = score_chips(data, image_files(data), oracle)
+    rewrite_masks(chips, lambda mask: mask, nodata=tag)
+    tagged = score_chips(data, image_files(data), oracle)
+    assert tagged.pooled == untagged.pooled and tagged.pooled.tn > 0 and tagged.pooled.tp > 0
+    meaning = "not glacier" if tag == 0 else "glacier"
+    assert f"mask nodata tag {tag} is a class value, read as {meaning}" in (
+        tagged.reading.describe(data)
+    )
+
+
+@pytest.mark.parametrize(
+    ("convert", "dtype", "values"),
+    [
+        (lambda m: np.where(m == 1, 2, m), None, "2 ("),  # glacier 2, default glacier [1]
+        (to_65535, "uint16", "65535 ("),
+    ],
+)
+def test_unknown_mask_values_are_an_error_naming_file_and_values(
+    chips, checkpoints, capsys, convert, dtype, values
+):
+    rewrite_masks(chips, convert, dtype=dtype)
+    with pytest.raises(InputDataError, match=r"mask .*masks/a_utm\.tif: values .*neither glacier"):
+        score_chips(dataset(chips), image_files(dataset(chips)), oracle)
+    out_csv = chips / "s.csv"
+    code = main(
+        ["evaluate-chips", "--checkpoint", str(checkpoints[0]), "--images", f"{chips}/images/*.tif",
+         "--masks", f"{chips}/masks/{{stem}}.tif", "--scale", str(SCALE), "--nodata", "0",
+         "--device", "cpu", "--csv", str(out_csv)]
+    )  # fmt: skip
+    error = capsys.readouterr().err
+    assert code == 1 and values in error and "a_utm.tif" in error
+    assert len(error.strip().splitlines()) == 1
+    assert not out_csv.exists()
+
+
+def test_an_unlabelled_value_tagged_as_nodata_is_no_label(chips):
+    rewrite_masks(chips, to_65535, nodata=65535, dtype="uint16")
+    data = dataset(chips)
+    scores = score_chips(data, image_files(data), oracle)
+    counted = sum(int(expected_arrays(spec)[1].sum()) for spec in SPECS)
+    assert scores.pooled.n_pixels == counted
+    assert "65535: nodata tag: ignore" in scores.reading.describe(data)
+
+
+def test_a_glacier_free_chip_set_warns_and_reports_undefined_scores(chips, checkpoints, capsys):
+    rewrite_masks(chips, lambda m: np.where(m == 1, 0, m))
+    out_json = chips / "scores.json"
+    code = main(
+        ["evaluate-chips", "--checkpoint", str(checkpoints[0]), "--images", f"{chips}/images/*.tif",
+         "--masks", f"{chips}/masks/{{stem}}.tif", "--scale", str(SCALE), "--nodata", "0",
+         "--device", "cpu", "--csv", str(chips / "s.csv"), "--json", str(out_json)]
+    )  # fmt: skip
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "WARNING: the reference has no glacier pixel" in printed
+    assert re.search(r"^recall undefined \(0/0\)$", printed, re.M), printed
+    assert "F1 1.000" not in printed
+    result = json.loads(out_json.read_text())
+    assert result["pooled"]["recall"] is None and result["warnings"]
+    assert re.search(r"^mask values found: 0: not glacier \(\d+ px\), 255: ignore", printed, re.M)

@@ -37,12 +37,37 @@ def test_counts_restricted_to_where():
     assert (counts.tp, counts.fp, counts.fn, counts.tn) == (1, 1, 1, 1)
 
 
-def test_zero_denominators():
+def test_zero_denominators_are_undefined_never_one():
+    """0/0 is undefined (None, NaN in tables), not 1.0 for "agreeing on no glacier"."""
     nothing = ConfusionCounts(tn=10).scores()
-    assert nothing == {"f1": 1.0, "iou": 1.0, "precision": 1.0, "recall": 1.0}
+    assert nothing == {"f1": None, "iou": None, "precision": None, "recall": None}
     missed = ConfusionCounts(fn=4, tn=6).scores()
-    assert missed["precision"] == 0.0 and missed["recall"] == 0.0 and missed["f1"] == 0.0
+    assert missed["precision"] is None and missed["recall"] == 0.0 and missed["f1"] == 0.0
+    assert ConfusionCounts(fp=3, tn=7).scores()["recall"] is None
     assert ConfusionCounts().scores()["f1"] is None
+
+
+def test_class_warnings_name_the_absent_class():
+    assert ConfusionCounts(tp=1, fp=1, fn=1, tn=1).class_warnings() == []
+    (no_glacier,) = ConfusionCounts(fp=2, tn=8).class_warnings()
+    assert "no glacier pixel among 10" in no_glacier
+    (all_glacier,) = ConfusionCounts(tp=5, fn=1).class_warnings()
+    assert "no not-glacier pixel" in all_glacier
+
+
+def test_glacier_free_region_is_warned_and_scored_undefined(tmp_path, geotiff, caplog):
+    """A test region with no glacier in the reference: no F1 of 1.0, a warning in log and JSON."""
+    ref = np.where(np.arange(12).reshape(3, 4) < 4, 0, 1).astype(np.uint8)  # row 0 no glacier
+    regions = np.array([[3, 3, 3, 3], [1, 1, 2, 2], [1, 1, 2, 2]], dtype=np.uint8)
+    pred = geotiff(tmp_path / "mask.tif", np.zeros_like(ref), transform=GRID, nodata=255)
+    ref_tif = geotiff(tmp_path / "ref.tif", ref, transform=GRID, nodata=255)
+    reg = geotiff(tmp_path / "regions.tif", regions, transform=GRID, nodata=255)
+    out = tmp_path / "eval.json"
+    result = evaluate_prediction(pred, ref_tif, reg, out)
+    assert result["test"]["f1"] is None and result["test"]["recall"] is None
+    assert "no glacier pixel" in result["test"]["warnings"][0]
+    assert json.loads(out.read_text())["test"]["f1"] is None
+    assert "test region of" in caplog.text and "no glacier pixel" in caplog.text
 
 
 GRID = from_origin(500000, 3100000, 10, 10)
@@ -85,3 +110,16 @@ def test_cli_evaluate(tmp_path, geotiff):
     assert main([*args, "--regions", str(paths[2]), "--out", str(out)]) == 0
     assert json.loads(out.read_text())["test"]["f1"] == pytest.approx(0.6)
     assert json.loads(out.read_text())["train"]["f1"] is None
+
+
+def test_a_truncated_mask_is_one_error_naming_it(tmp_path, geotiff):
+    big = np.random.default_rng(0).integers(0, 2, (300, 300)).astype(np.uint8)
+    regions = np.full(big.shape, 3, np.uint8)
+    pred = geotiff(tmp_path / "mask.tif", big, transform=GRID, nodata=255)
+    ref = geotiff(tmp_path / "ref.tif", big, transform=GRID, nodata=255)
+    reg = geotiff(tmp_path / "regions.tif", regions, transform=GRID, nodata=255)
+    data = pred.read_bytes()
+    pred.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputDataError, match=r"cannot (open|read) raster \S*mask\.tif"):
+        evaluate_prediction(pred, ref, reg, tmp_path / "eval.json")
+    assert not (tmp_path / "eval.json").exists()

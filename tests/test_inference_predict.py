@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import os
+import re
+import subprocess
+import sys
+
 import geopandas as gpd
 import numpy as np
+import pyogrio
 import pytest
 import rasterio
 import torch
 from affine import Affine
 
+from glaciermap import __version__
 from glaciermap.cli import main
 from glaciermap.errors import InputDataError
 from glaciermap.inference.maps import predict_scene_maps
+from glaciermap.inference.provenance import read_provenance
 from glaciermap.models.checkpoint import load_predictor, save_prediction_checkpoint
 from glaciermap.models.registry import build_model
 from glaciermap.models.spec import ModelSpec
@@ -169,28 +179,19 @@ def test_scene_smaller_than_a_tile_keeps_its_shape(checkpoint, tmp_path, geotiff
     assert probability.shape == (12, 20) and np.isfinite(probability).all()
 
 
-def test_all_nodata_scene_gives_nodata_maps_and_no_outlines(checkpoint, tmp_path, geotiff):
+def test_all_nodata_scene_is_refused_in_one_line_and_writes_nothing(
+    checkpoint, tmp_path, geotiff, capsys
+):
+    """An all-NaN scene used to give all-nodata maps; it is now refused (docs/robustness.md):
+    fewer valid pixels than glaciermap.data.normalization.MIN_VALID_PIXELS."""
     nothing = np.full((4, 40, 40), np.nan, np.float32)
     scene = geotiff(tmp_path / "empty.tif", nothing, **GRID, nodata=np.nan)
-    assert (
-        main(
-            [
-                "predict",
-                "--checkpoint",
-                str(checkpoint),
-                "--scene",
-                str(scene),
-                "--out",
-                str(tmp_path / "out"),
-                "--device",
-                "cpu",
-            ]
-        )
-        == 0
-    )
-    assert np.isnan(read(tmp_path / "out" / "probability.tif")[0]).all()
-    assert (read(tmp_path / "out" / "mask.tif")[0] == 255).all()
-    assert gpd.read_file(tmp_path / "out" / "outlines.gpkg").empty
+    code = main(["predict", "--checkpoint", str(checkpoint), "--scene", str(scene),
+                 "--out", str(tmp_path / "out"), "--device", "cpu"])  # fmt: skip
+    error = capsys.readouterr().err.strip()
+    assert code == 1 and len(re.findall(r" ERROR ", error)) == 1
+    assert re.search(r"scene .*empty\.tif: 0 valid pixel\(s\) of 40x40: at least 100", error)
+    assert not any(p.is_file() for p in (tmp_path / "out").rglob("*"))
 
 
 def test_scene_without_georeference_warns_and_maps(checkpoint, tmp_path, capsys, geotiff):
@@ -321,3 +322,141 @@ def test_ensemble_members_must_share_a_band_layout_and_threshold(checkpoint, tmp
             uncertainty_path=tmp_path / "u.tif",
         )
     assert sorted(f.name for f in tmp_path.iterdir()) == ["scene.tif", "t03.pt"]  # nothing else
+
+
+# ---------------------------------------------------------------- outputs replaced as a set
+
+# Runs `glaciermap predict` in a child that SIGKILLs itself at a chosen point:
+# `outlines` (probability and mask written, outlines not) or `swap` (between the
+# two renames that replace the output folder).
+KILLED_PREDICT = """
+import os, signal, sys
+from glaciermap.cli import main
+from glaciermap.inference import vectorize
+from glaciermap.utils import atomic
+
+point, argv = sys.argv[1], sys.argv[2:]
+die = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+if point == "outlines":
+    vectorize.write_outlines = die
+else:
+    rename, calls = os.rename, []
+    def once_then_die(*args):
+        calls.append(args)
+        if len(calls) == 2:
+            die()
+        rename(*args)
+    atomic.os.rename = once_then_die
+sys.exit(main(argv))
+"""
+
+
+def provenance_of(folder):
+    """The provenance of every file of a predict folder, by file name."""
+    fields = {name: read_provenance(folder / name) for name in ("probability.tif", "mask.tif")}
+    fields["outlines.gpkg"] = pyogrio.read_info(folder / "outlines.gpkg")["layer_metadata"]
+    return fields
+
+
+def predict_args(checkpoint, scene, out, threshold):
+    return ["predict", "--checkpoint", str(checkpoint), "--scene", str(scene), "--out", str(out),
+            "--threshold", str(threshold), "--device", "cpu", "--min-area-km2", "0"]  # fmt: skip
+
+
+def test_outputs_record_version_checkpoint_sha256_threshold_and_scene(
+    checkpoint, tmp_path, geotiff
+):
+    scene = geotiff(tmp_path / "scene.tif", reflectance(), **GRID, nodata=np.nan)
+    assert main(predict_args(checkpoint, scene, tmp_path / "out", 0.5)) == 0
+    expected = {
+        "glaciermap_version": __version__,
+        "checkpoints": str(checkpoint),
+        "checkpoints_sha256": hashlib.sha256(checkpoint.read_bytes()).hexdigest(),
+        "threshold": "0.5",
+        "scene": str(scene),
+    }
+    for name, fields in provenance_of(tmp_path / "out").items():
+        assert fields == expected, name
+
+
+@pytest.mark.parametrize("point", ["outlines", "swap"])
+def test_killed_predict_over_an_earlier_folder_leaves_no_mixed_set(
+    checkpoint, tmp_path, geotiff, point
+):
+    scene = geotiff(tmp_path / "scene.tif", reflectance(), **GRID, nodata=np.nan)
+    out = tmp_path / "out"
+    assert main(predict_args(checkpoint, scene, out, 0.5)) == 0
+    earlier = {p.name: p.read_bytes() for p in out.iterdir()}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_PREDICT, point, *predict_args(checkpoint, scene, out, 0.3)],
+        env=env,
+        capture_output=True,
+        check=False,
+    )
+    assert killed.returncode == -9, killed.stderr.decode()[-2000:]
+    # The earlier set is intact; what the killed run left is hidden beside it.
+    kept = out if out.exists() else tmp_path / ".out.replaced"  # killed between the renames
+    assert {p.name: p.read_bytes() for p in kept.iterdir()} == earlier
+    leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out."))
+    assert leftovers, "the kill should have left a staging or replaced folder"
+    assert main(predict_args(checkpoint, scene, out, 0.3)) == 0
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
+    fields = provenance_of(out)
+    assert {f["threshold"] for f in fields.values()} == {"0.3"}
+    assert sorted(p.name for p in out.iterdir()) == ["mask.tif", "outlines.gpkg", "probability.tif"]
+
+
+def _error_line(capsys) -> str:
+    error = capsys.readouterr().err
+    assert len(re.findall(r" ERROR ", error)) == 1, error
+    return error
+
+
+def test_disk_full_while_predicting_is_one_line_and_keeps_the_earlier_set(
+    checkpoint, tmp_path, geotiff, capsys, monkeypatch
+):
+    from glaciermap.inference import maps
+
+    scene = geotiff(tmp_path / "scene.tif", reflectance(), **GRID, nodata=np.nan)
+    out = tmp_path / "out"
+    assert main(predict_args(checkpoint, scene, out, 0.5)) == 0
+    earlier = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+
+    def disk_full(self, block):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(maps._BlockWriter, "__call__", disk_full)
+    assert main(predict_args(checkpoint, scene, out, 0.3)) == 1
+    assert re.search(
+        r"disk full while writing \S*out\.staging/\w+\.tif$", _error_line(capsys), re.M
+    )
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == earlier
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "scene.tif"]
+
+
+def test_an_occupied_output_folder_or_file_is_refused(checkpoint, tmp_path, geotiff, capsys):
+    scene = geotiff(tmp_path / "scene.tif", reflectance(), **GRID, nodata=np.nan)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "thesis.docx").write_text("mine")
+    assert main(predict_args(checkpoint, scene, tmp_path / "notes", 0.5)) == 1
+    error = _error_line(capsys)
+    assert re.search(r"output folder \S*notes holds files .*\(thesis\.docx\)", error), error
+    assert sorted(p.name for p in (tmp_path / "notes").iterdir()) == ["thesis.docx"]
+    (tmp_path / "afile").write_text("x")
+    assert main(predict_args(checkpoint, scene, tmp_path / "afile", 0.5)) == 1
+    assert f"output folder {tmp_path / 'afile'} is an existing file" in _error_line(capsys)
+    assert (tmp_path / "afile").read_text() == "x"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_a_truncated_scene_is_one_line_naming_it_and_writes_nothing(
+    checkpoint, tmp_path, geotiff, capsys
+):
+    scene = geotiff(tmp_path / "scene.tif", reflectance((200, 200)), **GRID, nodata=np.nan)
+    data = scene.read_bytes()
+    scene.write_bytes(data[: len(data) // 2])
+    assert main(predict_args(checkpoint, scene, tmp_path / "out", 0.5)) == 1
+    assert re.search(r"scene file \S*scene\.tif", _error_line(capsys))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scene.tif"]

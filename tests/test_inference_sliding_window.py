@@ -332,8 +332,9 @@ def test_a_failure_mid_scene_leaves_no_output(tmp_path, fail_in, monkeypatch, ge
             original(self, block)
 
         monkeypatch.setattr(maps._BlockWriter, "__call__", failing)
-    ones = np.ones((4, 96, 96), np.float32)
-    scene = geotiff(tmp_path / "scene.tif", ones, **GRID, nodata=np.nan, descriptions=BANDS)
+    # Not constant: a constant scene is refused before any output is opened.
+    values = np.random.default_rng(6).uniform(0.1, 0.9, (4, 96, 96)).astype(np.float32)
+    scene = geotiff(tmp_path / "scene.tif", values, **GRID, nodata=np.nan, descriptions=BANDS)
     with (
         open_workflow_scene(scene, BANDS) as source,
         pytest.raises(RuntimeError if fail_in == "model" else OSError),
@@ -346,3 +347,54 @@ def test_a_failure_mid_scene_leaves_no_output(tmp_path, fail_in, monkeypatch, ge
             threshold=0.5,
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scene.tif"]
+
+
+# ------------------------------------------------ bad pixel values, degenerate scenes
+
+
+def _maps_of(tmp_path, geotiff, array, name):
+    scene = geotiff(tmp_path / f"{name}.tif", array, **GRID, nodata=np.nan, descriptions=BANDS)
+    out = tmp_path / name
+    with open_workflow_scene(scene, BANDS) as source:
+        write_maps(
+            source,
+            [ConstantPredictor(0.6)],
+            MapPaths(out / "p.tif", out / "m.tif"),
+            InferenceSettings(window=32, margin=8, batch_size=4, block_size=64),
+            threshold=0.5,
+        )
+    with rasterio.open(out / "p.tif") as p, rasterio.open(out / "m.tif") as m:
+        return p.read(1), m.read(1)
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf])
+def test_infinite_pixels_are_nodata_exactly_like_nan(tmp_path, geotiff, bad):
+    """±inf once spread nodata over whole windows (43,264 px for a 100 x 100 block)."""
+    array = np.random.default_rng(7).uniform(0.1, 0.9, (4, 150, 150)).astype(np.float32)
+    with_nan, with_inf = array.copy(), array.copy()
+    with_nan[2, 20:30, 40:50] = np.nan
+    with_inf[2, 20:30, 40:50] = bad
+    prob_nan, mask_nan = _maps_of(tmp_path, geotiff, with_nan, "nan")
+    prob_inf, mask_inf = _maps_of(tmp_path, geotiff, with_inf, "inf")
+    assert np.count_nonzero(mask_inf == 255) == 100
+    np.testing.assert_array_equal(mask_inf, mask_nan)
+    np.testing.assert_array_equal(np.isnan(prob_inf), np.isnan(prob_nan))
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda a: np.full_like(a, 0.3), r"band blue is constant \(0\.3 from the 2nd to the 98th"),
+        (lambda a: a[:, :1, :1], r"1 valid pixel\(s\) of 1x1: at least 100"),
+        (
+            lambda a: np.where(np.arange(a[0].size).reshape(a.shape[1:]) == 5, a, np.nan),
+            r"1 valid pixel\(s\) of 60x60: at least 100",
+        ),
+    ],
+    ids=["constant", "one-by-one", "one-valid-pixel"],
+)
+def test_degenerate_scenes_are_refused_with_their_numbers(tmp_path, geotiff, make, message):
+    array = make(np.random.default_rng(8).uniform(0.1, 0.9, (4, 60, 60)).astype(np.float32))
+    with pytest.raises(InputDataError, match=rf"scene .*bad\.tif: {message}"):
+        _maps_of(tmp_path, geotiff, array, "bad")
+    assert not (tmp_path / "bad").exists()

@@ -43,7 +43,7 @@ def test_run_folder_has_checkpoints_and_metrics(run_folder):
     assert all(0 <= e["val_f1"] <= 1 for e in metrics["epochs"])
     best = torch.load(run_folder / "best.pt", map_location="cpu", weights_only=True)
     assert best["format"] == "glaciermap-checkpoint/1" and best["tile_size"] == 32
-    last = torch.load(run_folder / "last.pt", map_location="cpu", weights_only=False)
+    last = torch.load(run_folder / "last.pt", map_location="cpu", weights_only=True)
     assert last["epochs_done"] == 2
 
 

@@ -37,7 +37,7 @@ def encoders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, to
         )
         out: Path = folder / name
         train_run(run_settings, [tiles["train"]], [tiles["val"]], [tiles["stats"]], out)
-        state = torch.load(out / "last.pt", map_location="cpu", weights_only=False)["model"]
+        state = torch.load(out / "last.pt", map_location="cpu", weights_only=True)["model"]
         trained[name] = {
             k: v for k, v in state.items() if ".encoder." in k and v.is_floating_point()
         }

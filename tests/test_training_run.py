@@ -20,6 +20,7 @@ from torch import nn
 
 from glaciermap.data.normalization import band_stats
 from glaciermap.data.tilestore import TileSet
+from glaciermap.errors import InputDataError
 from glaciermap.models.aux_head import build_aux_head
 from glaciermap.models.spec import ModelSpec
 from glaciermap.runs import HParams
@@ -119,7 +120,7 @@ def comparable(metrics: dict) -> dict:
 
 
 def weights(path: Path, key: str) -> dict[str, torch.Tensor]:
-    return torch.load(path, map_location="cpu", weights_only=False)[key]
+    return torch.load(path, map_location="cpu", weights_only=True)[key]
 
 
 def test_run_folder_holds_checkpoints_metrics_and_events(tiles, tmp_path):
@@ -136,7 +137,7 @@ def test_run_folder_holds_checkpoints_metrics_and_events(tiles, tmp_path):
     assert metrics["epochs"][metrics["best_epoch"] - 1]["val_f1"] == max(val_f1)
     assert metrics["n_train_tiles"] == 8 and metrics["n_val_tiles"] == 4
     assert metrics["run"]["hparams"] == "dropout0.4-softmax-mean"
-    best = torch.load(tmp_path / "best.pt", map_location="cpu", weights_only=False)
+    best = torch.load(tmp_path / "best.pt", map_location="cpu", weights_only=True)
     assert best["epoch"] == metrics["best_epoch"]
     assert len(best["normalization"]["mean"]) == 4
     assert (tmp_path / "last.pt").is_file()
@@ -183,7 +184,7 @@ def test_sigterm_saves_mid_epoch_and_resume_matches(tiles, tmp_path):
     with pytest.raises(RunInterrupted) as stopped:
         run(settings(), tiles, out, build=TermAtForward)
     assert stopped.value.exit_code == 128 + signal.SIGTERM
-    state = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+    state = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
     assert state["epochs_done"] == 1 and state["progress"]["next_batch"] == 1
     assert not (out / "metrics.json").exists()
 
@@ -236,7 +237,7 @@ def test_sigkill_then_restart_matches_uninterrupted_run(
     if saved_epochs is None:
         assert not (out / "last.pt").exists()
     else:
-        state = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+        state = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
         assert state["epochs_done"] == saved_epochs and state["progress"] is None
 
     resumed = run(settings(checkpoint_every=every), tiles, out)
@@ -257,3 +258,24 @@ def test_changed_tiles_start_again(tmp_path, caplog):
     again = run(settings(epochs=1), tiles, tmp_path / "run")
     assert comparable(again)["epochs"] != comparable(first)["epochs"]
     assert "other input tiles" in caplog.text
+
+
+class _Payload:
+    """A pickle that creates a file when unpickled: what a crafted ``last.pt`` could do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_crafted_resume_state_is_refused_without_running_its_code(tiles, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    marker = tmp_path / "pwned"
+    torch.save({"format": "glaciermap-resume/2", "model": _Payload(marker)}, out / "last.pt")
+    with pytest.raises(InputDataError, match=r"refusing the resume state .*last\.pt.*GLOBAL"):
+        run(settings(epochs=1), tiles, out)
+    assert not marker.exists()
+    assert not (out / "best.pt").exists() and not (out / "metrics.json").exists()

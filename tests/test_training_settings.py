@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import signal
 
 import pytest
@@ -154,3 +155,29 @@ def test_sigterm_in_the_command_exits_143(tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as exited:
         main(["train", "--model", "fpn", "--hparams", "dropout0.2-sigmoid-mean", "--dates", "july"])
     assert exited.value.code == 143
+
+
+@pytest.mark.parametrize(
+    ("text", "written"), [("1e-3", "1.0e-3"), ("5E-4", "5.0e-4"), ("2.5e4", "2.5e+4")]
+)
+def test_a_number_yaml_reads_as_text_is_explained(text, written):
+    value = yaml.safe_load(f"learning_rate: {text}")["learning_rate"]
+    assert isinstance(value, str)  # PyYAML's YAML 1.1: the trap itself
+    advice = re.escape(written)
+    message = rf"'training\.learning_rate': YAML reads '{text}' as text.*write {advice} "
+    with pytest.raises(ConfigError, match=message):
+        config(learning_rate=value)
+    assert isinstance(yaml.safe_load(f"x: {written}")["x"], float)  # the advice works
+
+
+@pytest.mark.parametrize("where", ["seeds", "final"])
+def test_repeated_seeds_are_refused_naming_the_key(where):
+    data = config()
+    data.pop("final", None)
+    if where == "seeds":
+        data["seeds"] = [1, 2, 1]
+    else:
+        data["final"] = {"seeds": [4, 4]}
+    key_name = "seeds" if where == "seeds" else r"final\.seeds"
+    with pytest.raises(ConfigError, match=rf"config key '{key_name}': .* repeats \d"):
+        validate_config(data)

@@ -59,6 +59,7 @@ class ChipDataset:
     offset: float = default_field(_CHIPS["offset"])
     nodata: float | None = default_field(_CHIPS["nodata"])
     glacier: tuple[int, ...] = default_field(tuple(_CHIPS["glacier"]))
+    not_glacier: tuple[int, ...] = default_field(tuple(_CHIPS["not_glacier"]))
     ignore: tuple[int, ...] = default_field(tuple(_CHIPS["ignore"]))
     acquired: str | Mapping[str, str] | None = default_field(_CHIPS["acquired"])
     val_fraction: float = default_field(_VALIDATION["fraction"])
@@ -71,6 +72,7 @@ class ChipDataset:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "glacier", tuple(int(v) for v in self.glacier))
+        object.__setattr__(self, "not_glacier", tuple(int(v) for v in self.not_glacier))
         object.__setattr__(self, "ignore", tuple(int(v) for v in self.ignore))
         object.__setattr__(self, "bands", {name: int(self.bands[name]) for name in BANDS})
         if (self.masks is None) == (self.outlines is None):
@@ -82,11 +84,16 @@ class ChipDataset:
                     f"{self.key('masks')}: {self.masks!r} must name the image with "
                     f"{{stem}} (or {{name}}, {{parent}}), e.g. masks/{{stem}}.tif"
                 )
-        if set(self.glacier) & set(self.ignore):
-            raise ConfigError(
-                f"{self.key('ignore')}: values {sorted(set(self.glacier) & set(self.ignore))} "
-                "are also glacier values"
-            )
+        for key, values, other, name in (
+            ("ignore", self.ignore, self.glacier, "glacier"),
+            ("not_glacier", self.not_glacier, self.glacier, "glacier"),
+            ("ignore", self.ignore, self.not_glacier, "not_glacier"),
+        ):
+            if set(values) & set(other):
+                raise ConfigError(
+                    f"{self.key(key)}: values {sorted(set(values) & set(other))} "
+                    f"are also {name} values"
+                )
         for check, key, expected in (
             (self.product in PRODUCTS, "product", f"one of {', '.join(PRODUCTS)}"),
             (self.split in CHIP_ROLES, "split", f"one of {', '.join(CHIP_ROLES)}"),

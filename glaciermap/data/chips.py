@@ -20,7 +20,7 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,13 +40,19 @@ from glaciermap.data.chip_dataset import (
 )
 from glaciermap.data.chip_split import assign_train_val, chip_centres_lonlat
 from glaciermap.data.masks import rasterize_mask
-from glaciermap.data.normalization import ArrayBands, band_stats, scene_range
+from glaciermap.data.normalization import (
+    ArrayBands,
+    band_stats,
+    degenerate_reason,
+    scene_range,
+)
 from glaciermap.data.tilestore import TileSet
 from glaciermap.data.tiling import covering_starts
 from glaciermap.errors import ConfigError, InputDataError
 from glaciermap.io import sentinel2
 from glaciermap.io.grid import Grid
 from glaciermap.io.outlines import detect_format, read_outlines
+from glaciermap.io.scene_inputs import PREPARE_BYTES_PER_PIXEL, memory_bytes
 from glaciermap.labels import GLACIER, NODATA, NOT_GLACIER
 from glaciermap.schema import schema_defaults
 from glaciermap.utils.atomic import atomic_path, write_text_atomic
@@ -92,6 +98,7 @@ class Chip:
     labels: np.ndarray
     grid: Grid
     acquired: dt.date | None
+    reading: MaskReading | None = None  # how the mask file's values were read (not outlines)
 
     @property
     def image_valid(self) -> np.ndarray:
@@ -132,6 +139,13 @@ def _read_image(dataset: ChipDataset, image: Path) -> tuple[np.ndarray, Grid]:
                     f"has {source.count} band(s); band {dataset.bands[missing[0]]} "
                     f"({missing[0]}, {dataset.key('bands')}) is missing",
                 )
+            need, have = source.width * source.height * PREPARE_BYTES_PER_PIXEL, memory_bytes()
+            if need > have:  # said from the header, before reading it whole
+                raise BadChip(
+                    image,
+                    f"declares {source.width}x{source.height} pixels: reading it needs about "
+                    f"{need / 2**30:.0f} GiB, more than this machine's {have / 2**30:.0f} GiB",
+                )
             raw = source.read(indexes)
             nodata = [source.nodatavals[i - 1] for i in indexes]
             grid = Grid.of(source)
@@ -140,8 +154,72 @@ def _read_image(dataset: ChipDataset, image: Path) -> tuple[np.ndarray, Grid]:
     return _reflectance(raw, nodata, dataset, image), grid
 
 
-def _read_mask(dataset: ChipDataset, files: ChipFiles, grid: Grid) -> np.ndarray:
-    """The chip's mask file as 1 / 0 / 255 (ignore values and the file's nodata)."""
+@dataclass
+class MaskReading:
+    """The values found in mask files and how they were read (summed over chips).
+
+    ``values``: pixel count per value found; ``nodata``: pixel count per value that
+    a file's nodata tag names, by how it was read (``ignore`` when it is no class
+    value, else the class it is: a nodata tag never removes a class value).
+    """
+
+    values: dict[float, int] = field(default_factory=dict)
+    nodata: dict[tuple[float, str], int] = field(default_factory=dict)
+
+    def add(self, other: MaskReading) -> None:
+        for value, count in other.values.items():
+            self.values[value] = self.values.get(value, 0) + count
+        for key, count in other.nodata.items():
+            self.nodata[key] = self.nodata.get(key, 0) + count
+
+    def describe(self, dataset: ChipDataset) -> str:
+        """One line: every value found with its pixel count and meaning."""
+
+        def meaning(value: float) -> str:
+            if value in dataset.glacier:
+                return "glacier"
+            if value in dataset.not_glacier:
+                return "not glacier"
+            if value in dataset.ignore:
+                return "ignore"
+            if np.isnan(value):
+                return "no label (NaN)"
+            return "nodata tag: ignore" if self._tagged(value) else "unknown"
+
+        found = ", ".join(
+            f"{_value_text(v)}: {meaning(v)} ({n} px)" for v, n in sorted(self.values.items())
+        )
+        line = f"mask values found: {found or 'none'}"
+        for (value, read_as), count in sorted(self.nodata.items()):
+            if read_as != "ignore":
+                line += (
+                    f"; mask nodata tag {_value_text(value)} is a class value, read as "
+                    f"{read_as} ({count} px; list it in {dataset.key('ignore')} to leave it out)"
+                )
+        return line
+
+    def _tagged(self, value: float) -> bool:
+        return any(v == value for v, _ in self.nodata)
+
+
+_NAN = float("nan")  # one NaN key, so that counts of NaN pixels add up over chips
+
+
+def _value_text(value: float) -> str:
+    return "NaN" if np.isnan(value) else f"{value:g}"
+
+
+def _read_mask(
+    dataset: ChipDataset, files: ChipFiles, grid: Grid
+) -> tuple[np.ndarray, MaskReading]:
+    """The chip's mask file as 1 / 0 / 255, and what it held.
+
+    Values of ``glacier``, ``not_glacier`` and ``ignore`` (255: no label) map as
+    configured; NaN and the file's nodata tag are no label too, unless the tag
+    is a class value: GEE exports tag 0 (often "not glacier") as nodata, and
+    dropping it would score glacier pixels only. Any other value means the label
+    settings do not fit the files: InputDataError naming the file and values.
+    """
     assert files.mask is not None
     if not files.mask.is_file():
         raise BadChip(files.image, f"mask {files.mask} not found")
@@ -158,14 +236,40 @@ def _read_mask(dataset: ChipDataset, files: ChipFiles, grid: Grid) -> np.ndarray
             f"mask {files.mask} is on another grid ({mask_grid.describe()}) than its image "
             f"({grid.describe()})",
         )
-    labels = np.where(np.isin(values, dataset.glacier), GLACIER, NOT_GLACIER).astype(np.uint8)
+    found, counts = np.unique(values, return_counts=True)  # NaNs collapse to one entry
+    reading = MaskReading(
+        {_NAN if np.isnan(v) else float(v): int(n) for v, n in zip(found, counts, strict=True)}
+    )
+    classes = {*dataset.glacier, *dataset.not_glacier}
     unlabelled = np.isin(values, dataset.ignore)
-    if file_nodata is not None:
-        unlabelled |= values == file_nodata
     if np.issubdtype(values.dtype, np.floating):
-        unlabelled |= ~np.isfinite(values)
+        unlabelled |= np.isnan(values)
+    if file_nodata is not None and not np.isnan(file_nodata):
+        tagged = int(np.count_nonzero(values == file_nodata))
+        if file_nodata in classes:
+            read_as = "glacier" if file_nodata in dataset.glacier else "not glacier"
+        else:
+            read_as = "ignore"
+            unlabelled |= values == file_nodata
+        reading.nodata[(float(file_nodata), read_as)] = tagged
+    known = np.isin(values, list(classes)) | unlabelled
+    if not known.all():
+        unknown = {v: n for v, n in reading.values.items() if not np.isnan(v)}
+        unknown = {
+            v: n
+            for v, n in unknown.items()
+            if v not in classes and v not in dataset.ignore and v != file_nodata
+        }
+        listed = ", ".join(f"{_value_text(v)} ({n} px)" for v, n in sorted(unknown.items()))
+        raise InputDataError(
+            f"mask {files.mask}: values {listed} are neither glacier {list(dataset.glacier)}, "
+            f"not glacier {list(dataset.not_glacier)} nor ignore {list(dataset.ignore)}; "
+            f"set {dataset.key('glacier')}, {dataset.key('not_glacier')} or "
+            f"{dataset.key('ignore')} to say what they are"
+        )
+    labels = np.where(np.isin(values, dataset.glacier), GLACIER, NOT_GLACIER).astype(np.uint8)
     labels[unlabelled] = NODATA
-    return labels
+    return labels, reading
 
 
 class OutlineMasks:
@@ -207,15 +311,19 @@ def read_chip(
     acquired = dataset.date_rule.of(files.image)
     bands, grid = _read_image(dataset, files.image)
     nodata = ~np.isfinite(bands).all(axis=0)
+    reading = None
     if dataset.outlines is not None:
         outline_masks = outline_masks or OutlineMasks(dataset)
         labels = outline_masks.mask(grid, acquired, nodata)
     else:
-        labels = _read_mask(dataset, files, grid)
+        labels, reading = _read_mask(dataset, files, grid)
     labels[nodata] = NODATA
     if not (labels != NODATA).any():
         raise BadChip(files.image, "no pixel has both image data and a label")
-    return Chip(files, bands, labels, grid, acquired)
+    reason = degenerate_reason(ArrayBands(bands))
+    if reason is not None:
+        raise BadChip(files.image, reason)
+    return Chip(files, bands, labels, grid, acquired, reading)
 
 
 @dataclass(frozen=True)
@@ -358,12 +466,15 @@ def prepare_chips(
     size, stride = tiles_config["size"], tiles_config["stride"]
     max_nodata = tiles_config["max_nodata_fraction"]
     chips, tiles, records = [], [], []
+    reading = MaskReading()
     for item in iter_chips(dataset, images, base_dir):
         mask = str(item.files.mask or (dataset.outlines or {}).get("file", ""))
         if isinstance(item, SkippedChip):
             records.append(ChipRecord(str(item.files.image), mask, "skipped", item.reason))
             continue
         chip_tiles = cut_chip(item, size, stride, max_nodata)
+        if item.reading is not None:
+            reading.add(item.reading)
         labelled = item.labels != NODATA
         chips.append(item)
         tiles.append(chip_tiles)
@@ -391,6 +502,18 @@ def prepare_chips(
             f"chip dataset '{label}': no {size}x{size} tile has at most {max_nodata:.0%} "
             "unlabelled pixels (config key 'data.tiles.max_nodata_fraction')"
         )
+    if dataset.masks is not None:
+        log.info("chips %s: %s", label, reading.describe(dataset))
+    labels = np.concatenate([t.masks[t.masks != NODATA] for t in tiles])
+    for value, name in ((GLACIER, "glacier"), (NOT_GLACIER, "not-glacier")):
+        if not (labels == value).any():
+            log.warning(
+                "chip dataset '%s': no %s pixel in any tile: its scores would be undefined "
+                "and a model cannot learn from it; check %s",
+                label,
+                name,
+                dataset.key("glacier" if value == GLACIER else "not_glacier"),
+            )
     grids = [chip.grid for chip in chips]
     if dataset.split == "train_val":
         splits = assign_train_val(

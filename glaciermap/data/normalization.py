@@ -16,6 +16,7 @@ Two ways to normalise a model's input (``training.normalization``):
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
@@ -66,6 +67,9 @@ def pool_stats(stats: Sequence[dict[str, Any]]) -> dict[str, Any]:
 ROBUST_PERCENTILES = (2.0, 98.0)
 MAX_RANGE_SAMPLES = 1_000_000  # pixels sampled on a regular grid; percentiles are stable
 MIN_SPAN = 1e-6  # a constant band must not divide by zero
+# A scene (or chip) with fewer valid pixels (of the sampled grid) is not mapped:
+# its robust range, and any map of it, would rest on a handful of pixels.
+MIN_VALID_PIXELS = 100
 _RANGE_BLOCK_ROWS = 1024
 
 
@@ -90,14 +94,20 @@ class ArrayBands:
         return self.array[:, row0:row1, col0:col1].astype(np.float32, copy=False)
 
 
-def scene_range(source: WindowedBands, max_samples: int = MAX_RANGE_SAMPLES) -> np.ndarray:
-    """(bands, 2) float32: the 2nd and 98th percentile of each band over the valid pixels.
+# Samples of sources already measured: a scene is checked and ranged with one read.
+_SAMPLES: weakref.WeakKeyDictionary[Any, np.ndarray] = weakref.WeakKeyDictionary()
 
-    Pixels are sampled on one regular grid of the whole scene (every ``step``-th
-    row and column, from the origin), read by blocks: the result depends on the
-    pixel values only, so a scene read from its file at prediction gives the
-    numbers its tiles were trained with. Raises ValueError without a valid pixel.
-    """
+
+def _valid_samples(source: WindowedBands, max_samples: int) -> np.ndarray:
+    """(bands, n) the valid pixels (every band finite: NaN and ±inf are nodata) of a
+    regular grid over the whole scene, read by blocks."""
+    cacheable = max_samples == MAX_RANGE_SAMPLES
+    try:
+        cached = _SAMPLES.get(source) if cacheable else None
+    except TypeError:  # not weakly referenceable or hashable: measured each time
+        cached, cacheable = None, False
+    if cached is not None:
+        return cached
     from rasterio.windows import Window  # here: the option names above stay GDAL-free
 
     step = max(1, math.ceil(math.sqrt(source.height * source.width / max_samples)))
@@ -108,7 +118,48 @@ def scene_range(source: WindowedBands, max_samples: int = MAX_RANGE_SAMPLES) -> 
         picked = block[:, (-row) % step :: step, ::step].reshape(block.shape[0], -1)
         samples.append(picked[:, np.isfinite(picked).all(axis=0)])
     values = np.concatenate(samples, axis=1)
+    if cacheable:
+        _SAMPLES[source] = values
+    return values
+
+
+def scene_range(source: WindowedBands, max_samples: int = MAX_RANGE_SAMPLES) -> np.ndarray:
+    """(bands, 2) float32: the 2nd and 98th percentile of each band over the valid pixels.
+
+    Pixels are sampled on one regular grid of the whole scene (every ``step``-th
+    row and column, from the origin), read by blocks: the result depends on the
+    pixel values only, so a scene read from its file at prediction gives the
+    numbers its tiles were trained with. Raises ValueError without a valid pixel.
+    """
+    values = _valid_samples(source, max_samples)
     if values.shape[1] == 0:
         raise ValueError("no valid pixel to compute the scene's robust range from")
     low, high = np.percentile(values, ROBUST_PERCENTILES, axis=1)
     return np.stack([low, high], axis=1).astype(np.float32)
+
+
+def degenerate_reason(
+    source: WindowedBands, bands: Sequence[str] = BANDS, minimum: int = MIN_VALID_PIXELS
+) -> str | None:
+    """Why ``source`` is no scene to map or train on, with its numbers; None if it is.
+
+    Refused: fewer than ``minimum`` valid pixels on the sampled grid (NaN and ±inf
+    are nodata), or a band whose 2nd and 98th percentiles are equal (a constant
+    band: a model would map it with confidence, and scene normalisation could not
+    scale it).
+    """
+    values = _valid_samples(source, MAX_RANGE_SAMPLES)
+    n = values.shape[1]
+    if n < minimum:
+        return (
+            f"{n} valid pixel(s) of {source.height}x{source.width}: at least {minimum} "
+            "are needed (NaN, ±inf and nodata are not valid)"
+        )
+    low, high = np.percentile(values, ROBUST_PERCENTILES, axis=1)
+    for name, lo, hi in zip(bands, low, high, strict=False):
+        if hi - lo < MIN_SPAN:
+            return (
+                f"band {name} is constant ({lo:g} from the 2nd to the 98th percentile of "
+                f"{n} valid pixels)"
+            )
+    return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,12 @@ from rasterio.crs import CRS
 from rasterio.errors import RasterioError
 
 from glaciermap.data import masks, tiling
-from glaciermap.data.normalization import ArrayBands, band_stats, scene_range
+from glaciermap.data.normalization import (
+    ArrayBands,
+    band_stats,
+    degenerate_reason,
+    scene_range,
+)
 from glaciermap.data.regions import region_raster
 from glaciermap.data.tilestore import TileSet
 from glaciermap.errors import InputDataError
@@ -35,7 +40,7 @@ from glaciermap.io.scenes import (
     write_scene,
 )
 from glaciermap.io.validity import MASKED, write_validity
-from glaciermap.labels import GLACIER, NODATA
+from glaciermap.labels import GLACIER, NODATA, NOT_GLACIER
 from glaciermap.schema import schema_defaults
 from glaciermap.utils.atomic import write_text_atomic
 
@@ -219,9 +224,14 @@ def prepare_regions(
     with rasterio.open(scene_path) as dataset:
         grid = Grid.of(dataset)
     ref = reference_date(data)
-    regions = region_raster(
-        data["regions"], grid, lambda: load_outlines(data, ref, grid.crs, base_dir, True)
-    )
+
+    def outlines() -> gpd.GeoDataFrame:
+        # Said first: outlines off the scene would otherwise surface as an empty region.
+        frame = load_outlines(data, ref, grid.crs, base_dir, True)
+        masks.require_overlap(frame, grid, Path(base_dir) / data["outlines"]["file"])
+        return frame
+
+    regions = region_raster(data["regions"], grid, outlines)
     tiles = {**_TILES, **data.get("tiles", {})}
     splits = tiling.plan_splits(
         regions,
@@ -235,14 +245,23 @@ def prepare_regions(
     log.info("regions: %s tiles -> %s", {k: len(v) for k, v in splits.items()}, output)
 
 
-def _read_uint8(path: str | Path, grid: Grid) -> np.ndarray:
+def _read_uint8(path: str | Path, grid: Grid, allowed: Sequence[int] | None = None) -> np.ndarray:
+    """A one-band raster on ``grid``; with ``allowed``, any other value is an error."""
     try:
         with rasterio.open(path) as dataset:
             if not Grid.of(dataset).matches(grid):
                 raise InputDataError(f"{path} is not on the grid of the scene ({grid.describe()})")
-            return dataset.read(1)
+            values = dataset.read(1)
     except RasterioError as exc:
         raise InputDataError(f"cannot read raster {path}: {exc}") from exc
+    if allowed is not None:
+        unknown = np.setdiff1d(np.unique(values), allowed)
+        if unknown.size:
+            raise InputDataError(
+                f"{path}: values {unknown.tolist()[:10]} are not labels "
+                f"(expected {list(allowed)}: not glacier, glacier, no label)"
+            )
+    return values
 
 
 def cut_tiles(
@@ -273,12 +292,25 @@ def cut_tiles(
     for i, (row, col, height, width) in enumerate(kept):
         rows, cols = slice(row, row + height), slice(col, col + width)
         # Models see nodata as 0, in training as in prediction.
-        images[i] = np.nan_to_num(scene[:, rows, cols], nan=0.0)
+        images[i] = np.nan_to_num(scene[:, rows, cols], nan=0.0, posinf=0.0, neginf=0.0)
         valid[i] = ~image_nodata[rows, cols]
         labels[i] = np.where(unlabelled[rows, cols], NODATA, mask[rows, cols] == GLACIER)
     transform = np.array(tuple(grid.transform)[:6])
     tiles = TileSet(images, labels, kept, grid.crs.to_wkt(), transform, ranges)
     return tiles, valid
+
+
+def _require_both_classes(test: TileSet, mask_path: str | Path) -> None:
+    """Refuse a test region whose labels lack a class: every score of it would be
+    undefined or meaningless (recall 0/0 with no glacier)."""
+    labels = test.masks[test.masks != NODATA]
+    for value, name in ((GLACIER, "glacier"), (NOT_GLACIER, "not-glacier")):
+        if not (labels == value).any():
+            raise InputDataError(
+                f"the test region holds no {name} pixel in {mask_path} ({labels.size} labelled "
+                "pixels in its tiles): its scores would be undefined; move config key "
+                "'data.regions.test' onto both glacier and ice-free ground"
+            )
 
 
 def prepare_tiles(
@@ -290,11 +322,15 @@ def prepare_tiles(
 ) -> dict[str, int]:
     """Write ``{out_dir}/{train,val,test}.npz`` and ``stats.json`` (train tiles only)."""
     scene, grid = read_prepared_scene(scene_path)
-    mask = _read_uint8(mask_path, grid)
+    mask = _read_uint8(mask_path, grid, (NOT_GLACIER, GLACIER, NODATA))
     regions = _read_uint8(regions_path, grid)
     tiles = {**_TILES, **tiles_config}
     size, stride, max_nodata = tiles["size"], tiles["stride"], tiles["max_nodata_fraction"]
     windows = tiling.windows_from_regions(regions, size, stride)
+    # A constant or nearly empty scene teaches nothing and cannot be ranged: refused.
+    reason = degenerate_reason(ArrayBands(scene))
+    if reason is not None:
+        raise InputDataError(f"scene {scene_path}: {reason}")
     # Over the whole scene, as prediction computes it: no label is used.
     ranges = scene_range(ArrayBands(scene))
     sets, valid = {}, {}
@@ -306,6 +342,7 @@ def prepare_tiles(
                 f"{max_nodata:.0%} nodata (config key 'data.tiles.max_nodata_fraction'; "
                 f"{regions_path} may come from other tile settings)"
             )
+    _require_both_classes(sets["test"], mask_path)
     stats = {**band_stats(sets["train"].images, valid["train"]), "range": ranges.tolist()}
     out = Path(out_dir)
     for split, tile_set in sets.items():

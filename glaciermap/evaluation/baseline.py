@@ -266,10 +266,12 @@ def predict_baseline(
             for row in range(0, src.height, block_rows):
                 window = Window(0, row, src.width, min(block_rows, src.height - row))
                 bands = src.read(window=window, masked=True)
-                nodata = np.ma.getmaskarray(bands).any(axis=0) | np.isnan(bands.filled(0)).any(
+                nodata = np.ma.getmaskarray(bands).any(axis=0) | ~np.isfinite(bands.filled(0)).all(
                     axis=0
+                )  # ±inf is nodata like NaN
+                values = np.nan_to_num(
+                    bands.filled(0).astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0
                 )
-                values = np.nan_to_num(bands.filled(0).astype(np.float32))
                 mask = apply_rules(rules, band_features(values)).astype(np.uint8)
                 mask[nodata] = NODATA
                 dst.write(mask, 1, window=window)

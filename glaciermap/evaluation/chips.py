@@ -4,8 +4,11 @@ Each chip is predicted whole (chips are small): its four bands go through
 :meth:`glaciermap.models.ensemble.CheckpointEnsemble.probability`, which pads them
 as for any scene; several checkpoints give their mean probability. Pixels where
 the image has no data or the label is unknown (255 in the chip's labels:
-nodata, an ignore value, the mask's nodata) count nowhere. The counts are
-pooled over all chips; per-chip scores go to a CSV.
+nodata, an ignore value, the mask's nodata tag unless it is a class value)
+count nowhere. The counts are pooled over all chips; per-chip scores go to a
+CSV. The mask values found are reported with how they were read, and a pooled
+set whose reference lacks a class is reported with a warning and undefined
+(None) ratios.
 
 The workflow's rules ``evaluate_chips*`` and the command ``glaciermap
 evaluate-chips`` call the same :func:`score_chips`, so both give the same counts.
@@ -26,7 +29,7 @@ import numpy as np
 
 from glaciermap.bands import BANDS
 from glaciermap.data.chip_dataset import ChipDataset, image_files
-from glaciermap.data.chips import Chip, SkippedChip, iter_chips
+from glaciermap.data.chips import Chip, MaskReading, SkippedChip, iter_chips
 from glaciermap.errors import InputDataError
 from glaciermap.evaluation.baseline import apply_rules, band_features, load_rules
 from glaciermap.evaluation.metrics import ConfusionCounts, confusion_counts
@@ -57,6 +60,7 @@ class ChipScores:
 
     pooled: ConfusionCounts = field(default_factory=ConfusionCounts)
     rows: list[dict[str, Any]] = field(default_factory=list)
+    reading: MaskReading = field(default_factory=MaskReading)
 
     @property
     def n_chips(self) -> int:
@@ -96,6 +100,8 @@ def score_chips(
             continue
         counts = confusion_counts(chip_prediction(item, predict(item)), item.labels)
         scores.pooled += counts
+        if item.reading is not None:
+            scores.reading.add(item.reading)
         scores.rows.append({**row, "status": "scored", "reason": "", **counts.to_dict()})
     if scores.n_chips == 0:
         raise InputDataError(
@@ -125,6 +131,14 @@ def write_chip_scores(
         "pooled": scores.pooled.to_dict(),
         "per_chip": str(out_csv) if out_csv is not None else None,
     }
+    if dataset.masks is not None:
+        result["labels"] = scores.reading.describe(dataset)
+        log.info("chips %s: %s", dataset.label, result["labels"])
+    warnings = scores.pooled.class_warnings()
+    if warnings:
+        result["warnings"] = warnings
+    for warning in warnings:
+        log.warning("chips %s (%s): %s", dataset.label, dataset.images, warning)
     if out_csv is not None:
         with atomic_path(out_csv) as tmp, open(tmp, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, extrasaction="ignore")
@@ -137,7 +151,7 @@ def write_chip_scores(
         "%s on chips %s: F1 %s over %d pixels of %d chips (%d skipped)",
         run,
         dataset.label,
-        "n/a" if pooled["f1"] is None else f"{pooled['f1']:.4f}",
+        "undefined" if pooled["f1"] is None else f"{pooled['f1']:.4f}",
         pooled["n_pixels"],
         scores.n_chips,
         len(scores.skipped),
@@ -186,9 +200,12 @@ Score one or more checkpoints (several: their mean probability, like an
 ensemble) on a folder of labelled chips the workflow never saw. Each image
 --images matches is predicted whole; its mask is --masks with {stem} (the
 image's file name without extension), or --outlines rasterised onto it. Mask
-values --glacier are glacier, --ignore are no label, others not glacier; image
-pixels equal to --nodata and mask nodata count nowhere. Prints pooled F1, IoU,
-precision and recall, and writes per-chip scores to --csv.
+values --glacier are glacier, --not-glacier not glacier, --ignore no label; any
+other value is an error. A mask file's nodata tag is no label unless it is a
+glacier or not-glacier value (then it is read as that class, and said so).
+Image pixels equal to --nodata count nowhere. Prints the mask values found and
+how they were read, pooled F1, IoU, precision and recall (undefined, with a
+warning, where the reference lacks a class), and writes per-chip scores to --csv.
 
 example:
   glaciermap evaluate-chips --checkpoint results/runs/<run>/best.pt \\
@@ -233,6 +250,7 @@ def dataset_from_args(args: argparse.Namespace) -> ChipDataset:
         offset=args.offset,
         nodata=args.nodata,
         glacier=tuple(args.glacier),
+        not_glacier=tuple(args.not_glacier),
         ignore=tuple(args.ignore),
         acquired=acquired,
         on_bad_chip=args.on_bad_chip,
@@ -247,13 +265,18 @@ def evaluate_chips_command(args: argparse.Namespace) -> None:
     extra = model.describe()
     result = write_chip_scores(scores, dataset, args.json, args.csv, ",".join(model.paths), extra)
     pooled = result["pooled"]
+    if "labels" in result:
+        print(result["labels"])
+    for warning in result.get("warnings", []):
+        print(f"WARNING: {warning}")
     for name, label in (
         ("f1", "F1"),
         ("iou", "IoU"),
         ("precision", "precision"),
         ("recall", "recall"),
     ):
-        print(f"{label} {pooled[name]:.3f}")
+        value = pooled[name]
+        print(f"{label} {'undefined (0/0)' if value is None else f'{value:.3f}'}")
     print(
         f"{result['n_chips']} chips, {pooled['n_pixels']} pixels scored (tp {pooled['tp']}, "
         f"fp {pooled['fp']}, fn {pooled['fn']}, tn {pooled['tn']}); "

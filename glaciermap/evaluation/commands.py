@@ -8,7 +8,7 @@ from glaciermap.bands import band_index_spec
 from glaciermap.evaluation.baseline import fit_baseline, predict_baseline
 from glaciermap.evaluation.chips import EVALUATE_CHIPS_DESCRIPTION, evaluate_chips_command
 from glaciermap.evaluation.metrics import evaluate_prediction
-from glaciermap.labels import GLACIER, NODATA
+from glaciermap.labels import GLACIER, NODATA, NOT_GLACIER
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -90,6 +90,12 @@ def _register_evaluate_chips(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--glacier", type=_value_list, default=[GLACIER], help="mask values of glacier"
+    )
+    parser.add_argument(
+        "--not-glacier",
+        type=_value_list,
+        default=[NOT_GLACIER],
+        help="mask values of not glacier (0); any other value is an error",
     )
     parser.add_argument("--acquired", help="acquisition date of every chip, YYYY-MM-DD")
     parser.add_argument("--acquired-pattern", help="regex whose first group is the date in a name")

@@ -2,8 +2,10 @@
 
 Counts are taken only where both masks hold data (not ``NODATA`` = 255) and,
 when evaluating a scene, only inside one region of ``results/regions.tif``.
-Scores whose denominator is zero are defined so that agreeing on "no glacier
-here" is perfect and missing everything scores zero (see :func:`safe_ratio`).
+A score whose denominator is zero is undefined: None in the JSON (NaN in
+tables), never 1.0 or 0.0 from 0/0 (see :func:`safe_ratio`). A scored set whose
+reference lacks one class (no glacier, or nothing but glacier) is reported with
+a warning (:meth:`ConfusionCounts.class_warnings`): its ratios say little.
 """
 
 from __future__ import annotations
@@ -50,33 +52,46 @@ class ConfusionCounts:
         return self.tp + self.fp + self.fn + self.tn
 
     def scores(self) -> dict[str, float | None]:
-        """F1, IoU, precision and recall; all None when no pixel was compared."""
-        if self.n_pixels == 0:
-            return {"f1": None, "iou": None, "precision": None, "recall": None}
+        """F1, IoU, precision and recall; None where the denominator is 0 (undefined)."""
         tp, fp, fn = self.tp, self.fp, self.fn
-        empty = tp + fp + fn == 0  # neither mask has glacier: perfect agreement
         return {
-            "f1": safe_ratio(2 * tp, 2 * tp + fp + fn, empty),
-            "iou": safe_ratio(tp, tp + fp + fn, empty),
-            "precision": safe_ratio(tp, tp + fp, empty),
-            "recall": safe_ratio(tp, tp + fn, empty),
+            "f1": safe_ratio(2 * tp, 2 * tp + fp + fn),
+            "iou": safe_ratio(tp, tp + fp + fn),
+            "precision": safe_ratio(tp, tp + fp),
+            "recall": safe_ratio(tp, tp + fn),
         }
+
+    def class_warnings(self) -> list[str]:
+        """Why these counts cannot score a model: a class absent from the reference."""
+        if self.n_pixels == 0:
+            return ["no pixel was compared: every score is undefined"]
+        warnings = []
+        if self.tp + self.fn == 0:
+            warnings.append(
+                f"the reference has no glacier pixel among {self.n_pixels} compared: recall "
+                "is undefined and F1/IoU/precision only count false positives"
+            )
+        if self.tn + self.fp == 0:
+            warnings.append(
+                f"the reference has no not-glacier pixel among {self.n_pixels} compared: "
+                "false positives cannot occur, precision says nothing"
+            )
+        return warnings
 
     def to_dict(self) -> dict[str, Any]:
         counts = {"tp": self.tp, "fp": self.fp, "fn": self.fn, "tn": self.tn}
         return {**counts, "n_pixels": self.n_pixels, **self.scores()}
 
 
-def safe_ratio(numerator: int, denominator: int, empty: bool) -> float:
-    """``numerator / denominator``; a zero denominator gives 1.0 if ``empty`` else 0.0.
+def safe_ratio(numerator: int, denominator: int) -> float | None:
+    """``numerator / denominator``; None (undefined) when the denominator is 0.
 
-    ``empty`` says that neither mask has any glacier pixel: then precision,
-    recall, F1 and IoU are all 1 (nothing to find, nothing found). Otherwise a
-    zero denominator means e.g. no predicted glacier while the reference has
-    some (precision 0/0): the prediction found nothing, so the score is 0.
+    0/0 is neither perfect nor zero: e.g. recall with no glacier in the
+    reference has nothing to measure, and calling it 1.0 (or 0.0) would report
+    a score that no pixel supports.
     """
     if denominator == 0:
-        return 1.0 if empty else 0.0
+        return None
     return numerator / denominator
 
 
@@ -122,6 +137,13 @@ def _row_windows(height: int, width: int, rows: int) -> Iterator[Window]:
         yield Window(0, row, width, min(rows, height - row))
 
 
+def _read_rows(src: rasterio.io.DatasetReader, path: Path, window: Window) -> np.ndarray:
+    try:
+        return src.read(1, window=window)
+    except rasterio.errors.RasterioError as exc:  # truncated or damaged
+        raise InputDataError(f"cannot read raster {path}: {exc}") from exc
+
+
 def region_counts(
     pred_mask_tif: str | Path,
     ref_mask_tif: str | Path,
@@ -139,9 +161,10 @@ def region_counts(
         rasterio.open(paths[2]) as reg_src,
     ):
         for window in _row_windows(pred_src.height, pred_src.width, block_rows):
-            pred = pred_src.read(1, window=window)
-            ref = ref_src.read(1, window=window)
-            codes = reg_src.read(1, window=window)
+            pred, ref, codes = (
+                _read_rows(src, path, window)
+                for src, path in zip((pred_src, ref_src, reg_src), paths, strict=True)
+            )
             for name in regions:
                 totals[name] += confusion_counts(pred, ref, codes == REGION_CODES[name])
     return totals
@@ -168,7 +191,8 @@ def evaluate_prediction(
          "val": {...same keys}, "train": {...same keys}}
 
     plus ``n_members`` for a seed ensemble's mask (``members``). Scores are None
-    for a region without compared pixels.
+    where undefined (0/0, e.g. a region without compared pixels); a region whose
+    reference lacks a class gets a ``warnings`` list and a logged warning.
     """
     counts = region_counts(pred_mask_tif, ref_mask_tif, regions_tif)
     result: dict[str, Any] = {
@@ -182,10 +206,18 @@ def evaluate_prediction(
         result["n_members"] = int(members)
     for name, region in counts.items():
         result[name] = region.to_dict()
-        if region.n_pixels == 0:
-            log.warning("no valid pixel of region %s in %s", name, pred_mask_tif)
-        else:
-            log.info("%s region: F1 %.4f over %d pixels", name, result[name]["f1"], region.n_pixels)
+        warnings = region.class_warnings()
+        if warnings:
+            result[name]["warnings"] = warnings
+        for warning in warnings:
+            log.warning("%s region of %s: %s", name, pred_mask_tif, warning)
+        f1 = result[name]["f1"]
+        log.info(
+            "%s region: F1 %s over %d pixels",
+            name,
+            "undefined" if f1 is None else f"{f1:.4f}",
+            region.n_pixels,
+        )
     if out_json is not None:
         write_text_atomic(out_json, json.dumps(result, indent=2) + "\n")
     return result

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from glaciermap.errors import InputDataError
 from glaciermap.inference.maps import MEMORY_FORMAT, MapPaths, write_maps
+from glaciermap.inference.provenance import map_provenance
 from glaciermap.inference.scene import (
     SceneBands,
     band_names_of,
@@ -23,17 +24,31 @@ from glaciermap.inference.scene import (
 from glaciermap.inference.settings import BLEND_KINDS, TTA_KINDS, InferenceSettings
 from glaciermap.inference.vectorize import vectorize_mask_file
 from glaciermap.io import sentinel2
-from glaciermap.io.map_layers import write_styles
+from glaciermap.io.map_layers import LayerName, write_styles
 from glaciermap.models.ensemble import CheckpointEnsemble
+from glaciermap.utils.atomic import staged_folder
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BANDS = "blue=1,green=2,red=3,nir=4"
+# Everything predict writes into --out: the folder is replaced as one set.
+PREDICT_OUTPUTS = (
+    "probability.tif",
+    "mask.tif",
+    "uncertainty.tif",
+    "outlines.gpkg",
+    "probability.qml",
+    "mask.qml",
+    "uncertainty.qml",
+)
 PREDICT_DESCRIPTION = """\
 Map glaciers on a scene with a trained checkpoint (its normalisation and band
 order are stored in it). Writes OUT/probability.tif and OUT/mask.tif
-(Cloud-Optimized GeoTIFFs on the scene's grid), OUT/outlines.gpkg, and a QGIS
-style (.qml) next to each raster. With
+(Cloud-Optimized GeoTIFFs on the scene's grid), OUT/outlines.gpkg and a QGIS
+style (.qml) next to each raster, into a staging folder that replaces OUT as a
+whole at the end (an interrupted run leaves the earlier set); each file records
+the glaciermap version, the checkpoints with their SHA-256, the threshold and
+the scene. With
 several --checkpoint (an ensemble, e.g. the seeds of one run) the probability
 is the members' mean and OUT/uncertainty.tif holds their standard deviation.
 The model predicts --window px windows overlapping by --margin px (blended),
@@ -95,30 +110,36 @@ def predict_command(args: argparse.Namespace) -> None:
         tta=args.tta,
     )
     several = len(ensemble.members) > 1
-    with _open_cli_scene(args, ensemble.bands) as source:
+    layers: tuple[LayerName, ...] = ("probability", "mask")
+    if several:
+        layers += ("uncertainty",)
+    # Written into a staging folder that replaces --out as a whole at the end.
+    with (
+        _open_cli_scene(args, ensemble.bands) as source,
+        staged_folder(out, PREDICT_OUTPUTS) as stage,
+    ):
         write_maps(
             source,
             ensemble.members,
             MapPaths(
-                out / "probability.tif",
-                out / "mask.tif",
-                out / "uncertainty.tif" if several else None,
+                stage / "probability.tif",
+                stage / "mask.tif",
+                stage / "uncertainty.tif" if several else None,
             ),
             settings,
             ensemble.threshold,
             MEMORY_FORMAT,
+            tags=map_provenance(args.checkpoint, ensemble.threshold, source.name),
         )
-    vectorize_mask_file(
-        out / "mask.tif",
-        out / "outlines.gpkg",
-        min_area_km2=args.min_area_km2,
-        date=args.date,
-        model=ensemble.model_names,
-        run=",".join(map(str, args.checkpoint)),
-    )
-    write_styles(
-        out, ("probability", "mask", "uncertainty") if several else ("probability", "mask")
-    )
+        vectorize_mask_file(
+            stage / "mask.tif",
+            stage / "outlines.gpkg",
+            min_area_km2=args.min_area_km2,
+            date=args.date,
+            model=ensemble.model_names,
+            run=",".join(map(str, args.checkpoint)),
+        )
+        write_styles(stage, layers)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -41,10 +41,12 @@ def cog_writer(
     overview_resampling: str = "nearest",
     descriptions: tuple[str, ...] = (),
     layer: MapLayer | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> Iterator[rasterio.io.DatasetWriter]:
     """Yield a one-band dataset to write by windows; on exit publish ``path`` as a COG.
 
-    ``layer`` adds its units, colour table and class names (:mod:`glaciermap.io.map_layers`).
+    ``layer`` adds its units, colour table and class names (:mod:`glaciermap.io.map_layers`);
+    ``tags`` (dataset metadata, e.g. :mod:`glaciermap.inference.provenance`) go into the COG.
     """
     profile: dict[str, Any] = geotiff_profile(
         Grid(crs, transform, width, height), dtype, 1, nodata, tiled=True
@@ -63,6 +65,8 @@ def cog_writer(
                         dataset.set_band_description(i, text)
                     if layer is not None:
                         _style_band(dataset, layer)
+                    if tags:
+                        dataset.update_tags(**tags)
                     yield dataset
                 rasterio.shutil.copy(
                     staging,

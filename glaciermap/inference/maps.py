@@ -25,12 +25,16 @@ import numpy as np
 import rasterio
 import torch
 
+from glaciermap.data.normalization import degenerate_reason
+from glaciermap.errors import InputDataError
 from glaciermap.inference.geotiff import cog_writer
+from glaciermap.inference.provenance import map_provenance
 from glaciermap.inference.scene import SceneBands, open_workflow_scene
 from glaciermap.inference.settings import InferenceSettings
 from glaciermap.inference.sliding_window import BlockPrediction, Predictor, predict_blocks
 from glaciermap.io.map_layers import LAYERS
 from glaciermap.models.ensemble import CheckpointEnsemble, mean_and_spread
+from glaciermap.utils.atomic import staged_files
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +100,7 @@ def write_maps(
     settings: InferenceSettings,
     threshold: float,
     memory_format: torch.memory_format = torch.contiguous_format,
+    tags: Mapping[str, str] | None = None,
 ) -> MapSummary:
     """Predict ``source`` with one model or the mean of an ensemble and write COGs.
 
@@ -103,10 +108,15 @@ def write_maps(
     not, 255 = nodata, from the probability at ``threshold``) and, where
     ``paths.uncertainty`` is given (required for two or more members),
     ``uncertainty`` (float32, the members' standard deviation), all on the scene grid.
+    ``tags`` (the maps' provenance, :mod:`glaciermap.inference.provenance`) go
+    into every raster.
     """
     members = len(predictors)
     if members > 1 and paths.uncertainty is None:
         raise ValueError("an ensemble needs an uncertainty path")
+    reason = degenerate_reason(source, source.bands)
+    if reason is not None:  # before any output is opened: nothing is written
+        raise InputDataError(f"scene {source.name}: {reason}; not mapped")
     grid = {
         "height": source.height,
         "width": source.width,
@@ -151,6 +161,7 @@ def write_maps(
                     overview_resampling=resampling,
                     descriptions=(text,),
                     layer=LAYERS[name],  # units, colour table, class names
+                    tags=tags,
                     **grid,
                 )
             )
@@ -203,16 +214,17 @@ def predict_scene_maps(
     """
     paths = [checkpoint] if isinstance(checkpoint, str | Path) else list(checkpoint)
     ensemble = CheckpointEnsemble(paths, device, inference.get("threshold"), MEMORY_FORMAT)
-    with open_workflow_scene(scene, ensemble.bands) as source:
+    targets = [probability_path, mask_path, *([uncertainty_path] if uncertainty_path else [])]
+    with (
+        open_workflow_scene(scene, ensemble.bands) as source,
+        staged_files(targets) as staged,
+    ):
         return write_maps(
             source,
             ensemble.members,
-            MapPaths(
-                Path(probability_path),
-                Path(mask_path),
-                Path(uncertainty_path) if uncertainty_path is not None else None,
-            ),
+            MapPaths(staged[0], staged[1], staged[2] if len(staged) > 2 else None),
             InferenceSettings.from_config(inference),
             ensemble.threshold,
             MEMORY_FORMAT,
+            tags=map_provenance(paths, ensemble.threshold, str(scene)),
         )

@@ -3,7 +3,7 @@
 A :class:`SceneBands` maps each band name (blue, green, red, nir) to a band of
 a raster file; all files must share one grid. ``read(window)`` returns
 (bands, h, w) float32 in the checkpoint's band order, with the file's nodata
-(and NaN) as NaN and ``(value + offset) * scale`` applied, so the whole scene
+(and NaN, ±inf) as NaN and ``(value + offset) * scale`` applied, so the whole scene
 is never held in memory.
 """
 
@@ -124,7 +124,7 @@ class SceneBands:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", NotGeoreferencedWarning)
                     self._datasets[path] = self._stack.enter_context(rasterio.open(path))
-            except rasterio.RasterioIOError as exc:
+            except rasterio.errors.RasterioError as exc:
                 raise InputDataError(f"cannot open scene file {path}: {exc}") from exc
         return self._datasets[path]
 
@@ -132,12 +132,23 @@ class SceneBands:
         out = np.empty((len(self._refs), int(window.height), int(window.width)), np.float32)
         for i, ref in enumerate(self._refs):
             dataset = self._datasets[ref.path]
-            data = dataset.read(ref.index, window=window, masked=True).astype(np.float32)
+            try:
+                data = dataset.read(ref.index, window=window, masked=True).astype(np.float32)
+            except rasterio.errors.RasterioError as exc:
+                raise InputDataError(
+                    f"cannot read scene file {ref.path} (truncated or damaged?): {exc}"
+                ) from exc
             values = (data.filled(np.nan) + self.offset) * self.scale
             if self.nodata is not None:
                 values[data.data == self.nodata] = np.nan
+            values[~np.isfinite(values)] = np.nan  # ±inf is nodata exactly like NaN
             out[i] = values
         return out
+
+    @property
+    def name(self) -> str:
+        """The scene's file(s), for messages."""
+        return ", ".join(dict.fromkeys(str(ref.path) for ref in self._refs))
 
     def close(self) -> None:
         self._stack.close()

@@ -95,8 +95,8 @@ def _read_block(source: BandSource, block: Block) -> tuple[np.ndarray, np.ndarra
     bottom, right = min(block.extent_bottom, source.height), min(block.extent_right, source.width)
     image = source.read(Window(block.left, block.top, right - block.left, bottom - block.top))
     image = image.astype(np.float32, copy=False)
-    valid = ~np.isnan(image).any(axis=0)
-    image = np.nan_to_num(image, nan=0.0, copy=False)
+    valid = np.isfinite(image).all(axis=0)  # ±inf is nodata like NaN, never a huge value
+    image[~np.isfinite(image)] = 0.0
     pad = ((0, block.extent_bottom - bottom), (0, block.extent_right - right))
     if pad[0][1] or pad[1][1]:
         image = np.pad(image, ((0, 0), *pad))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import geopandas as gpd
@@ -24,6 +25,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from shapely.geometry import shape
 
 from glaciermap.errors import InputDataError
+from glaciermap.inference.provenance import read_provenance
 from glaciermap.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -99,8 +101,11 @@ def read_mask(path: str | Path) -> tuple[np.ndarray, rasterio.Affine, rasterio.c
             return dataset.read(1), dataset.transform, dataset.crs
 
 
-def write_outlines(outlines: gpd.GeoDataFrame, path: str | Path) -> None:
-    """Write a GeoPackage (layer ``outlines``) atomically, also when empty."""
+def write_outlines(
+    outlines: gpd.GeoDataFrame, path: str | Path, metadata: Mapping[str, str] | None = None
+) -> None:
+    """Write a GeoPackage (layer ``outlines``) atomically, also when empty; ``metadata``
+    (the mask's provenance) goes into the layer's metadata."""
     outlines = outlines[COLUMNS + ["geometry"]]
     if outlines.empty:
         outlines = gpd.GeoDataFrame(
@@ -108,7 +113,13 @@ def write_outlines(outlines: gpd.GeoDataFrame, path: str | Path) -> None:
             geometry=gpd.GeoSeries([], crs=outlines.crs),
         )
     with atomic_path(path) as tmp:
-        outlines.to_file(tmp, layer=LAYER, geometry_type="Polygon", **GPKG_OPTIONS)
+        outlines.to_file(
+            tmp,
+            layer=LAYER,
+            geometry_type="Polygon",
+            layer_metadata=dict(metadata) if metadata else None,
+            **GPKG_OPTIONS,
+        )
 
 
 def vectorize_mask_file(
@@ -125,7 +136,8 @@ def vectorize_mask_file(
     outlines = mask_to_outlines(
         mask, transform, crs, min_area_km2=min_area_km2, date=date, model=model, run=run
     )
-    write_outlines(outlines, outlines_path)
+    # The mask's provenance (checkpoints, threshold, scene) travels to its outlines.
+    write_outlines(outlines, outlines_path, read_provenance(mask_path))
     log.info(
         "%d outlines, %.3f km2, written to %s",
         len(outlines),

@@ -17,6 +17,7 @@ Values become float32 reflectance-like numbers with NaN as nodata:
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,8 +133,31 @@ def open_raster(path: Path, key: str) -> Iterator[rasterio.io.DatasetReader]:
         raise InputDataError(f"cannot read raster {path} (config key '{key}'): {exc}") from exc
 
 
+# Preparing a date reads its bands whole: about this many bytes per pixel of the
+# grid (four float32 bands, a reprojected or mosaicked copy and the masks).
+PREPARE_BYTES_PER_PIXEL = 40
+
+
+def memory_bytes() -> int:
+    """The machine's physical memory."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def require_fits_in_memory(dataset: rasterio.io.DatasetReader, path: Path, key: str) -> None:
+    """Refuse, from the header alone, a raster too large to read whole (a declared-huge
+    sparse file would otherwise be read for minutes before failing)."""
+    need = dataset.width * dataset.height * PREPARE_BYTES_PER_PIXEL
+    have = memory_bytes()
+    if need > have:
+        raise InputDataError(
+            f"raster {path} (config key '{key}') declares {dataset.width}x{dataset.height} "
+            f"pixels: preparing it needs about {need / 2**30:.0f} GiB, more than this machine's "
+            f"{have / 2**30:.0f} GiB; crop it, or map it with 'glaciermap predict' (by windows)"
+        )
+
+
 def check_band(dataset: rasterio.io.DatasetReader, source: BandSource) -> None:
-    """Refuse a file that lacks the configured band or a georeference."""
+    """Refuse a file that lacks the configured band or a georeference, or is too large."""
     if source.single_band_file and dataset.count != 1:
         raise InputDataError(
             f"raster {source.file} (config key '{source.key}') has {dataset.count} bands; a bare "
@@ -149,6 +173,7 @@ def check_band(dataset: rasterio.io.DatasetReader, source: BandSource) -> None:
             f"raster {source.file} (config key '{source.key}') has no CRS "
             "(not georeferenced, or truncated)"
         )
+    require_fits_in_memory(dataset, source.file, source.key)
 
 
 def input_grid(scene_input: SceneInput, base_dir: str | Path = ".") -> Grid:

@@ -205,7 +205,7 @@ class Predictor:
         if x.ndim != 4 or x.shape[1] != len(self.bands):
             raise ValueError(f"expected (N, {len(self.bands)}, H, W) bands, got {tuple(x.shape)}")
         height, width = x.shape[-2:]
-        x = torch.nan_to_num(x.to(self.device, torch.float32), nan=0.0)
+        x = torch.nan_to_num(x.to(self.device, torch.float32), nan=0.0, posinf=0.0, neginf=0.0)
         if self.normalizer.needs_ranges and ranges is None:
             if self.scene_ranges is None:
                 raise InputDataError(

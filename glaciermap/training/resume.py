@@ -6,12 +6,18 @@ stopped by SIGTERM in the middle of an epoch, that epoch's tile order and
 running sums, and a fingerprint of the input files, so that a run whose tiles
 changed starts again. It is rewritten atomically, so a SIGKILL at any moment
 leaves the previous complete state.
+
+It holds only tensors and plain Python values and is read with
+``torch.load(weights_only=True)``: run folders are shared and copied, and a
+crafted ``last.pt`` must not run code. A file that holds anything else (a
+pickled object, or the NumPy arrays of glaciermap-resume/1) is refused with one
+line and the run stops; deleting it makes the run start afresh.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
+import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +30,11 @@ from glaciermap.errors import InputDataError
 from glaciermap.training.seeding import capture_rng_states, restore_rng_states
 from glaciermap.training.settings import NON_NUMERIC, RunSettings
 from glaciermap.utils.atomic import atomic_path
+from glaciermap.utils.digest import file_sha256
 
 log = logging.getLogger(__name__)
 
-FORMAT = "glaciermap-resume/1"
+FORMAT = "glaciermap-resume/2"  # /1 pickled NumPy RNG state: not loadable safely
 
 
 @dataclass
@@ -78,11 +85,6 @@ def _numeric_settings(settings: RunSettings) -> dict[str, Any]:
     return data
 
 
-def _sha256(path: str | Path) -> str:
-    with open(path, "rb") as file:
-        return hashlib.file_digest(file, "sha256").hexdigest()
-
-
 def input_fingerprint(
     train_sets: Sequence[str | Path],
     val_sets: Sequence[str | Path],
@@ -95,9 +97,9 @@ def input_fingerprint(
     moving the results folder keeps the state.
     """
     return {
-        "train": [_sha256(f) for f in train_sets],
-        "val": [_sha256(f) for f in val_sets],
-        "stats": [_sha256(f) for f in stats_files],
+        "train": [file_sha256(f) for f in train_sets],
+        "val": [file_sha256(f) for f in val_sets],
+        "stats": [file_sha256(f) for f in stats_files],
     }
 
 
@@ -148,8 +150,16 @@ def load_resume_state(
     if not path.exists():
         return None
     try:
-        # Our own file, holding Python and NumPy RNG states: not weights-only.
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's message suggests weights_only=False: keep only the line naming the type.
+        lines = [line for line in str(exc).splitlines() if "GLOBAL" in line]
+        reason = lines[0].strip().rstrip(".") if lines else "not a weights-only file"
+        raise InputDataError(
+            f"refusing the resume state {path}: it holds objects other than tensors and "
+            f"plain values ({reason}), which could run code; if it is not from this "
+            "glaciermap version or not yours, delete it and the run starts afresh"
+        ) from exc
     except Exception as exc:  # any unreadable file is bad input
         raise InputDataError(f"cannot read the resume state {path}: {exc}; delete it") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from glaciermap.errors import GlacierMapError, Interrupted
+from glaciermap.utils.atomic import output_error
 from glaciermap.utils.logs import setup_logging
 
 log = logging.getLogger("glaciermap")
@@ -41,6 +42,15 @@ def job(log_file: str | Path | None) -> Iterator[None]:
     except Interrupted as exc:  # SIGTERM: state saved, the retry continues
         log.warning("%s", exc)
         raise SystemExit(exc.exit_code) from None
+    except OSError as exc:
+        said = output_error(exc, exc.filename or "an output")
+        if said is None:  # not a full disk or a permission: a bug
+            log.exception("unexpected error (a bug: please report it with this log)")
+            raise
+        log.error("%s", said)
+        if debugging():
+            raise
+        raise SystemExit(1) from None
     except Exception:
         log.exception("unexpected error (a bug: please report it with this log)")
         raise
