@@ -404,7 +404,13 @@ def test_killed_predict_over_an_earlier_folder_leaves_no_mixed_set(
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
     fields = provenance_of(out)
     assert {f["threshold"] for f in fields.values()} == {"0.3"}
-    assert sorted(p.name for p in out.iterdir()) == ["mask.tif", "outlines.gpkg", "probability.tif"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "mask.qml",
+        "mask.tif",
+        "outlines.gpkg",
+        "probability.qml",
+        "probability.tif",
+    ]
 
 
 def _error_line(capsys) -> str:
