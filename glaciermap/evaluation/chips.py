@@ -35,6 +35,7 @@ from glaciermap.labels import NODATA
 from glaciermap.models.checkpoint import Predictor, load_predictor
 from glaciermap.utils.atomic import atomic_path, write_text_atomic
 from glaciermap.utils.device import resolve_device
+from glaciermap.utils.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -139,15 +140,17 @@ def score_chips(
 ) -> ChipScores:
     """Predict every usable chip of ``images`` and count against its labels."""
     scores = ChipScores()
-    for item in iter_chips(dataset, images, base_dir):
-        mask = str(item.files.mask or (dataset.outlines or {}).get("file", ""))
-        row: dict[str, Any] = {"image": str(item.files.image), "mask": mask}
-        if isinstance(item, SkippedChip):
-            scores.rows.append({**row, "status": "skipped", "reason": item.reason})
-            continue
-        counts = confusion_counts(chip_prediction(item, predict(item)), item.labels)
-        scores.pooled += counts
-        scores.rows.append({**row, "status": "scored", "reason": "", **counts.to_dict()})
+    with progress(len(images), f"chips {dataset.label}", "chip") as bar:
+        for item in iter_chips(dataset, images, base_dir):
+            bar.update()
+            mask = str(item.files.mask or (dataset.outlines or {}).get("file", ""))
+            row: dict[str, Any] = {"image": str(item.files.image), "mask": mask}
+            if isinstance(item, SkippedChip):
+                scores.rows.append({**row, "status": "skipped", "reason": item.reason})
+                continue
+            counts = confusion_counts(chip_prediction(item, predict(item)), item.labels)
+            scores.pooled += counts
+            scores.rows.append({**row, "status": "scored", "reason": "", **counts.to_dict()})
     if scores.n_chips == 0:
         raise InputDataError(
             f"chip dataset '{dataset.label}' ({dataset.key('images')}): no usable chip "
@@ -239,7 +242,7 @@ ensemble) on a folder of labelled chips the workflow never saw. Each image
 image's file name without extension), or --outlines rasterised onto it. Mask
 values --glacier are glacier, --ignore are no label, others not glacier; image
 pixels equal to --nodata and mask nodata count nowhere. Prints pooled F1, IoU,
-precision and recall, and writes per-chip scores to --csv.
+precision and recall, and writes per-chip scores to --out (CSV).
 
 example:
   glaciermap evaluate-chips --checkpoint results/runs/<run>/best.pt \\
@@ -295,7 +298,7 @@ def evaluate_chips_command(args: argparse.Namespace) -> None:
     model = CheckpointEnsemble(args.checkpoint, args.device, args.threshold)
     scores = score_chips(dataset, image_files(dataset), model)
     extra = model.describe()
-    result = write_chip_scores(scores, dataset, args.json, args.csv, ",".join(model.paths), extra)
+    result = write_chip_scores(scores, dataset, args.json, args.out, ",".join(model.paths), extra)
     pooled = result["pooled"]
     for name, label in (
         ("f1", "F1"),
@@ -307,5 +310,5 @@ def evaluate_chips_command(args: argparse.Namespace) -> None:
     print(
         f"{result['n_chips']} chips, {pooled['n_pixels']} pixels scored (tp {pooled['tp']}, "
         f"fp {pooled['fp']}, fn {pooled['fn']}, tn {pooled['tn']}); "
-        f"{result['n_skipped']} skipped; per chip: {args.csv}"
+        f"{result['n_skipped']} skipped; per chip: {args.out}"
     )
