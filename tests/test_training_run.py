@@ -24,7 +24,8 @@ from glaciermap.models.aux_head import build_aux_head
 from glaciermap.models.spec import ModelSpec
 from glaciermap.runs import HParams
 from glaciermap.training.interruption import RunInterrupted
-from glaciermap.training.run import train_run
+from glaciermap.training.run import batch_indices, train_run
+from glaciermap.training.schedule import learning_rate
 from glaciermap.training.settings import RunSettings
 
 TILE = 32
@@ -147,8 +148,34 @@ def test_run_folder_holds_checkpoints_metrics_and_events(tiles, tmp_path):
     hparams = start.session_start_info.hparams
     assert hparams["activation"].string_value == "softmax"
     assert hparams["learning_rate"].number_value == pytest.approx(0.01)
-    score = events.Scalars("hparam/selection_score")[0].value
-    assert score == pytest.approx(metrics["selection_score"], abs=1e-6)
+    # The run's identity is recorded, to be the columns that differ between runs.
+    assert {"model", "hparams", "dates", "aug", "seed"} <= set(hparams)
+    assert hparams["hparams"].string_value == "dropout0.4-softmax-mean"
+    # No experiment summary (TensorBoard infers it from all runs, marking what differs)
+    # and no single-point hparam/* scalars: the metric columns are the runs' curves.
+    assert set(content) == {"_hparams_/session_start_info", "_hparams_/session_end_info"}
+    assert not [tag for tag in events.Tags()["scalars"] if tag.startswith("hparam/")]
+    selection = events.Scalars("f1/val_selection")
+    assert [s.step for s in selection] == list(range(1, EPOCHS + 1))
+    assert selection[-1].value == pytest.approx(metrics["selection_score"], abs=1e-6)
+    assert events.Scalars("f1/val_best")[-1].value == pytest.approx(metrics["best_val_f1"])
+
+
+def test_learning_rate_curve_follows_the_schedule(tiles, tmp_path):
+    """train/learning_rate per epoch: the rate of each epoch's first step, warm-up then
+    cosine decay (glaciermap.training.schedule)."""
+    recipe = settings(lr_schedule="warmup_cosine", warmup_epochs=1.0, final_lr_fraction=0.1)
+    metrics = run(recipe, tiles, tmp_path)
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    curve = [(s.step, s.value) for s in events.Scalars("train/learning_rate")]
+    steps = len(batch_indices(torch.arange(metrics["n_train_samples"]), recipe.batch_size))
+    expected = [learning_rate(recipe, (e - 1) * steps, steps) for e in range(1, EPOCHS + 1)]
+    assert curve == [(e, pytest.approx(r, rel=1e-6)) for e, r in enumerate(expected, start=1)]
+    # warm-up from learning_rate / 25 to the peak after one epoch, then decaying
+    assert curve[0][1] == pytest.approx(0.01 / 25, rel=1e-6)
+    assert curve[1][1] == pytest.approx(0.01, rel=1e-6)
+    assert 0.001 < curve[2][1] < 0.01
 
 
 def test_same_seed_gives_identical_metrics(tiles, tmp_path):

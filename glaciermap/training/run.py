@@ -29,8 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tensorboard.compat.proto.summary_pb2 import Summary
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from glaciermap.errors import InputDataError
 from glaciermap.evaluation.metrics import ConfusionCounts
@@ -57,6 +59,7 @@ from glaciermap.training.settings import RunSettings
 from glaciermap.training.tiles import TileTensors, load_tiles, pooled_stats
 from glaciermap.utils.atomic import write_text_atomic
 from glaciermap.utils.device import resolve_device
+from glaciermap.utils.progress import progress as show_progress
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +180,21 @@ def _hparam_values(settings: RunSettings) -> dict[str, Any]:
     return {key: "none" if value is None else value for key, value in values.items()}
 
 
+def _hparams_session(settings: RunSettings) -> tuple[Summary, Summary]:
+    """The run's session start (every setting) and end summaries for the HParams tab.
+
+    No experiment summary: TensorBoard then builds the experiment from all runs'
+    session starts, marks the settings that differ between runs and lists them
+    first (the visible columns: model, hparams, dates, aug, seed in a study), and
+    takes the metric columns from the runs' own curves (``f1/val_selection``,
+    ``f1/val_best``, ``f1/val``, ...: last values), so that no single-point
+    ``hparam/*`` scalars clutter Time Series (``SummaryWriter.add_hparams`` writes
+    an experiment per run, which hides what differs, and such scalars).
+    """
+    _, start, end = hparams_summaries(_hparam_values(settings), {})
+    return start, end
+
+
 @dataclass
 class _Run:
     """One run in progress: what its epochs read and write."""
@@ -242,23 +260,32 @@ class _Run:
         progress.loss_sum = progress.loss_sum.to(trainer.device)
         progress.counts = progress.counts.to(trainer.device)
         batches = batch_indices(progress.order, settings.batch_size)
-        for index in range(progress.next_batch, len(batches)):
-            batch = self.train[batches[index].to(trainer.device)]
-            if settings.aug in ONLINE_AUGMENTATION and settings.augmentation is not None:
-                images, masks = augment(
-                    batch.images, batch.masks, settings.augmentation, self.generator
-                )
-                batch = TileTensors(images, masks, batch.ranges)
-            step = (progress.epoch - 1) * len(batches) + index
-            loss, probability = trainer.train_step(batch, step)
-            # Sums stay on the device (no sync per batch) and in float64 (exact on resume).
-            progress.loss_sum += loss.double() * len(batch)
-            progress.counts += trainer.counts(probability, batch.masks)
-            progress.n_tiles += len(batch)
-            progress.next_batch = index + 1
-            if stop and progress.next_batch < len(batches):
-                progress.seconds = time.perf_counter() - started
-                raise RunInterrupted(stop.signum or 15, str(self.save(progress)))
+        # Batches of this epoch; the epoch's own log line follows, so none at the end.
+        with show_progress(
+            len(batches),
+            f"epoch {progress.epoch}/{settings.epochs}",
+            "batch",
+            initial=progress.next_batch,
+            leave=False,
+        ) as bar:
+            for index in range(progress.next_batch, len(batches)):
+                batch = self.train[batches[index].to(trainer.device)]
+                if settings.aug in ONLINE_AUGMENTATION and settings.augmentation is not None:
+                    images, masks = augment(
+                        batch.images, batch.masks, settings.augmentation, self.generator
+                    )
+                    batch = TileTensors(images, masks, batch.ranges)
+                step = (progress.epoch - 1) * len(batches) + index
+                loss, probability = trainer.train_step(batch, step)
+                # Sums stay on the device (no sync per batch) and in float64 (exact on resume).
+                progress.loss_sum += loss.double() * len(batch)
+                progress.counts += trainer.counts(probability, batch.masks)
+                progress.n_tiles += len(batch)
+                progress.next_batch = index + 1
+                bar.update()
+                if stop and progress.next_batch < len(batches):
+                    progress.seconds = time.perf_counter() - started
+                    raise RunInterrupted(stop.signum or 15, str(self.save(progress)))
         progress.seconds = time.perf_counter() - started
         return progress
 
@@ -288,6 +315,16 @@ class _Run:
                 for k, v in self.trainer.model.state_dict().items()
             }
         _log_epoch(self.writer, record)
+        epoch = record["epoch"]
+        # Curves whose last value is a run's headline (the HParams tab's metric columns).
+        self.writer.add_scalar("f1/val_best", state.best_val_f1, epoch)
+        selection = selection_score(state.history, self.settings.selection_epochs)
+        self.writer.add_scalar("f1/val_selection", selection, epoch)
+        # The rate of the epoch's first step (per epoch, like every curve here: a resumed
+        # run's purge_step counts epochs).
+        steps = self.trainer.steps_per_epoch
+        rate = learning_rate(self.settings, (epoch - 1) * steps, steps)
+        self.writer.add_scalar("train/learning_rate", rate, epoch)
 
     @torch.no_grad()
     def show(self, tiles: TileTensors, epoch: int) -> None:
@@ -417,23 +454,15 @@ def train_run(
     )
 
     writer = SummaryWriter(log_dir=str(out), purge_step=state.epochs_done + 1)
+    start_session, end_session = _hparams_session(settings)
     try:
+        writer._get_file_writer().add_summary(start_session)
         run = _Run(trainer, state, generator, writer, last_path, inputs, train, val)
         with stop_on_sigterm() as stop:
             run.epochs(stop)
         metrics = _finish(settings, state, n_parameters, sizes, device)
         _save_best(settings, state, model, normalizer, train.images.shape[-1], out)
-        writer.add_hparams(
-            _hparam_values(settings),
-            {
-                "hparam/selection_score": metrics["selection_score"],
-                "hparam/best_val_f1": metrics["best_val_f1"],
-                "hparam/final_val_f1": state.history[-1]["val_f1"],
-                "hparam/final_val_loss": state.history[-1]["val_loss"],
-            },
-            run_name=".",
-            global_step=settings.epochs,
-        )
+        writer._get_file_writer().add_summary(end_session)
     finally:
         writer.close()
     write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
