@@ -1,9 +1,11 @@
 # glaciermap: map glaciers from satellite scenes and glacier outlines.
 # Users run `snakemake --cores 2 results/table3.csv` (demo) or
 # `snakemake --profile slurm --configfile configs/study.yaml` (cluster).
+from snakemake.logging import logger
 from snakemake.utils import min_version, validate
 
 from glaciermap.config import check_config, schema_path
+from glaciermap.reporting.summary import workflow_summary
 
 min_version("9.0")
 
@@ -47,3 +49,10 @@ rule all:
         "results/maps/areas.csv",
         "results/maps/area_change.csv",
         "results/figures/area_change.png",
+
+
+# After a successful run the log ends with the headline table and where the maps are.
+onsuccess:
+    summary = workflow_summary()
+    if summary:
+        logger.info(summary)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
@@ -247,7 +247,7 @@ def predict_blocks(
 
 def _finished_blocks(
     source: BandSource, plan: WindowPlan, engine: _Engine
-) -> Iterator[BlockPrediction]:
+) -> Generator[BlockPrediction, None, None]:
     """Read the blocks ahead in a thread, predict them, yield them as they finish."""
     reads: collections.deque[tuple[Block, Future]] = collections.deque()
     blocks = iter(plan.blocks)

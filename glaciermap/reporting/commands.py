@@ -20,7 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("kind", choices=sorted(SELECTION_TABLES), help="which stage's table")
     p.add_argument("--metrics", nargs="+", required=True, help="runs' metrics.json files")
     p.add_argument("--baseline", required=True, help="threshold baseline JSON (baseline-fit)")
-    p.add_argument("--out", required=True, help="output CSV; the .md is written next to it")
+    p.add_argument(
+        "--out", required=True, help="output CSV; its .md and .html twins are written next to it"
+    )
     p.set_defaults(func=lambda a: SELECTION_TABLES[a.kind](a.metrics, a.baseline, a.out))
 
     p = subparsers.add_parser("table3", help="Table 3 from the final runs' evaluation JSONs")
@@ -36,8 +38,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         required=True,
         help="baseline scores (results/eval/baseline/{dates}/{date}.json)",
     )
-    p.add_argument("--out", required=True, help="output CSV (results/table3.csv)")
-    p.add_argument("--out-long", required=True, help="long-form CSV (results/table3_long.csv)")
+    p.add_argument(
+        "--out", required=True, help="output CSV (results/table3.csv; .md and .html twins)"
+    )
+    p.add_argument(
+        "--out-long", required=True, help="long-form CSV (results/table3_long.csv; twins too)"
+    )
     p.add_argument(
         "--external",
         nargs="*",
