@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import signal
@@ -27,6 +28,7 @@ from glaciermap.training.interruption import RunInterrupted
 from glaciermap.training.run import batch_indices, train_run
 from glaciermap.training.schedule import learning_rate
 from glaciermap.training.settings import RunSettings
+from glaciermap.utils import progress
 
 TILE = 32
 EPOCHS = 3
@@ -161,11 +163,22 @@ def test_run_folder_holds_checkpoints_metrics_and_events(tiles, tmp_path):
     assert events.Scalars("f1/val_best")[-1].value == pytest.approx(metrics["best_val_f1"])
 
 
-def test_learning_rate_curve_follows_the_schedule(tiles, tmp_path):
+def test_learning_rate_curve_follows_the_schedule(tiles, tmp_path, monkeypatch, caplog):
     """train/learning_rate per epoch: the rate of each epoch's first step, warm-up then
     cosine decay (glaciermap.training.schedule)."""
     recipe = settings(lr_schedule="warmup_cosine", warmup_epochs=1.0, final_lr_fraction=0.1)
+    # Progress as log lines, one per batch at interval 0 (no end line: the epoch line follows).
+    monkeypatch.setattr(progress, "_settings", progress.ProgressSettings("log", 0.0))
+    caplog.set_level(logging.INFO, logger="glaciermap.progress")
     metrics = run(recipe, tiles, tmp_path)
+    lines = [
+        r.getMessage().split(" [")[0] for r in caplog.records if r.name == "glaciermap.progress"
+    ]
+    assert lines == [
+        f"epoch {e}/{EPOCHS}: {p} {n}/2 batch"
+        for e in range(1, EPOCHS + 1)
+        for p, n in ((" 50%", 1), ("100%", 2))
+    ]
     events = EventAccumulator(str(tmp_path))
     events.Reload()
     curve = [(s.step, s.value) for s in events.Scalars("train/learning_rate")]

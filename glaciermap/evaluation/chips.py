@@ -35,7 +35,7 @@ from glaciermap.labels import NODATA
 from glaciermap.models.checkpoint import Predictor, load_predictor
 from glaciermap.utils.atomic import atomic_path, write_text_atomic
 from glaciermap.utils.device import resolve_device
-from glaciermap.utils.progress import progress
+from glaciermap.utils.progress import track
 
 log = logging.getLogger(__name__)
 
@@ -140,17 +140,16 @@ def score_chips(
 ) -> ChipScores:
     """Predict every usable chip of ``images`` and count against its labels."""
     scores = ChipScores()
-    with progress(len(images), f"chips {dataset.label}", "chip") as bar:
-        for item in iter_chips(dataset, images, base_dir):
-            bar.update()
-            mask = str(item.files.mask or (dataset.outlines or {}).get("file", ""))
-            row: dict[str, Any] = {"image": str(item.files.image), "mask": mask}
-            if isinstance(item, SkippedChip):
-                scores.rows.append({**row, "status": "skipped", "reason": item.reason})
-                continue
-            counts = confusion_counts(chip_prediction(item, predict(item)), item.labels)
-            scores.pooled += counts
-            scores.rows.append({**row, "status": "scored", "reason": "", **counts.to_dict()})
+    chips = iter_chips(dataset, images, base_dir)
+    for item in track(chips, len(images), f"chips {dataset.label}", "chip"):
+        mask = str(item.files.mask or (dataset.outlines or {}).get("file", ""))
+        row: dict[str, Any] = {"image": str(item.files.image), "mask": mask}
+        if isinstance(item, SkippedChip):
+            scores.rows.append({**row, "status": "skipped", "reason": item.reason})
+            continue
+        counts = confusion_counts(chip_prediction(item, predict(item)), item.labels)
+        scores.pooled += counts
+        scores.rows.append({**row, "status": "scored", "reason": "", **counts.to_dict()})
     if scores.n_chips == 0:
         raise InputDataError(
             f"chip dataset '{dataset.label}' ({dataset.key('images')}): no usable chip "

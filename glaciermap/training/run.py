@@ -59,7 +59,7 @@ from glaciermap.training.settings import RunSettings
 from glaciermap.training.tiles import TileTensors, load_tiles, pooled_stats
 from glaciermap.utils.atomic import write_text_atomic
 from glaciermap.utils.device import resolve_device
-from glaciermap.utils.progress import progress as show_progress
+from glaciermap.utils.progress import track
 
 log = logging.getLogger(__name__)
 
@@ -260,32 +260,26 @@ class _Run:
         progress.loss_sum = progress.loss_sum.to(trainer.device)
         progress.counts = progress.counts.to(trainer.device)
         batches = batch_indices(progress.order, settings.batch_size)
-        # Batches of this epoch; the epoch's own log line follows, so none at the end.
-        with show_progress(
-            len(batches),
-            f"epoch {progress.epoch}/{settings.epochs}",
-            "batch",
-            initial=progress.next_batch,
-            leave=False,
-        ) as bar:
-            for index in range(progress.next_batch, len(batches)):
-                batch = self.train[batches[index].to(trainer.device)]
-                if settings.aug in ONLINE_AUGMENTATION and settings.augmentation is not None:
-                    images, masks = augment(
-                        batch.images, batch.masks, settings.augmentation, self.generator
-                    )
-                    batch = TileTensors(images, masks, batch.ranges)
-                step = (progress.epoch - 1) * len(batches) + index
-                loss, probability = trainer.train_step(batch, step)
-                # Sums stay on the device (no sync per batch) and in float64 (exact on resume).
-                progress.loss_sum += loss.double() * len(batch)
-                progress.counts += trainer.counts(probability, batch.masks)
-                progress.n_tiles += len(batch)
-                progress.next_batch = index + 1
-                bar.update()
-                if stop and progress.next_batch < len(batches):
-                    progress.seconds = time.perf_counter() - started
-                    raise RunInterrupted(stop.signum or 15, str(self.save(progress)))
+        # Batches of this epoch as progress; the epoch's own log line follows, so no end line.
+        label, first = f"epoch {progress.epoch}/{settings.epochs}", progress.next_batch
+        indices = range(first, len(batches))
+        for index in track(indices, len(batches), label, "batch", initial=first, leave=False):
+            batch = self.train[batches[index].to(trainer.device)]
+            if settings.aug in ONLINE_AUGMENTATION and settings.augmentation is not None:
+                images, masks = augment(
+                    batch.images, batch.masks, settings.augmentation, self.generator
+                )
+                batch = TileTensors(images, masks, batch.ranges)
+            step = (progress.epoch - 1) * len(batches) + index
+            loss, probability = trainer.train_step(batch, step)
+            # Sums stay on the device (no sync per batch) and in float64 (exact on resume).
+            progress.loss_sum += loss.double() * len(batch)
+            progress.counts += trainer.counts(probability, batch.masks)
+            progress.n_tiles += len(batch)
+            progress.next_batch = index + 1
+            if stop and progress.next_batch < len(batches):
+                progress.seconds = time.perf_counter() - started
+                raise RunInterrupted(stop.signum or 15, str(self.save(progress)))
         progress.seconds = time.perf_counter() - started
         return progress
 

@@ -15,9 +15,9 @@ import io
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -25,6 +25,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from glaciermap.errors import ConfigError
 
 log = logging.getLogger("glaciermap.progress")
+T = TypeVar("T")
 
 ProgressMode = Literal["auto", "bar", "log", "off"]
 INTERVAL_VARIABLE = "GLACIERMAP_PROGRESS_INTERVAL"
@@ -85,6 +86,8 @@ class LogLineProgress(tqdm):
     """tqdm whose status line goes to the log, at most every ``mininterval`` seconds;
     nothing before the first step, the final line on close when ``leave``."""
 
+    monitor_interval = 0  # no monitor thread: lines are paced by mininterval alone
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.logged_n: float | None = None
         super().__init__(*args, file=io.StringIO(), bar_format=LOG_LINE_FORMAT, **kwargs)
@@ -135,3 +138,19 @@ def progress(
         # monitor thread that works with them, would print at their own pace).
         with LogLineProgress(mininterval=interval, miniters=1, **options) as bar:
             yield bar
+
+
+def track(
+    items: Iterable[T],
+    total: float | None,
+    desc: str,
+    unit: str,
+    *,
+    initial: float = 0,
+    leave: bool = True,
+) -> Iterator[T]:
+    """``items``, counting one step each time the loop body over an item is done."""
+    with progress(total, desc, unit, initial=initial, leave=leave) as bar:
+        for item in items:
+            yield item
+            bar.update()
