@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tensorboard.plugins.hparams import plugin_data_pb2
+from tensorboard.plugins.hparams import backend_context, plugin_data_pb2
 from torch import nn
 
 from glaciermap.data.normalization import band_stats
@@ -148,7 +148,7 @@ def test_run_folder_holds_checkpoints_metrics_and_events(tiles, tmp_path):
     content = events.PluginTagToContent("hparams")
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     hparams = start.session_start_info.hparams
-    assert hparams["activation"].string_value == "softmax"
+    assert hparams["loss"].string_value == "bce+dice"
     assert hparams["learning_rate"].number_value == pytest.approx(0.01)
     # The run's identity is recorded, to be the columns that differ between runs.
     assert {"model", "hparams", "dates", "aug", "seed"} <= set(hparams)
@@ -161,6 +161,34 @@ def test_run_folder_holds_checkpoints_metrics_and_events(tiles, tmp_path):
     assert [s.step for s in selection] == list(range(1, EPOCHS + 1))
     assert selection[-1].value == pytest.approx(metrics["selection_score"], abs=1e-6)
     assert events.Scalars("f1/val_best")[-1].value == pytest.approx(metrics["best_val_f1"])
+
+
+def test_hparams_tab_shows_the_run_identity_first(tiles, tmp_path):
+    """TensorBoard's HParams tab ticks the first five settings after sorting those that
+    differ between runs first (then by name): they are the runs' identity."""
+    runs = {
+        "a": settings(epochs=1, model="fpn", dates=("july",), aug="noaug", seed=1),
+        "b": settings(
+            epochs=1,
+            model="pspnet",
+            hparams=HParams(0.2, "sigmoid", "max"),
+            dates=("august",),  # a label only: the same tile files
+            aug="aug-online",
+            seed=2,
+        ),
+    }
+    contents = {}
+    for name, run_settings in runs.items():
+        run(run_settings, tiles, tmp_path / name)
+        events = EventAccumulator(str(tmp_path / name))
+        events.Reload()
+        contents[name] = events.PluginTagToContent("hparams")
+    infos = backend_context.Context(None)._compute_hparam_infos(contents)
+    shown = sorted(infos, key=lambda info: (not info.differs, info.name))[:5]
+    assert [(info.name, info.differs) for info in shown] == [
+        (name, True) for name in ("aug", "dates", "hparams", "model", "seed")
+    ]
+    assert {"epochs", "learning_rate", "loss", "batch_size"} <= {info.name for info in infos}
 
 
 def test_learning_rate_curve_follows_the_schedule(tiles, tmp_path, monkeypatch, caplog):

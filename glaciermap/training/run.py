@@ -166,17 +166,17 @@ def selection_score(history: list[dict[str, Any]], last_epochs: int) -> float:
 
 
 def _hparam_values(settings: RunSettings) -> dict[str, Any]:
-    """Every setting for TensorBoard's hparams, which accept numbers, strings and booleans."""
+    """Every setting for TensorBoard's hparams, which accept numbers, strings and booleans.
+
+    The cell's dropout, activation and pooling are in ``hparams`` (its slug) only:
+    TensorBoard shows the first five settings that differ between runs (by name), and
+    the five of a run's identity (aug, dates, hparams, model, seed) must be those.
+    """
     values = settings.to_dict()
     augmentation = values.pop("augmentation") or {}
     jitter = augmentation.pop("jitter", {})
     values.update({f"aug_{key}": value for key, value in augmentation.items()})
     values.update({f"jitter_{key}": value for key, value in jitter.items()})
-    values.update(
-        dropout=settings.hparams.dropout,
-        activation=settings.hparams.activation,
-        pooling=settings.hparams.pooling,
-    )
     return {key: "none" if value is None else value for key, value in values.items()}
 
 
