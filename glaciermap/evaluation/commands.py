@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "evaluate",
         help="F1/IoU/precision/recall of a predicted mask in the test and train regions",
-        description="Score a predicted mask against the reference mask, pixel by pixel, in "
+        description="Score a predicted mask against the reference mask, pixel by pixel, in\n"
         "each region of the split (nodata of either counts nowhere); writes a JSON.",
         epilog=EVALUATE_EXAMPLE,
     )

@@ -73,7 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train",
         help="train one model; continues from last.pt when a previous attempt was killed",
-        description="Train one run {model}/{hparams}/{dates}/{aug}/seed{seed} on the tile "
+        description="Train one run {model}/{hparams}/{dates}/{aug}/seed{seed} on the tile\n"
         "store; it writes best.pt, last.pt, metrics.json and TensorBoard events to its folder.",
         epilog=TRAIN_EXAMPLES,
     )
