@@ -1,11 +1,13 @@
 # glaciermap: map glaciers from satellite scenes and glacier outlines.
 # Users run `snakemake --cores 2 results/table3.csv` (demo) or
 # `snakemake --profile slurm --configfile configs/study.yaml` (cluster).
+from snakemake.logging import logger
 from snakemake.utils import min_version, validate
 
 import copy
 
 from glaciermap.config import check_config, validate_config
+from glaciermap.reporting.summary import workflow_summary
 from glaciermap.schema import schema_path
 
 min_version("9.0")
@@ -58,3 +60,10 @@ rule all:
         results("maps/glacier_change.csv"),
         results("figures/glacier_change.png"),
         lambda wc: glacier_outline_files(),
+
+
+# After a successful run the log ends with the headline table and where the maps are.
+onsuccess:
+    summary = workflow_summary()
+    if summary:
+        logger.info(summary)

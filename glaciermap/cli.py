@@ -14,7 +14,9 @@ import sys
 
 from glaciermap import __version__
 from glaciermap.errors import GlacierMapError
+from glaciermap.utils import progress
 from glaciermap.utils.atomic import output_error
+from glaciermap.utils.cli_options import GlacierMapParser
 from glaciermap.utils.jobs import debugging
 from glaciermap.utils.logs import setup_logging
 
@@ -29,10 +31,22 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="glaciermap", description=__doc__.splitlines()[0])
+    parser = GlacierMapParser(prog="glaciermap", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"glaciermap {__version__}")
-    parser.add_argument("--log", help="also write the log to this file")
-    subparsers = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--log", help="also write the log to this file (default: stderr only)")
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument(
+        "-q", "--quiet", action="store_true", help="warnings and errors only, no progress"
+    )
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="also debug messages")
+    parser.add_argument(
+        "--progress-interval",
+        type=float,
+        metavar="SECONDS",
+        help="seconds between progress log lines when stderr is not a terminal (default: "
+        f"${progress.INTERVAL_VARIABLE}, else {progress.DEFAULT_INTERVAL_S:g} s)",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=GlacierMapParser)
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(name)
@@ -47,8 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(args.log)
+    level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
+    setup_logging(args.log, level)
     try:
+        progress.configure(mode="off" if args.quiet else None, interval=args.progress_interval)
         args.func(args)
     except GlacierMapError as exc:
         logging.getLogger("glaciermap").error("%s", exc)

@@ -60,9 +60,11 @@ rule maps_areas:
         regions=regions_file(),
         glacier_outlines=config["data"]["outlines"]["file"],
     output:
-        areas=report(results("maps/areas.csv"), caption="../report/areas.rst", category="Maps"),
-        change=report(
-            results("maps/area_change.csv"), caption="../report/area_change.rst", category="Maps"
+        areas=results("maps/areas.csv"),
+        change=results("maps/area_change.csv"),
+        areas_html=report(results("maps/areas.html"), caption="../report/areas.rst", category="Maps"),
+        change_html=report(
+            results("maps/area_change.html"), caption="../report/area_change.rst", category="Maps"
         ),
     params:
         maps=lambda wc: area_maps(),

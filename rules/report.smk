@@ -9,12 +9,14 @@ rule table3:
         baseline=baseline_eval_files(),
         external=lambda wc: external_eval_files(),
     output:
-        csv=report(results("table3.csv"), caption="../report/table3.rst", category="Tables"),
+        csv=results("table3.csv"),
         md=results("table3.md"),
-        long=report(
-            results("table3_long.csv"), caption="../report/table3_long.rst", category="Tables"
-        ),
+        html=report(results("table3.html"), caption="../report/table3.rst", category="Tables"),
+        long=results("table3_long.csv"),
         long_md=results("table3_long.md"),
+        long_html=report(
+            results("table3_long.html"), caption="../report/table3_long.rst", category="Tables"
+        ),
     log:
         logs("report/table3.log"),
     benchmark:

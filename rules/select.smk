@@ -9,12 +9,13 @@ checkpoint table1_models:
         metrics=lambda wc: metrics_files(selection_runs()),
         baseline=baseline_rules(ALL_DATES),
     output:
-        csv=report(
-            results("table1_models.csv"),
+        csv=results("table1_models.csv"),
+        md=results("table1_models.md"),
+        html=report(
+            results("table1_models.html"),
             caption="../report/table1_models.rst",
             category="Tables",
         ),
-        md=results("table1_models.md"),
     params:
         table="models",
     log:
@@ -33,12 +34,13 @@ checkpoint table2_hparams:
         metrics=lambda wc: metrics_files(grid_runs()),
         baseline=baseline_rules(ALL_DATES),
     output:
-        csv=report(
-            results("table2_hparams.csv"),
+        csv=results("table2_hparams.csv"),
+        md=results("table2_hparams.md"),
+        html=report(
+            results("table2_hparams.html"),
             caption="../report/table2_hparams.rst",
             category="Tables",
         ),
-        md=results("table2_hparams.md"),
     params:
         table="hparams",
     log:
@@ -57,12 +59,13 @@ checkpoint table_augmentation:
         metrics=lambda wc: metrics_files(augmentation_runs()),
         baseline=baseline_rules(ALL_DATES),
     output:
-        csv=report(
-            results("table_augmentation.csv"),
+        csv=results("table_augmentation.csv"),
+        md=results("table_augmentation.md"),
+        html=report(
+            results("table_augmentation.html"),
             caption="../report/table_augmentation.rst",
             category="Tables",
         ),
-        md=results("table_augmentation.md"),
     params:
         table="augmentation",
     log:

@@ -117,7 +117,7 @@ def test_the_command_gives_the_workflow_counts(workdir, members, tmp_path, monke
     args = ["evaluate-chips", "--images", "chips/karakoram/images/*.tif",
             "--masks", "chips/karakoram/masks/{stem}.tif", "--bands", "blue=1,green=2,red=3,nir=4",
             "--scale", str(SCALE), "--nodata", "0", "--ignore", "255", "--device", "cpu",
-            "--csv", str(tmp_path / "scores.csv"), "--json", str(out)]  # fmt: skip
+            "--out", str(tmp_path / "scores.csv"), "--json", str(out)]  # fmt: skip
     for checkpoint in checkpoints:
         args += ["--checkpoint", checkpoint]
     assert main(args) == 0

@@ -102,7 +102,7 @@ def run_all() -> list[int]:
               "--out", "out/masks/july.tif"]),
         main(["regions", "--scene", "out/scenes/july.tif", "--out", "out/regions.tif"]),
         main(["tiles", "--scene", "out/scenes/july.tif", "--mask", "out/masks/july.tif",
-              "--regions", "out/regions.tif", "--out-dir", "out/tiles/july"]),
+              "--regions", "out/regions.tif", "--out", "out/tiles/july"]),
     ]  # fmt: skip
 
 

@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 import rasterio
 import yaml
+from html_tables import read_html_tables
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +42,8 @@ TEST_REGION = 3  # results/regions.tif code (docs/architecture.md)
 def workdir(tmp_path_factory, snakemake) -> Path:
     """A finished run of the default target on the tiny config."""
     path = tmp_path_factory.mktemp("e2e")
-    snakemake(path, config=TINY, cores=2)
+    run = snakemake(path, config=TINY, cores=2)
+    (path / "snakemake_output.txt").write_text(run.output)  # for the summary test
     return path
 
 
@@ -133,13 +135,64 @@ def test_changing_one_model_setting_reruns_only_its_runs(workdir, dry_run):
     assert planned and planned == existing
 
 
+def report_parts(html: str) -> tuple[str, dict]:
+    """The report's front page (HTML) and its results (path -> record with the file
+    as a data URI), which Snakemake's report holds as JavaScript values."""
+    front = re.search(r"var workflow_desc = (\".*?\");\n", html)
+    results = re.search(r"var results = (\{.*?\});\n", html)
+    assert front and results
+    return json.loads(front[1]), json.loads(results[1])
+
+
+def embedded_text(record: dict) -> str:
+    return base64.b64decode(record["data_uri"].split("base64,", 1)[1]).decode()
+
+
 def test_report_bundles_tables_and_figures(workdir, snakemake):
     snakemake(workdir, "--report", "report.html", config=TINY)
     html = (workdir / "report.html").read_text(errors="replace")
     assert "table3.csv" in html and "overlay_test_oct2000.png" in html
     # The front page says which config and data ran and where the outputs are.
-    assert "Headline result" in html and "LE71400412000304SGS00_RGB.tif" in html
+    assert "Headline" in html and "LE71400412000304SGS00_RGB.tif" in html
     assert "acquired 2000-10-30" in html and "results/maps/areas.csv" in html
+
+
+def test_report_shows_the_tables_values(workdir, snakemake):
+    if not (workdir / "report.html").exists():
+        snakemake(workdir, "--report", "report.html", config=TINY)
+    front, results = report_parts((workdir / "report.html").read_text())
+    # Table 3 inline on the front page, cell for cell as in its Markdown twin.
+    (table3,) = read_html_tables(front)
+    markdown = (workdir / "results/table3.md").read_text().splitlines()
+    md_rows = [[c.strip() for c in line.strip("|").split("|")] for line in markdown]
+    assert table3 == [md_rows[0], *md_rows[2:]]
+    f1 = pd.read_csv(workdir / "results/table3.csv")["f1_oct2000_mean"]
+    column = table3[0].index("F1 oct2000 test")
+    assert [row[column].split(" ± ")[0] for row in table3[1:]] == [f"{v:.3f}" for v in f1]
+    # Every table is an HTML table in the report; Table 1's scores are those of its CSV.
+    tables = {Path(p).name for p, r in results.items() if r["mime_type"] == "text/html"}
+    assert {f"{name}.html" for name in TABLES} | {"areas.html", "area_change.html"} == tables
+    (table1,) = read_html_tables(embedded_text(results["results/table1_models.html"]))
+    scores = pd.read_csv(workdir / "results/table1_models.csv")["selection_score_mean"]
+    column = table1[0].index("selection score (val F1)")
+    assert [row[column].split(" ± ")[0] for row in table1[1:]] == [f"{v:.3f}" for v in scores]
+    # Captions state the seeds of the run and name only tables the run made.
+    seeds = yaml.safe_load(TINY.read_text())["seeds"]
+    assert (
+        f"over the final seeds\n({', '.join(map(str, seeds))};"
+        in results["results/table3.html"]["caption"]
+    )
+    made = {p.name for p in (workdir / "results").glob("table*.csv")}
+    listed = set(re.findall(r"results/(table\w+\.csv)", front))
+    assert listed == made
+
+
+def test_the_run_ends_with_table3_and_where_the_maps_are(workdir):
+    output = (workdir / "snakemake_output.txt").read_text()
+    summary = output[output.index("glaciermap summary") :]
+    assert (workdir / "results/table3.md").read_text().strip() in summary
+    for mask in (workdir / "results/maps").glob("**/mask.tif"):
+        assert f"{mask.parent.relative_to(workdir)}/" in summary
 
 
 def test_a_training_run_uses_exactly_the_params_snakemake_tracks(workdir):

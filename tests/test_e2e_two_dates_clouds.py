@@ -15,7 +15,10 @@ two pixels; the predicted change is measured over that same area.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +30,7 @@ import pytest
 import rasterio
 import yaml
 from affine import Affine
+from html_tables import read_html_tables
 from rasterio.features import rasterize
 from rasterio.windows import Window
 from sentinel2_products import SCL_CLOUD_HIGH, SCL_CLOUD_MEDIUM, SCL_SHADOW, write_product
@@ -260,3 +264,27 @@ def test_per_glacier_tables_and_outlines_reconcile_with_the_area_tables(run):
         table = glaciers.loc[record].set_index("glacier_id").area_km2
         found = outlines[outlines.kind == "glacier"].set_index("glacier_id").area_km2
         np.testing.assert_allclose(found, table[found.index], atol=1e-5)
+
+
+def test_report_lists_only_the_tables_made_and_shows_the_area_change(run):
+    """Every stage winner is pinned: the front page names Table 3 only, and the area
+    change table (one row per run, source and zone) is an HTML table in the report."""
+    work = run["work"]
+    command = [sys.executable, "-m", "snakemake", "--report", "report.html", "--snakefile",
+               str(ROOT / "Snakefile"), "--directory", str(work),
+               "--configfile", str(work / "config.yaml")]  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
+    html = (work / "report.html").read_text()
+    front = json.loads(re.search(r"var workflow_desc = (\".*?\");\n", html)[1])
+    assert set(re.findall(r"results/(table\w+\.csv)", front)) == {
+        "table3.csv",
+        "table3_long.csv",
+    }
+    (table3,) = read_html_tables(front)
+    assert {"F1 july test", "F1 august test"} <= set(table3[0])
+    results = json.loads(re.search(r"var results = (\{.*?\});\n", html)[1])
+    uri = results["results/maps/area_change.html"]["data_uri"]
+    (change,) = read_html_tables(base64.b64decode(uri.split("base64,", 1)[1]).decode())
+    assert len(change) - 1 == len(pd.read_csv(work / "results/maps/area_change.csv")) > 0

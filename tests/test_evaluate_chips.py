@@ -139,7 +139,7 @@ def test_the_command_prints_pooled_scores_and_writes_per_chip_rows(chips, checkp
         ["evaluate-chips", "--checkpoint", str(checkpoints[0]), "--images", f"{chips}/images/*.tif",
          "--masks", f"{chips}/masks/{{stem}}.tif", "--bands", "blue=1,green=2,red=3,nir=4",
          "--scale", str(SCALE), "--nodata", "0", "--ignore", "255", "--device", "cpu",
-         "--csv", str(out_csv), "--json", str(out_json)]
+         "--out", str(out_csv), "--json", str(out_json)]
     )  # fmt: skip
     assert code == 0
     expected = expected_counts(lambda bands: probability(checkpoints[0], bands))
@@ -189,7 +189,7 @@ def test_the_threshold_baseline_is_scored_like_a_model(chips):
 
 def test_command_errors_name_the_option(chips, checkpoints, capsys):
     base = ["evaluate-chips", "--checkpoint", str(checkpoints[0]), "--device", "cpu",
-            "--csv", str(chips / "s.csv")]  # fmt: skip
+            "--out", str(chips / "s.csv")]  # fmt: skip
     masks = ["--masks", f"{chips}/masks/{{stem}}.tif"]
     assert main([*base, "--images", f"{chips}/none/*.tif", *masks]) == 1
     assert "option --images: no file matches" in capsys.readouterr().err

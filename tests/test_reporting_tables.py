@@ -8,8 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from html_tables import read_html_tables
 
 from glaciermap.errors import InputDataError
+from glaciermap.reporting.html_tables import write_csv_html
+from glaciermap.reporting.summary import workflow_summary
 from glaciermap.reporting.tables import (
     build_table1,
     build_table2,
@@ -166,6 +169,42 @@ def test_table3_rows_columns_and_long_form(tmp_path):
     assert len(long) == (3 * 2 + 2) * 2 * 4  # (rows x dates) x regions x metrics
     assert "±" in out.with_suffix(".md").read_text()
     assert out_long.with_suffix(".md").exists()
+    # The HTML twin (what the report shows) holds the Markdown twin's cells, in ASCII.
+    html = out.with_suffix(".html").read_text(encoding="ascii")
+    (rows,) = read_html_tables(html)
+    assert rows[0][:2] == ["trained on", "model"] and rows[0][-1] == "seeds"
+    assert rows[3][0] == "july + august" and rows[3][-1] == "2"
+    assert rows[3][rows[0].index("F1 august test")] == "0.910 ± 0.014"
+    assert rows[4][1] == "threshold baseline"
+    (long_rows,) = read_html_tables(out_long.with_suffix(".html").read_text(encoding="ascii"))
+    assert len(long_rows) == 1 + len(long)
+
+
+def test_html_twin_of_a_csv_table(tmp_path):
+    csv = tmp_path / "areas.csv"
+    pd.DataFrame({"run": ["a", "b"], "area_km2": [12.34567, np.nan]}).to_csv(csv, index=False)
+    write_csv_html(csv, tmp_path / "areas.html")
+    assert read_html_tables((tmp_path / "areas.html").read_text()) == [
+        [["run", "area_km2"], ["a", "12.346"], ["b", ""]]
+    ]
+    header_only = tmp_path / "change.csv"
+    header_only.write_text("run,change_km2\n")
+    write_csv_html(header_only, tmp_path / "change.html")
+    assert read_html_tables((tmp_path / "change.html").read_text()) == [[["run", "change_km2"]]]
+
+
+def test_workflow_summary_prints_table3_and_the_map_folders(tmp_path):
+    assert workflow_summary(tmp_path) is None  # nothing made yet
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results/table3.md").write_text("| trained on | F1 |\n|:--|:--|\n| x | 0.9 |\n")
+    for run in ("fpn/a/x/noaug/seed1", "ensemble/fpn/a/x/noaug"):
+        folder = tmp_path / "results/maps" / run / "x"
+        folder.mkdir(parents=True)
+        (folder / "mask.tif").write_bytes(b"")
+    text = workflow_summary(tmp_path)
+    assert "| x | 0.9 |" in text
+    assert "results/maps/ensemble/fpn/a/x/noaug/x/" in text
+    assert "results/maps/fpn/a/x/noaug/seed1/x/" in text and "2 folders" in text
 
 
 def test_cli_table_and_bad_input(tmp_path):

@@ -59,6 +59,7 @@ def test_tensorboard_reads_back_scalars_and_hparams(run_folder):
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     assert start.session_start_info.hparams["model"].string_value == "pspnet"
     assert start.session_start_info.hparams["aug"].string_value == "aug-concat"
-    score = events.Scalars("hparam/selection_score")[0].value
+    # The HParams tab's metric columns are the curves' last values.
+    score = events.Scalars("f1/val_selection")[-1].value
     assert score == pytest.approx(metrics["selection_score"], rel=1e-5)
     assert events.Images("val/rgb_truth_probability_prediction")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import signal
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tensorboard.plugins.hparams import plugin_data_pb2
+from tensorboard.plugins.hparams import backend_context, plugin_data_pb2
 from torch import nn
 
 from glaciermap.data.normalization import band_stats
@@ -25,8 +26,10 @@ from glaciermap.models.aux_head import build_aux_head
 from glaciermap.models.spec import ModelSpec
 from glaciermap.runs import HParams
 from glaciermap.training.interruption import RunInterrupted
-from glaciermap.training.run import train_run
+from glaciermap.training.run import batch_indices, train_run
+from glaciermap.training.schedule import learning_rate
 from glaciermap.training.settings import RunSettings
+from glaciermap.utils import progress
 
 TILE = 32
 EPOCHS = 3
@@ -151,10 +154,75 @@ def test_run_folder_holds_checkpoints_metrics_and_events(tiles, tmp_path):
     content = events.PluginTagToContent("hparams")
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     hparams = start.session_start_info.hparams
-    assert hparams["activation"].string_value == "softmax"
+    assert hparams["loss"].string_value == "bce+dice"
     assert hparams["learning_rate"].number_value == pytest.approx(0.01)
-    score = events.Scalars("hparam/selection_score")[0].value
-    assert score == pytest.approx(metrics["selection_score"], abs=1e-6)
+    # The run's identity is recorded, to be the columns that differ between runs.
+    assert {"model", "hparams", "dates", "aug", "seed"} <= set(hparams)
+    assert hparams["hparams"].string_value == "dropout0.4-softmax-mean"
+    # No experiment summary (TensorBoard infers it from all runs, marking what differs)
+    # and no single-point hparam/* scalars: the metric columns are the runs' curves.
+    assert set(content) == {"_hparams_/session_start_info", "_hparams_/session_end_info"}
+    assert not [tag for tag in events.Tags()["scalars"] if tag.startswith("hparam/")]
+    selection = events.Scalars("f1/val_selection")
+    assert [s.step for s in selection] == list(range(1, EPOCHS + 1))
+    assert selection[-1].value == pytest.approx(metrics["selection_score"], abs=1e-6)
+    assert events.Scalars("f1/val_best")[-1].value == pytest.approx(metrics["best_val_f1"])
+
+
+def test_hparams_tab_shows_the_run_identity_first(tiles, tmp_path):
+    """TensorBoard's HParams tab ticks the first five settings after sorting those that
+    differ between runs first (then by name): they are the runs' identity."""
+    runs = {
+        "a": settings(epochs=1, model="fpn", dates=("july",), aug="noaug", seed=1),
+        "b": settings(
+            epochs=1,
+            model="pspnet",
+            hparams=HParams(0.2, "sigmoid", "max"),
+            dates=("august",),  # a label only: the same tile files
+            aug="aug-online",
+            seed=2,
+        ),
+    }
+    contents = {}
+    for name, run_settings in runs.items():
+        run(run_settings, tiles, tmp_path / name)
+        events = EventAccumulator(str(tmp_path / name))
+        events.Reload()
+        contents[name] = events.PluginTagToContent("hparams")
+    infos = backend_context.Context(None)._compute_hparam_infos(contents)
+    shown = sorted(infos, key=lambda info: (not info.differs, info.name))[:5]
+    assert [(info.name, info.differs) for info in shown] == [
+        (name, True) for name in ("aug", "dates", "hparams", "model", "seed")
+    ]
+    assert {"epochs", "learning_rate", "loss", "batch_size"} <= {info.name for info in infos}
+
+
+def test_learning_rate_curve_follows_the_schedule(tiles, tmp_path, monkeypatch, caplog):
+    """train/learning_rate per epoch: the rate of each epoch's first step, warm-up then
+    cosine decay (glaciermap.training.schedule)."""
+    recipe = settings(lr_schedule="warmup_cosine", warmup_epochs=1.0, final_lr_fraction=0.1)
+    # Progress as log lines, one per batch at interval 0 (no end line: the epoch line follows).
+    monkeypatch.setattr(progress, "_settings", progress.ProgressSettings("log", 0.0))
+    caplog.set_level(logging.INFO, logger="glaciermap.progress")
+    metrics = run(recipe, tiles, tmp_path)
+    lines = [
+        r.getMessage().split(" [")[0] for r in caplog.records if r.name == "glaciermap.progress"
+    ]
+    assert lines == [
+        f"epoch {e}/{EPOCHS}: {p} {n}/2 batch"
+        for e in range(1, EPOCHS + 1)
+        for p, n in ((" 50%", 1), ("100%", 2))
+    ]
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    curve = [(s.step, s.value) for s in events.Scalars("train/learning_rate")]
+    steps = len(batch_indices(torch.arange(metrics["n_train_samples"]), recipe.batch_size))
+    expected = [learning_rate(recipe, (e - 1) * steps, steps) for e in range(1, EPOCHS + 1)]
+    assert curve == [(e, pytest.approx(r, rel=1e-6)) for e, r in enumerate(expected, start=1)]
+    # warm-up from learning_rate / 25 to the peak after one epoch, then decaying
+    assert curve[0][1] == pytest.approx(0.01 / 25, rel=1e-6)
+    assert curve[1][1] == pytest.approx(0.01, rel=1e-6)
+    assert 0.001 < curve[2][1] < 0.01
 
 
 def test_same_seed_gives_identical_metrics(tiles, tmp_path):

@@ -14,13 +14,14 @@ from glaciermap.acquire.settings import (
 from glaciermap.acquire.stac import download_scene
 from glaciermap.config import load_config
 from glaciermap.errors import ConfigError
+from glaciermap.utils.cli_options import add_config, add_dates, add_option, date_labels
 
 
 def run_outlines(args: argparse.Namespace) -> None:
     config = load_config(args.config, check_files=False)
     acquire_outlines(
         AcquireSettings.from_config(config["acquire"]),
-        args.output or config["data"]["outlines"]["file"],
+        args.out or config["data"]["outlines"]["file"],
     )
 
 
@@ -28,9 +29,9 @@ def run_scenes(args: argparse.Namespace) -> None:
     config = load_config(args.config, check_files=False)
     settings = AcquireSettings.from_config(config["acquire"])
     targets = scene_targets(config)
-    dates = args.date or list(targets)
-    if (args.output or args.scl_output) and len(dates) != 1:
-        raise ConfigError("--output and --scl-output need exactly one --date")
+    dates = date_labels(args.dates) or list(targets)
+    if (args.out or args.scl_out) and len(dates) != 1:
+        raise ConfigError("--out and --scl-out need exactly one date (--dates)")
     outlines = args.outlines or (
         config["data"]["outlines"]["file"] if settings.area.glaciers else None
     )
@@ -41,9 +42,9 @@ def run_scenes(args: argparse.Namespace) -> None:
         download_scene(
             settings,
             date,
-            args.output or targets[date],
+            args.out or targets[date],
             outlines=outlines,
-            scl_output=args.scl_output or scl.get(date),
+            scl_output=args.scl_out or scl.get(date),
             invalid_classes=scl_invalid_classes(config, date),
         )
 
@@ -52,26 +53,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     outlines = subparsers.add_parser(
         "acquire-outlines", help="download the GLIMS outlines of the config's area"
     )
-    outlines.add_argument("--config", required=True, help="workflow config with acquire.enabled")
-    outlines.add_argument("--output", help="GeoPackage to write (default data.outlines.file)")
+    add_config(outlines)
+    add_option(
+        outlines,
+        "--out",
+        deprecated=["--output"],
+        help="GeoPackage to write (default: the config's data.outlines.file)",
+    )
     outlines.set_defaults(func=run_outlines)
 
     scenes = subparsers.add_parser(
         "acquire-scenes", help="download one Sentinel-2 L2A scene per date label from STAC"
     )
-    scenes.add_argument("--config", required=True, help="workflow config with acquire.enabled")
-    scenes.add_argument(
-        "--date", action="append", help="date label (repeatable; default all acquire.dates)"
+    add_config(scenes)
+    add_dates(
+        scenes,
+        "date labels of acquire.dates to download (default: all of them)",
+        deprecated=["--date"],
     )
-    scenes.add_argument(
-        "--output", help="scene file (one --date only; default its data.scenes file)"
+    add_option(
+        scenes,
+        "--out",
+        deprecated=["--output"],
+        help="scene file (one date only; default: its data.scenes file)",
     )
-    scenes.add_argument(
-        "--scl-output",
-        help="merged SCL file (one --date only; default its data.scenes validity.scl, if any)",
+    add_option(
+        scenes,
+        "--scl-out",
+        deprecated=["--scl-output"],
+        help="merged SCL file (one date only; default: its data.scenes validity.scl, if any)",
     )
     scenes.add_argument(
         "--outlines",
-        help="outlines defining an area given by glacier ids (default data.outlines.file)",
+        help="outlines defining an area given by glacier ids (default: data.outlines.file)",
     )
     scenes.set_defaults(func=run_scenes)

@@ -7,10 +7,7 @@ from pathlib import Path
 
 from glaciermap.config import load_config
 from glaciermap.data import prepare
-
-
-def _add_config(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default="config.yaml", help="workflow config (YAML)")
+from glaciermap.utils.cli_options import add_config, add_option
 
 
 def _prepare_scene(args: argparse.Namespace) -> None:
@@ -31,7 +28,7 @@ def _regions(args: argparse.Namespace) -> None:
 
 def _tiles(args: argparse.Namespace) -> None:
     data = load_config(args.config)["data"]
-    prepare.prepare_tiles(args.scene, args.mask, args.regions, data["tiles"], args.out_dir)
+    prepare.prepare_tiles(args.scene, args.mask, args.regions, data["tiles"], args.out)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "prepare-scene", help="scene of one date -> 4-band float32 GeoTIFF on the reference grid"
     )
-    _add_config(p)
+    add_config(p)
     p.add_argument("--date", required=True, help="scene label in data.scenes")
     p.add_argument("--out", required=True, help="output GeoTIFF (results/scenes/{date}.tif)")
     p.add_argument(
@@ -50,22 +47,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_prepare_scene)
 
     p = subparsers.add_parser("rasterize", help="outlines -> glacier mask on the scene grid")
-    _add_config(p)
+    add_config(p)
     p.add_argument("--date", required=True, help="scene label (picks the nearest GLIMS analysis)")
     p.add_argument("--scene", required=True, help="prepared scene GeoTIFF")
     p.add_argument("--out", required=True, help="output mask (results/masks/{date}.tif)")
     p.set_defaults(func=_rasterize)
 
     p = subparsers.add_parser("regions", help="train/val/test split raster on the scene grid")
-    _add_config(p)
+    add_config(p)
     p.add_argument("--scene", required=True, help="prepared scene of the reference date")
     p.add_argument("--out", required=True, help="output raster (results/regions.tif)")
     p.set_defaults(func=_regions)
 
     p = subparsers.add_parser("tiles", help="scene + mask -> train/val/test tile files + stats")
-    _add_config(p)
-    p.add_argument("--scene", required=True)
-    p.add_argument("--mask", required=True)
-    p.add_argument("--regions", required=True)
-    p.add_argument("--out-dir", required=True, help="results/tiles/{date}")
+    add_config(p)
+    p.add_argument(
+        "--scene", required=True, help="prepared scene GeoTIFF (results/scenes/{date}.tif)"
+    )
+    p.add_argument(
+        "--mask", required=True, help="reference mask on its grid (results/masks/{date}.tif)"
+    )
+    p.add_argument("--regions", required=True, help="split raster (results/regions.tif)")
+    add_option(
+        p,
+        "--out",
+        deprecated=["--out-dir"],
+        required=True,
+        help="output folder of {train,val,test}.npz and stats.json (results/tiles/{date})",
+    )
     p.set_defaults(func=_tiles)

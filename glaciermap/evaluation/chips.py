@@ -36,6 +36,7 @@ from glaciermap.evaluation.metrics import ConfusionCounts, confusion_counts
 from glaciermap.labels import NODATA
 from glaciermap.models.ensemble import CheckpointEnsemble
 from glaciermap.utils.atomic import atomic_path, write_text_atomic
+from glaciermap.utils.progress import track
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,8 @@ def score_chips(
 ) -> ChipScores:
     """Predict every usable chip of ``images`` and count against its labels."""
     scores = ChipScores()
-    for item in iter_chips(dataset, images, base_dir):
+    chips = iter_chips(dataset, images, base_dir)
+    for item in track(chips, len(images), f"chips {dataset.label}", "chip"):
         mask = str(item.files.mask or (dataset.outlines or {}).get("file", ""))
         row: dict[str, Any] = {"image": str(item.files.image), "mask": mask}
         if isinstance(item, SkippedChip):
@@ -205,7 +207,8 @@ other value is an error. A mask file's nodata tag is no label unless it is a
 glacier or not-glacier value (then it is read as that class, and said so).
 Image pixels equal to --nodata count nowhere. Prints the mask values found and
 how they were read, pooled F1, IoU, precision and recall (undefined, with a
-warning, where the reference lacks a class), and writes per-chip scores to --csv.
+warning, where the reference lacks a class), and writes per-chip scores to --out
+(CSV).
 
 example:
   glaciermap evaluate-chips --checkpoint results/runs/<run>/best.pt \\
@@ -263,7 +266,7 @@ def evaluate_chips_command(args: argparse.Namespace) -> None:
     model = CheckpointEnsemble(args.checkpoint, args.device, args.threshold)
     scores = score_chips(dataset, image_files(dataset), model)
     extra = model.describe()
-    result = write_chip_scores(scores, dataset, args.json, args.csv, ",".join(model.paths), extra)
+    result = write_chip_scores(scores, dataset, args.json, args.out, ",".join(model.paths), extra)
     pooled = result["pooled"]
     if "labels" in result:
         print(result["labels"])
@@ -280,5 +283,5 @@ def evaluate_chips_command(args: argparse.Namespace) -> None:
     print(
         f"{result['n_chips']} chips, {pooled['n_pixels']} pixels scored (tp {pooled['tp']}, "
         f"fp {pooled['fp']}, fn {pooled['fn']}, tn {pooled['tn']}); "
-        f"{result['n_skipped']} skipped; per chip: {args.csv}"
+        f"{result['n_skipped']} skipped; per chip: {args.out}"
     )

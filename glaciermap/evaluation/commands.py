@@ -9,18 +9,30 @@ from glaciermap.evaluation.baseline import fit_baseline, predict_baseline
 from glaciermap.evaluation.chips import EVALUATE_CHIPS_DESCRIPTION, evaluate_chips_command
 from glaciermap.evaluation.metrics import evaluate_prediction
 from glaciermap.labels import GLACIER, NODATA, NOT_GLACIER
+from glaciermap.utils.cli_options import add_option
+
+EVALUATE_EXAMPLE = """\
+example:
+  glaciermap evaluate --prediction results/maps/<run>/oct2000/mask.tif \\
+      --reference results/masks/oct2000.tif --regions results/regions.tif \\
+      --out eval.json --run <run> --date oct2000
+"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "evaluate", help="F1/IoU/precision/recall of a predicted mask in the test and train regions"
+        "evaluate",
+        help="F1/IoU/precision/recall of a predicted mask in the test and train regions",
+        description="Score a predicted mask against the reference mask, pixel by pixel, in\n"
+        "each region of the split (nodata of either counts nowhere); writes a JSON.",
+        epilog=EVALUATE_EXAMPLE,
     )
     p.add_argument("--prediction", required=True, help="predicted mask.tif (0/1, 255 nodata)")
-    p.add_argument("--reference", required=True, help="results/masks/{date}.tif")
-    p.add_argument("--regions", required=True, help="results/regions.tif")
+    p.add_argument("--reference", required=True, help="reference mask (results/masks/{date}.tif)")
+    p.add_argument("--regions", required=True, help="split raster (results/regions.tif)")
     p.add_argument("--out", required=True, help="output JSON (results/eval/{run}/{date}.json)")
-    p.add_argument("--run", help="run label stored in the JSON")
-    p.add_argument("--date", help="date label stored in the JSON")
+    p.add_argument("--run", help="run label stored in the JSON (default: none)")
+    p.add_argument("--date", help="date label stored in the JSON (default: none)")
     p.set_defaults(
         func=lambda a: evaluate_prediction(
             a.prediction, a.reference, a.regions, a.out, run=a.run, date=a.date
@@ -30,10 +42,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "baseline-fit", help="fit the per-band threshold baseline on training tiles"
     )
-    p.add_argument("--train", nargs="+", required=True, help="results/tiles/{date}/train.npz")
-    p.add_argument("--val", nargs="*", default=[], help="results/tiles/{date}/val.npz")
+    p.add_argument(
+        "--train", nargs="+", required=True, help="training tiles (results/tiles/{date}/train.npz)"
+    )
+    p.add_argument(
+        "--val", nargs="*", default=[], help="validation tiles (results/tiles/{date}/val.npz)"
+    )
     p.add_argument("--out", required=True, help="output JSON with the fitted rules")
-    p.add_argument("--max-rules", type=int, default=3, help="most threshold rules (default 3)")
+    p.add_argument("--max-rules", type=int, default=3, help="most threshold rules")
     p.set_defaults(
         func=lambda a: fit_baseline(a.train, a.out, val_tiles=a.val, max_rules=a.max_rules)
     )
@@ -42,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "baseline-predict", help="apply the threshold baseline to a scene, write a mask GeoTIFF"
     )
     p.add_argument("--model", required=True, help="baseline JSON from baseline-fit")
-    p.add_argument("--scene", required=True, help="results/scenes/{date}.tif")
+    p.add_argument("--scene", required=True, help="prepared scene (results/scenes/{date}.tif)")
     p.add_argument("--out", required=True, help="output mask GeoTIFF")
     p.set_defaults(func=lambda a: predict_baseline(a.model, a.scene, a.out))
 
@@ -62,7 +78,6 @@ def _register_evaluate_chips(subparsers: argparse._SubParsersAction) -> None:
         "evaluate-chips",
         help="score checkpoints on a folder of labelled chips (pooled F1/IoU/precision/recall)",
         description=EVALUATE_CHIPS_DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--checkpoint",
@@ -74,38 +89,98 @@ def _register_evaluate_chips(subparsers: argparse._SubParsersAction) -> None:
     masks = parser.add_mutually_exclusive_group(required=True)
     masks.add_argument("--masks", help="mask path pattern with {stem}, e.g. 'masks/{stem}.tif'")
     masks.add_argument("--outlines", help="glacier outlines (GLIMS/RGI) rasterised on each chip")
-    parser.add_argument("--outlines-format", choices=["auto", "glims", "rgi"], default="auto")
+    parser.add_argument(
+        "--outlines-format",
+        choices=["auto", "glims", "rgi"],
+        default="auto",
+        help="attribute layout of --outlines (auto: guessed from its columns)",
+    )
     parser.add_argument(
         "--bands",
         default=band_index_spec(),
-        help="NAME=INDEX in each chip file, comma separated (default blue=1,green=2,red=3,nir=4)",
-    )
-    parser.add_argument("--product", choices=["generic", "sentinel2_l2a"], default="generic")
-    parser.add_argument("--processing-baseline", help="Sentinel-2 baseline, e.g. 05.09")
-    parser.add_argument("--scale", type=float, default=1.0, help="generic: (DN + offset) * scale")
-    parser.add_argument("--offset", type=float, default=0.0)
-    parser.add_argument("--nodata", type=float, default=None, help="image DN marking nodata")
-    parser.add_argument(
-        "--ignore", type=_value_list, default=[NODATA], help="mask values with no label (255)"
+        help="NAME=INDEX in each chip file, comma separated",
     )
     parser.add_argument(
-        "--glacier", type=_value_list, default=[GLACIER], help="mask values of glacier"
+        "--product",
+        choices=["generic", "sentinel2_l2a"],
+        default="generic",
+        help="generic: reflectance = (DN + --offset) * --scale; sentinel2_l2a: the L2A "
+        "quantification and the offset of its processing baseline",
+    )
+    parser.add_argument(
+        "--processing-baseline",
+        help="Sentinel-2 processing baseline, e.g. 05.09 (default: read from the file names)",
+    )
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="generic: (DN + offset) * scale, per DN"
+    )
+    parser.add_argument(
+        "--offset", type=float, default=0.0, help="generic: added to the DN before --scale, DN"
+    )
+    parser.add_argument(
+        "--nodata", type=float, default=None, help="image DN marking nodata (default: none)"
+    )
+    parser.add_argument(
+        "--ignore",
+        type=_value_list,
+        default=[NODATA],
+        metavar="VALUES",
+        help="mask values with no label, comma separated",
+    )
+    parser.add_argument(
+        "--glacier",
+        type=_value_list,
+        default=[GLACIER],
+        metavar="VALUES",
+        help="mask values of glacier, comma separated",
     )
     parser.add_argument(
         "--not-glacier",
         type=_value_list,
         default=[NOT_GLACIER],
-        help="mask values of not glacier (0); any other value is an error",
+        metavar="VALUES",
+        help="mask values of not glacier, comma separated; any value that is none of "
+        "--glacier, --not-glacier or --ignore is an error",
     )
-    parser.add_argument("--acquired", help="acquisition date of every chip, YYYY-MM-DD")
-    parser.add_argument("--acquired-pattern", help="regex whose first group is the date in a name")
-    parser.add_argument("--acquired-format", default="%Y-%m-%d", help="strptime format of it")
-    parser.add_argument("--on-bad-chip", choices=["skip", "error"], default="skip")
     parser.add_argument(
-        "--threshold", type=float, default=None, help="default: the checkpoints' threshold"
+        "--acquired", help="acquisition date of every chip, YYYY-MM-DD (default: unknown)"
     )
-    parser.add_argument("--csv", default="chip_scores.csv", help="per-chip scores (CSV)")
-    parser.add_argument("--json", default=None, help="also write the pooled result as JSON")
+    parser.add_argument(
+        "--acquired-pattern",
+        help="regex whose first group is the acquisition date in a chip's file name",
+    )
+    parser.add_argument(
+        "--acquired-format",
+        default="%Y-%m-%d",
+        help="strptime format of the date --acquired-pattern finds",
+    )
+    parser.add_argument(
+        "--on-bad-chip",
+        choices=["skip", "error"],
+        default="skip",
+        help="an unreadable or unlabelled chip: left out with a warning, or an error",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="glacier probability threshold, 0-1 (default: the checkpoints' threshold)",
+    )
+    add_option(
+        parser,
+        "--out",
+        deprecated=["--csv"],
+        default="chip_scores.csv",
+        help="per-chip scores (CSV)",
+    )
+    parser.add_argument(
+        "--json", default=None, help="also write the pooled result as JSON (default: no JSON)"
+    )
     parser.add_argument("--label", default="chips", help="dataset name stored in the outputs")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="auto",
+        help="where the model runs (auto: the GPU when there is one)",
+    )
     parser.set_defaults(func=evaluate_chips_command)

@@ -147,7 +147,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "predict",
         help="map glaciers on a scene with a trained checkpoint",
         description=PREDICT_DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--checkpoint",
@@ -159,29 +158,49 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--scene", help="a GeoTIFF (or any GDAL raster) holding the bands")
     parser.add_argument(
         "--bands",
-        help="NAME=INDEX (in --scene) or NAME=FILE[:INDEX], comma separated; default: the "
-        f"scene's band descriptions, else {DEFAULT_BANDS}",
+        help="NAME=INDEX (in --scene) or NAME=FILE[:INDEX], comma separated (default: the "
+        f"scene's band descriptions, else {DEFAULT_BANDS})",
     )
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--product", choices=["generic", "sentinel2_l2a"], default="generic")
-    parser.add_argument("--processing-baseline", help="Sentinel-2 baseline, e.g. 05.09")
-    parser.add_argument("--scale", type=float, default=1.0, help="generic: (DN + offset) * scale")
-    parser.add_argument("--offset", type=float, default=0.0)
-    parser.add_argument("--nodata", type=float, default=None, help="DN marking nodata")
+    parser.add_argument(
+        "--product",
+        choices=["generic", "sentinel2_l2a"],
+        default="generic",
+        help="generic: reflectance = (DN + --offset) * --scale; sentinel2_l2a: the L2A "
+        "quantification and the offset of its processing baseline",
+    )
+    parser.add_argument(
+        "--processing-baseline",
+        help="Sentinel-2 processing baseline, e.g. 05.09 (default: read from the file names)",
+    )
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="generic: (DN + offset) * scale, per DN"
+    )
+    parser.add_argument(
+        "--offset", type=float, default=0.0, help="generic: added to the DN before --scale, DN"
+    )
+    parser.add_argument(
+        "--nodata", type=float, default=None, help="DN marking nodata (default: none)"
+    )
     defaults = InferenceSettings()
     parser.add_argument(
         "--window",
         type=int,
         default=defaults.window,
-        help="window side, px (multiple of 32); default: the checkpoint's training tile",
+        help="window side, px (multiple of 32; default: the checkpoint's training tile)",
     )
     parser.add_argument(
         "--margin",
         type=int,
         default=defaults.margin,
-        help="overlap of windows, px, blended; default: a quarter of the window",
+        help="overlap of windows, px, blended (default: a quarter of the window)",
     )
-    parser.add_argument("--blend", choices=BLEND_KINDS, default=defaults.blend)
+    parser.add_argument(
+        "--blend",
+        choices=BLEND_KINDS,
+        default=defaults.blend,
+        help="weights that cross-fade overlapping windows",
+    )
     parser.add_argument(
         "--tta", choices=TTA_KINDS, default=defaults.tta, help="test-time augmentation"
     )
@@ -189,13 +208,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--batch-size",
         type=int,
         default=defaults.batch_size,
-        help="windows per forward pass; default: about a megapixel of windows",
+        help="windows per forward pass (default: about a megapixel of windows)",
     )
-    parser.add_argument("--block-size", type=int, default=defaults.block_size)
     parser.add_argument(
-        "--threshold", type=float, default=None, help="default: the checkpoint's threshold"
+        "--block-size",
+        type=int,
+        default=defaults.block_size,
+        help="side of the blocks read and written at a time, px (bounds memory)",
     )
-    parser.add_argument("--min-area-km2", type=float, default=0.01)
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="glacier probability threshold, 0-1 (default: the checkpoint's threshold)",
+    )
+    parser.add_argument(
+        "--min-area-km2",
+        type=float,
+        default=0.01,
+        help="outlines smaller than this are left out of outlines.gpkg, km2",
+    )
     parser.add_argument("--date", default="", help="date label written into the outlines")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="auto",
+        help="where the model runs (auto: the GPU when there is one)",
+    )
     parser.set_defaults(func=predict_command)

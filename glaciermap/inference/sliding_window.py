@@ -21,8 +21,9 @@ as in the training tiles; windows with no valid pixel are skipped.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
@@ -35,6 +36,7 @@ from glaciermap.errors import InputDataError
 from glaciermap.inference.settings import InferenceSettings
 from glaciermap.inference.tta import predict_tta
 from glaciermap.inference.windows import Block, WindowPlan, blend_weights, plan_windows
+from glaciermap.utils.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +234,21 @@ def predict_blocks(
             plan.window_width,
         )
     engine = _Engine(predictors, settings, plan, memory_format)
+    # Pixels finished (k, M), their rate and the time left; the block count alongside.
+    with (
+        progress(plan.height * plan.width, "predict", "px", unit_scale=True) as bar,
+        contextlib.closing(_finished_blocks(source, plan, engine)) as blocks,  # reader stops
+    ):
+        for done, finished in enumerate(blocks, start=1):
+            bar.set_postfix_str(f"block {done}/{len(plan.blocks)}", refresh=False)
+            bar.update(finished.window.height * finished.window.width)
+            yield finished
+
+
+def _finished_blocks(
+    source: BandSource, plan: WindowPlan, engine: _Engine
+) -> Generator[BlockPrediction, None, None]:
+    """Read the blocks ahead in a thread, predict them, yield them as they finish."""
     reads: collections.deque[tuple[Block, Future]] = collections.deque()
     blocks = iter(plan.blocks)
     reader = ThreadPoolExecutor(1, thread_name_prefix="glaciermap-read")

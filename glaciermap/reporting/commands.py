@@ -20,16 +20,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("kind", choices=sorted(SELECTION_TABLES), help="which stage's table")
     p.add_argument("--metrics", nargs="+", required=True, help="runs' metrics.json files")
     p.add_argument("--baseline", required=True, help="threshold baseline JSON (baseline-fit)")
-    p.add_argument("--out", required=True, help="output CSV; the .md is written next to it")
+    p.add_argument(
+        "--out", required=True, help="output CSV; its .md and .html twins are written next to it"
+    )
     p.set_defaults(func=lambda a: SELECTION_TABLES[a.kind](a.metrics, a.baseline, a.out))
 
     p = subparsers.add_parser("table3", help="Table 3 from the final runs' evaluation JSONs")
-    p.add_argument("--evals", nargs="+", required=True, help="results/eval/{run}/{date}.json")
     p.add_argument(
-        "--baseline", nargs="+", required=True, help="results/eval/baseline/{dates}/{date}.json"
+        "--evals",
+        nargs="+",
+        required=True,
+        help="final runs' scores (results/eval/{run}/{date}.json)",
     )
-    p.add_argument("--out", required=True, help="output CSV (results/table3.csv)")
-    p.add_argument("--out-long", required=True, help="long-form CSV (results/table3_long.csv)")
+    p.add_argument(
+        "--baseline",
+        nargs="+",
+        required=True,
+        help="baseline scores (results/eval/baseline/{dates}/{date}.json)",
+    )
+    p.add_argument(
+        "--out", required=True, help="output CSV (results/table3.csv; .md and .html twins)"
+    )
+    p.add_argument(
+        "--out-long", required=True, help="long-form CSV (results/table3_long.csv; twins too)"
+    )
     p.add_argument(
         "--external",
         nargs="*",
@@ -44,8 +58,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "figure-curves", help="loss and F1 per epoch of some runs (Figures 2, 3, 4)"
     )
     p.add_argument("--metrics", nargs="+", required=True, help="runs' metrics.json files")
-    p.add_argument("--group-by", default="model", choices=["model", "hparams", "aug", "dates"])
-    p.add_argument("--title", help="figure title")
+    p.add_argument(
+        "--group-by",
+        default="model",
+        choices=["model", "hparams", "aug", "dates"],
+        help="one colour per value of this part of the run name",
+    )
+    p.add_argument("--title", help="figure title (default: none)")
     p.add_argument("--out", required=True, help="output PNG")
     p.set_defaults(
         func=lambda a: figures.figure_training_curves(a.metrics, a.out, a.group_by, a.title)
@@ -54,14 +73,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "figure-overlay", help="prediction over the RGB image of one region (Figures 5-8)"
     )
-    p.add_argument("--scene", required=True, help="results/scenes/{date}.tif")
+    p.add_argument("--scene", required=True, help="prepared scene (results/scenes/{date}.tif)")
     p.add_argument("--probability", required=True, help="results/maps/{run}/{date}/probability.tif")
-    p.add_argument("--reference", required=True, help="results/masks/{date}.tif")
-    p.add_argument("--regions", required=True, help="results/regions.tif")
-    p.add_argument("--region", default="test", choices=["train", "val", "test"])
+    p.add_argument("--reference", required=True, help="reference mask (results/masks/{date}.tif)")
+    p.add_argument("--regions", required=True, help="split raster (results/regions.tif)")
+    p.add_argument(
+        "--region", default="test", choices=["train", "val", "test"], help="region drawn"
+    )
     p.add_argument("--mask", help="predicted mask.tif (default: probability >= --threshold)")
-    p.add_argument("--threshold", type=float, default=0.5)
-    p.add_argument("--title", help="figure title")
+    p.add_argument(
+        "--threshold", type=float, default=0.5, help="glacier probability threshold, 0-1"
+    )
+    p.add_argument("--title", help="figure title (default: none)")
     p.add_argument("--out", required=True, help="output PNG")
     p.set_defaults(
         func=lambda a: figures.figure_overlay(

@@ -1,7 +1,8 @@
 """Tables 1-3 of the study, from the runs' metrics.json and eval JSON files.
 
-Every table is a CSV (numbers, for programs) and a Markdown file next to it
-(same name, ``.md``; ``mean ± std`` strings, for people). Every table carries a
+Every table is a CSV (numbers, for programs), and a Markdown and an HTML file next
+to it (same name, ``.md`` and ``.html``; ``mean ± std`` strings, for people; the
+HTML one is what the Snakemake report shows). Every table carries a
 row for the threshold baseline (``baseline`` column True) so that the gain of
 each model is visible. Standard deviations are sample standard deviations over
 seeds (ddof=1); they are empty with a single seed.
@@ -21,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from glaciermap.errors import InputDataError
+from glaciermap.reporting.html_tables import write_table_html
 from glaciermap.runs import BASELINE, DISPLAY_NAMES, HParams, parse_label
 from glaciermap.utils.atomic import atomic_path, write_text_atomic
 
@@ -120,14 +122,14 @@ def selection_table(
 def build_table1(
     metrics_files: Sequence[PathLike], baseline_json: PathLike, out_csv: PathLike
 ) -> pd.DataFrame:
-    """Table 1 (model selection): one row per architecture, written to CSV and ``.md``.
+    """Table 1 (model selection): one row per architecture, written to CSV, ``.md``, ``.html``.
 
     ``metrics_files``: the model-selection runs' ``metrics.json`` (all seeds);
     ``baseline_json``: the fitted threshold baseline (with ``val_f1``).
     """
     table = selection_table(metrics_files, ["model", "hparams"], baseline_json)
     table.insert(0, "architecture", [_display_name(m) for m in table["model"]])
-    _write_table(table, out_csv, _selection_markdown(table, ["architecture", "hparams"]))
+    _write_table(table, out_csv, _selection_for_people(table, ["architecture", "hparams"]))
     return table
 
 
@@ -141,7 +143,7 @@ def build_table2(
     table.insert(3, "activation", [c.activation if c else "" for c in cells])
     table.insert(4, "pooling", [c.pooling if c else "" for c in cells])
     columns = ["model", "dropout", "activation", "pooling"]
-    _write_table(table, out_csv, _selection_markdown(table, columns))
+    _write_table(table, out_csv, _selection_for_people(table, columns))
     return table
 
 
@@ -150,7 +152,7 @@ def build_table_augmentation(
 ) -> pd.DataFrame:
     """Augmentation table: the winning model and cell with each augmentation mode."""
     table = selection_table(metrics_files, ["model", "hparams", "aug"], baseline_json)
-    _write_table(table, out_csv, _selection_markdown(table, ["model", "hparams", "aug"]))
+    _write_table(table, out_csv, _selection_for_people(table, ["model", "hparams", "aug"]))
     return table
 
 
@@ -345,7 +347,7 @@ def build_table3(
     order = _table3_order(table)
     table = table.loc[order].reset_index(drop=True)
     markdown = pd.DataFrame([markdown_rows[i] for i in order])
-    _write_table(table, out_csv, markdown.to_markdown(index=False, disable_numparse=True))
+    _write_table(table, out_csv, markdown)
     long_md = long.assign(
         model=[
             f"{_display_name(m)} seed ensemble" if e else _display_name(m)
@@ -353,7 +355,7 @@ def build_table3(
         ],
         **{"mean ± std": [_mean_std(m, s) for m, s in zip(long["mean"], long["std"], strict=True)]},
     ).drop(columns=["mean", "std", "baseline", "ensemble"])
-    _write_table(long, out_long_csv, long_md.to_markdown(index=False, disable_numparse=True))
+    _write_table(long, out_long_csv, long_md)
     return table
 
 
@@ -380,7 +382,7 @@ def _mean_std(mean: float, std: float, digits: int = 3) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def _selection_markdown(table: pd.DataFrame, label_columns: list[str]) -> str:
+def _selection_for_people(table: pd.DataFrame, label_columns: list[str]) -> pd.DataFrame:
     rows = []
     for _, row in table.iterrows():
         out = {c: ("" if pd.isna(row[c]) else row[c]) for c in label_columns}
@@ -399,7 +401,7 @@ def _selection_markdown(table: pd.DataFrame, label_columns: list[str]) -> str:
             "" if pd.isna(row["train_seconds_mean"]) else f"{row['train_seconds_mean']:.1f}"
         )
         rows.append(out)
-    return pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)
+    return pd.DataFrame(rows)
 
 
 def _parameters(n: float, baseline: bool) -> str:
@@ -410,9 +412,12 @@ def _parameters(n: float, baseline: bool) -> str:
     return f"{n / 1e6:.1f} M"
 
 
-def _write_table(table: pd.DataFrame, out_csv: PathLike, markdown: str) -> None:
-    """Write ``table`` to ``out_csv`` and ``markdown`` next to it (``.md``), atomically."""
+def _write_table(table: pd.DataFrame, out_csv: PathLike, for_people: pd.DataFrame) -> None:
+    """Write ``table`` to ``out_csv`` and ``for_people`` next to it as Markdown (``.md``)
+    and HTML (``.html``), each atomically."""
     out_csv = Path(out_csv)
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False, float_format="%.10g")
+    markdown = for_people.to_markdown(index=False, disable_numparse=True)
     write_text_atomic(out_csv.with_suffix(".md"), markdown + "\n")
+    write_table_html(for_people, out_csv.with_suffix(".html"))

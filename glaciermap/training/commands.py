@@ -9,10 +9,11 @@ from pathlib import Path
 
 from glaciermap.config import load_config
 from glaciermap.errors import ConfigError
-from glaciermap.runs import AUG_MODES, MODEL_NAMES, HParams, RunKey, split_dates
+from glaciermap.runs import AUG_MODES, MODEL_NAMES, HParams, RunKey
 from glaciermap.training.interruption import RunInterrupted
 from glaciermap.training.run import train_run
 from glaciermap.training.settings import DEVICES, RunSettings
+from glaciermap.utils.cli_options import add_config, add_dates, date_labels
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ def _run_key(args: argparse.Namespace) -> RunKey:
         return RunKey(
             args.model,
             HParams.from_slug(args.hparams),
-            split_dates(args.dates),
+            tuple(date_labels(args.dates)),
             args.aug,
             args.seed,
         )
@@ -56,20 +57,45 @@ def train_command(args: argparse.Namespace) -> None:
         raise SystemExit(exc.exit_code) from exc
 
 
+TRAIN_EXAMPLES = """\
+Settings other than the run's identity (epochs, batch size, learning rate and its
+schedule, loss, ...) come from the config's training section.
+
+examples:
+  glaciermap train --model pspnet --hparams dropout0.4-softmax-mean --dates oct2000
+  glaciermap train --config configs/study.yaml --model deeplabv3plus \\
+      --hparams dropout0.2-sigmoid-max --dates july august --aug aug-concat --seed 2
+  tensorboard --logdir results/runs
+"""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train",
         help="train one model; continues from last.pt when a previous attempt was killed",
+        description="Train one run {model}/{hparams}/{dates}/{aug}/seed{seed} on the tile\n"
+        "store; it writes best.pt, last.pt, metrics.json and TensorBoard events to its folder.",
+        epilog=TRAIN_EXAMPLES,
     )
-    p.add_argument("--config", default="config.yaml", help="workflow config (default config.yaml)")
+    add_config(p)
     p.add_argument("--model", required=True, choices=MODEL_NAMES, help="architecture")
-    p.add_argument("--hparams", required=True, help="e.g. dropout0.4-softmax-mean")
-    p.add_argument("--dates", required=True, help="date label(s) joined with '+', e.g. july+august")
-    p.add_argument("--aug", choices=AUG_MODES, default="noaug")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--hparams",
+        required=True,
+        help="hyperparameter cell dropout<p>-<activation>-<pooling>, e.g. dropout0.4-softmax-mean",
+    )
+    add_dates(p, "date labels to train on, e.g. july august", required=True)
+    p.add_argument("--aug", choices=AUG_MODES, default="noaug", help="augmentation mode")
+    p.add_argument("--seed", type=int, default=1, help="random seed of the run")
     p.add_argument("--tiles", default="results/tiles", help="folder of {date}/{split}.npz")
     p.add_argument("--runs", default="results/runs", help="parent of the run folders")
-    p.add_argument("--out", help="run folder (default: {runs}/{model}/{hparams}/{dates}/...)")
-    p.add_argument("--epochs", type=int, help="override training.epochs")
-    p.add_argument("--device", choices=DEVICES, help="override training.device")
+    p.add_argument(
+        "--out", help="run folder (default: {runs}/{model}/{hparams}/{dates}/{aug}/seed{seed})"
+    )
+    p.add_argument(
+        "--epochs", type=int, help="number of epochs (default: the config's training.epochs)"
+    )
+    p.add_argument(
+        "--device", choices=DEVICES, help="device (default: the config's training.device)"
+    )
     p.set_defaults(func=train_command)

@@ -29,8 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tensorboard.compat.proto.summary_pb2 import Summary
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from glaciermap.errors import InputDataError
 from glaciermap.evaluation.metrics import ConfusionCounts
@@ -57,6 +59,7 @@ from glaciermap.training.settings import RunSettings
 from glaciermap.training.tiles import TileTensors, load_tiles, pooled_stats
 from glaciermap.utils.atomic import write_text_atomic
 from glaciermap.utils.device import resolve_device
+from glaciermap.utils.progress import track
 
 log = logging.getLogger(__name__)
 
@@ -163,18 +166,33 @@ def selection_score(history: list[dict[str, Any]], last_epochs: int) -> float:
 
 
 def _hparam_values(settings: RunSettings) -> dict[str, Any]:
-    """Every setting for TensorBoard's hparams, which accept numbers, strings and booleans."""
+    """Every setting for TensorBoard's hparams, which accept numbers, strings and booleans.
+
+    The cell's dropout, activation and pooling are in ``hparams`` (its slug) only:
+    TensorBoard shows the first five settings that differ between runs (by name), and
+    the five of a run's identity (aug, dates, hparams, model, seed) must be those.
+    """
     values = settings.to_dict()
     augmentation = values.pop("augmentation") or {}
     jitter = augmentation.pop("jitter", {})
     values.update({f"aug_{key}": value for key, value in augmentation.items()})
     values.update({f"jitter_{key}": value for key, value in jitter.items()})
-    values.update(
-        dropout=settings.hparams.dropout,
-        activation=settings.hparams.activation,
-        pooling=settings.hparams.pooling,
-    )
     return {key: "none" if value is None else value for key, value in values.items()}
+
+
+def _hparams_session(settings: RunSettings) -> tuple[Summary, Summary]:
+    """The run's session start (every setting) and end summaries for the HParams tab.
+
+    No experiment summary: TensorBoard then builds the experiment from all runs'
+    session starts, marks the settings that differ between runs and lists them
+    first (the visible columns: model, hparams, dates, aug, seed in a study), and
+    takes the metric columns from the runs' own curves (``f1/val_selection``,
+    ``f1/val_best``, ``f1/val``, ...: last values), so that no single-point
+    ``hparam/*`` scalars clutter Time Series (``SummaryWriter.add_hparams`` writes
+    an experiment per run, which hides what differs, and such scalars).
+    """
+    _, start, end = hparams_summaries(_hparam_values(settings), {})
+    return start, end
 
 
 @dataclass
@@ -242,7 +260,10 @@ class _Run:
         progress.loss_sum = progress.loss_sum.to(trainer.device)
         progress.counts = progress.counts.to(trainer.device)
         batches = batch_indices(progress.order, settings.batch_size)
-        for index in range(progress.next_batch, len(batches)):
+        # Batches of this epoch as progress; the epoch's own log line follows, so no end line.
+        label, first = f"epoch {progress.epoch}/{settings.epochs}", progress.next_batch
+        indices = range(first, len(batches))
+        for index in track(indices, len(batches), label, "batch", initial=first, leave=False):
             batch = self.train[batches[index].to(trainer.device)]
             if settings.aug in ONLINE_AUGMENTATION and settings.augmentation is not None:
                 images, masks = augment(
@@ -288,6 +309,16 @@ class _Run:
                 for k, v in self.trainer.model.state_dict().items()
             }
         _log_epoch(self.writer, record)
+        epoch = record["epoch"]
+        # Curves whose last value is a run's headline (the HParams tab's metric columns).
+        self.writer.add_scalar("f1/val_best", state.best_val_f1, epoch)
+        selection = selection_score(state.history, self.settings.selection_epochs)
+        self.writer.add_scalar("f1/val_selection", selection, epoch)
+        # The rate of the epoch's first step (per epoch, like every curve here: a resumed
+        # run's purge_step counts epochs).
+        steps = self.trainer.steps_per_epoch
+        rate = learning_rate(self.settings, (epoch - 1) * steps, steps)
+        self.writer.add_scalar("train/learning_rate", rate, epoch)
 
     @torch.no_grad()
     def show(self, tiles: TileTensors, epoch: int) -> None:
@@ -417,23 +448,15 @@ def train_run(
     )
 
     writer = SummaryWriter(log_dir=str(out), purge_step=state.epochs_done + 1)
+    start_session, end_session = _hparams_session(settings)
     try:
+        writer._get_file_writer().add_summary(start_session)
         run = _Run(trainer, state, generator, writer, last_path, inputs, train, val)
         with stop_on_sigterm() as stop:
             run.epochs(stop)
         metrics = _finish(settings, state, n_parameters, sizes, device)
         _save_best(settings, state, model, normalizer, train.images.shape[-1], out)
-        writer.add_hparams(
-            _hparam_values(settings),
-            {
-                "hparam/selection_score": metrics["selection_score"],
-                "hparam/best_val_f1": metrics["best_val_f1"],
-                "hparam/final_val_f1": state.history[-1]["val_f1"],
-                "hparam/final_val_loss": state.history[-1]["val_loss"],
-            },
-            run_name=".",
-            global_step=settings.epochs,
-        )
+        writer._get_file_writer().add_summary(end_session)
     finally:
         writer.close()
     write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")

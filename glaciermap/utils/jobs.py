@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from glaciermap.errors import GlacierMapError, Interrupted
+from glaciermap.utils import progress
 from glaciermap.utils.atomic import output_error
 from glaciermap.utils.logs import setup_logging
 
@@ -32,6 +33,7 @@ def debugging() -> bool:
 def job(log_file: str | Path | None) -> Iterator[None]:
     """Log to ``log_file`` and stderr; turn an input error into one line and exit status 1."""
     setup_logging(log_file)
+    progress.configure(mode="log")  # progress lines into the rule's log, not a bar
     try:
         yield
     except GlacierMapError as exc:
