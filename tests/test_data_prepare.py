@@ -378,7 +378,7 @@ def test_mask_values_other_than_labels_are_refused(workdir, capsys, geotiff):
     with rasterio.open("out/masks/july.tif", "w", **profile) as dst:
         dst.write(mask, 1)
     assert main(["tiles", "--scene", "out/scenes/july.tif", "--mask", "out/masks/july.tif",
-                 "--regions", "out/regions.tif", "--out-dir", "out/tiles/again"]) == 1  # fmt: skip
+                 "--regions", "out/regions.tif", "--out", "out/tiles/again"]) == 1  # fmt: skip
     assert "out/masks/july.tif: values [7] are not labels" in capsys.readouterr().err
     assert not Path("out/tiles/again").exists()
 

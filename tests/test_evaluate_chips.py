@@ -271,7 +271,7 @@ def test_unknown_mask_values_are_an_error_naming_file_and_values(
     code = main(
         ["evaluate-chips", "--checkpoint", str(checkpoints[0]), "--images", f"{chips}/images/*.tif",
          "--masks", f"{chips}/masks/{{stem}}.tif", "--scale", str(SCALE), "--nodata", "0",
-         "--device", "cpu", "--csv", str(out_csv)]
+         "--device", "cpu", "--out", str(out_csv)]
     )  # fmt: skip
     error = capsys.readouterr().err
     assert code == 1 and values in error and "a_utm.tif" in error
@@ -294,7 +294,7 @@ def test_a_glacier_free_chip_set_warns_and_reports_undefined_scores(chips, check
     code = main(
         ["evaluate-chips", "--checkpoint", str(checkpoints[0]), "--images", f"{chips}/images/*.tif",
          "--masks", f"{chips}/masks/{{stem}}.tif", "--scale", str(SCALE), "--nodata", "0",
-         "--device", "cpu", "--csv", str(chips / "s.csv"), "--json", str(out_json)]
+         "--device", "cpu", "--out", str(chips / "s.csv"), "--json", str(out_json)]
     )  # fmt: skip
     printed = capsys.readouterr().out
     assert code == 0
