@@ -9,7 +9,7 @@ from glaciermap.evaluation.baseline import fit_baseline, predict_baseline
 from glaciermap.evaluation.chips import EVALUATE_CHIPS_DESCRIPTION, evaluate_chips_command
 from glaciermap.evaluation.metrics import evaluate_prediction
 from glaciermap.labels import GLACIER, NODATA, NOT_GLACIER
-from glaciermap.utils.cli_options import add_option
+from glaciermap.utils.cli_options import add_option, add_radiometry
 
 EVALUATE_EXAMPLE = """\
 example:
@@ -100,26 +100,7 @@ def _register_evaluate_chips(subparsers: argparse._SubParsersAction) -> None:
         default=band_index_spec(),
         help="NAME=INDEX in each chip file, comma separated",
     )
-    parser.add_argument(
-        "--product",
-        choices=["generic", "sentinel2_l2a"],
-        default="generic",
-        help="generic: reflectance = (DN + --offset) * --scale; sentinel2_l2a: the L2A "
-        "quantification and the offset of its processing baseline",
-    )
-    parser.add_argument(
-        "--processing-baseline",
-        help="Sentinel-2 processing baseline, e.g. 05.09 (default: read from the file names)",
-    )
-    parser.add_argument(
-        "--scale", type=float, default=1.0, help="generic: (DN + offset) * scale, per DN"
-    )
-    parser.add_argument(
-        "--offset", type=float, default=0.0, help="generic: added to the DN before --scale, DN"
-    )
-    parser.add_argument(
-        "--nodata", type=float, default=None, help="image DN marking nodata (default: none)"
-    )
+    add_radiometry(parser, "image DN marking nodata (default: none)")
     parser.add_argument(
         "--ignore",
         type=_value_list,

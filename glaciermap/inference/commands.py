@@ -27,6 +27,7 @@ from glaciermap.io import sentinel2
 from glaciermap.io.map_layers import LayerName, write_styles
 from glaciermap.models.ensemble import CheckpointEnsemble
 from glaciermap.utils.atomic import staged_folder
+from glaciermap.utils.cli_options import add_radiometry
 
 log = logging.getLogger(__name__)
 
@@ -162,39 +163,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         f"scene's band descriptions, else {DEFAULT_BANDS})",
     )
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument(
-        "--product",
-        choices=["generic", "sentinel2_l2a"],
-        default="generic",
-        help="generic: reflectance = (DN + --offset) * --scale; sentinel2_l2a: the L2A "
-        "quantification and the offset of its processing baseline",
-    )
-    parser.add_argument(
-        "--processing-baseline",
-        help="Sentinel-2 processing baseline, e.g. 05.09 (default: read from the file names)",
-    )
-    parser.add_argument(
-        "--scale", type=float, default=1.0, help="generic: (DN + offset) * scale, per DN"
-    )
-    parser.add_argument(
-        "--offset", type=float, default=0.0, help="generic: added to the DN before --scale, DN"
-    )
-    parser.add_argument(
-        "--nodata", type=float, default=None, help="DN marking nodata (default: none)"
-    )
+    add_radiometry(parser, "DN marking nodata (default: none)")
     defaults = InferenceSettings()
-    parser.add_argument(
-        "--window",
-        type=int,
-        default=defaults.window,
-        help="window side, px (multiple of 32; default: the checkpoint's training tile)",
-    )
-    parser.add_argument(
-        "--margin",
-        type=int,
-        default=defaults.margin,
-        help="overlap of windows, px, blended (default: a quarter of the window)",
-    )
+    for option, help_text in (
+        ("window", "window side, px (multiple of 32; default: the checkpoint's training tile)"),
+        ("margin", "overlap of windows, px, blended (default: a quarter of the window)"),
+        ("batch_size", "windows per forward pass (default: about a megapixel of windows)"),
+        ("block_size", "side of the blocks read and written at a time, px (bounds memory)"),
+    ):
+        parser.add_argument(
+            f"--{option.replace('_', '-')}",
+            type=int,
+            default=getattr(defaults, option),
+            help=help_text,
+        )
     parser.add_argument(
         "--blend",
         choices=BLEND_KINDS,
@@ -203,18 +185,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--tta", choices=TTA_KINDS, default=defaults.tta, help="test-time augmentation"
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=defaults.batch_size,
-        help="windows per forward pass (default: about a megapixel of windows)",
-    )
-    parser.add_argument(
-        "--block-size",
-        type=int,
-        default=defaults.block_size,
-        help="side of the blocks read and written at a time, px (bounds memory)",
     )
     parser.add_argument(
         "--threshold",

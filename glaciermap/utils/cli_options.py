@@ -96,6 +96,29 @@ def add_option(
     return action
 
 
+def add_radiometry(parser: argparse.ArgumentParser, nodata_help: str) -> None:
+    """How DNs become reflectance (``--product``, ``--processing-baseline``, ``--scale``,
+    ``--offset``, ``--nodata``): the same in ``predict`` and ``evaluate-chips``."""
+    parser.add_argument(
+        "--product",
+        choices=["generic", "sentinel2_l2a"],
+        default="generic",
+        help="generic: reflectance = (DN + --offset) * --scale; sentinel2_l2a: the L2A "
+        "quantification and the offset of its processing baseline",
+    )
+    parser.add_argument(
+        "--processing-baseline",
+        help="Sentinel-2 processing baseline, e.g. 05.09 (default: read from the file names)",
+    )
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="generic: (DN + offset) * scale, per DN"
+    )
+    parser.add_argument(
+        "--offset", type=float, default=0.0, help="generic: added to the DN before --scale, DN"
+    )
+    parser.add_argument("--nodata", type=float, default=None, help=nodata_help)
+
+
 def add_config(parser: argparse.ArgumentParser) -> None:
     """``--config``, the same in every sub-command that reads the workflow config."""
     parser.add_argument(
