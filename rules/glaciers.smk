@@ -46,11 +46,13 @@ rule maps_glaciers:
         regions=regions_file(),
         glacier_outlines=config["data"]["outlines"]["file"],
     output:
-        glaciers=report(
-            results("maps/glaciers.csv"), caption="../report/glaciers.rst", category="Maps"
+        glaciers=results("maps/glaciers.csv"),
+        change=results("maps/glacier_change.csv"),
+        glaciers_html=report(
+            results("maps/glaciers.html"), caption="../report/glaciers.rst", category="Maps"
         ),
-        change=report(
-            results("maps/glacier_change.csv"),
+        change_html=report(
+            results("maps/glacier_change.html"),
             caption="../report/glacier_change.rst",
             category="Maps",
         ),

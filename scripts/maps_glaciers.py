@@ -1,6 +1,7 @@
 """Snakemake adapter: per-glacier area and change tables (rule maps_glaciers)."""
 
 from glaciermap.areas.glacier_tables import GlacierSettings, glacier_grid, write_glacier_tables
+from glaciermap.reporting.html_tables import write_csv_html
 from glaciermap.utils.jobs import job
 
 with job(snakemake.log[0]):
@@ -22,3 +23,5 @@ with job(snakemake.log[0]):
         snakemake.output.glaciers,
         snakemake.output.change,
     )
+    write_csv_html(snakemake.output.glaciers, snakemake.output.glaciers_html)
+    write_csv_html(snakemake.output.change, snakemake.output.change_html)

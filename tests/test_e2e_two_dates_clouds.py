@@ -288,3 +288,6 @@ def test_report_lists_only_the_tables_made_and_shows_the_area_change(run):
     uri = results["results/maps/area_change.html"]["data_uri"]
     (change,) = read_html_tables(base64.b64decode(uri.split("base64,", 1)[1]).decode())
     assert len(change) - 1 == len(pd.read_csv(work / "results/maps/area_change.csv")) > 0
+    uri = results["results/maps/glaciers.html"]["data_uri"]
+    (glaciers,) = read_html_tables(base64.b64decode(uri.split("base64,", 1)[1]).decode())
+    assert len(glaciers) - 1 == len(pd.read_csv(work / "results/maps/glaciers.csv")) > 0
