@@ -34,8 +34,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--val", nargs="*", default=[], help="results/tiles/{date}/val.npz")
     p.add_argument("--out", required=True, help="output JSON with the fitted rules")
     p.add_argument("--max-rules", type=int, default=3, help="most threshold rules (default 3)")
+    p.add_argument(
+        "--channels",
+        default="blue,green,red,nir",
+        help="the tiles' channels, comma separated (data.channels; default blue,green,red,nir)",
+    )
     p.set_defaults(
-        func=lambda a: fit_baseline(a.train, a.out, val_tiles=a.val, max_rules=a.max_rules)
+        func=lambda a: fit_baseline(
+            a.train,
+            a.out,
+            val_tiles=a.val,
+            max_rules=a.max_rules,
+            channels=[c.strip() for c in a.channels.split(",") if c.strip()],
+        )
     )
 
     p = subparsers.add_parser(

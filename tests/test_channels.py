@@ -1,0 +1,284 @@
+"""Configurable input channels: 20 m SWIR beside 10 m bands, a DEM in another CRS,
+indices, and a model of eight channels through training and ``predict``."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.warp import transform as warp_transform
+from sentinel2_products import OFFSET, reflectance, write_product
+
+from glaciermap.channels import (
+    FIXED_RANGES,
+    check_channels,
+    normalized_difference,
+    spectral_bands,
+)
+from glaciermap.config import check_config, validate_config
+from glaciermap.data.normalization import ArrayBands, band_stats, scene_range
+from glaciermap.data.prepare import prepare_scene, scene_input_files
+from glaciermap.data.tilestore import TileSet
+from glaciermap.errors import ConfigError
+from glaciermap.io.grid import Grid
+from glaciermap.io.scenes import read_prepared_channels
+from glaciermap.io.terrain import slope_degrees
+
+SIDE = 64  # 10 m pixels; the 20 m bands have SIDE / 2
+TRANSFORM = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 3100000.0)
+CRS = "EPSG:32645"
+EIGHT = ["blue", "green", "red", "nir", "swir16", "swir22", "elevation", "slope"]
+# The DEM: a plane z = Z0 + GX * (easting - E0) + GY * (northing - N0) in metres.
+Z0, GX, GY = 2000.0, 0.2, 0.1
+E0, N0 = 500000.0, 3100000.0
+DEM_NODATA = -9999.0
+GREEN = 0.6  # reflectance of the green band everywhere
+
+
+def plane(easting: np.ndarray, northing: np.ndarray) -> np.ndarray:
+    return Z0 + GX * (easting - E0) + GY * (northing - N0)
+
+
+def swir16_20m(col: np.ndarray) -> np.ndarray:
+    """Reflectance of the 20 m B11 at 20 m column ``col``: a ramp along the columns."""
+    return 0.1 + 0.01 * col
+
+
+def write_dem(path: Path) -> None:
+    """The plane sampled on a lon/lat grid of about 10 m covering the scene (with a
+    margin), nodata over the scene's north-west corner."""
+    lons, lats = warp_transform(CRS, "EPSG:4326", [E0 - 200, E0 + 840], [N0 + 200, N0 - 840])
+    step = 0.0001
+    west, north = lons[0], lats[0]
+    width, height = math.ceil((lons[1] - west) / step), math.ceil((north - lats[1]) / step)
+    cols, rows = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
+    lon, lat = west + cols * step, north - rows * step
+    east, northing = warp_transform("EPSG:4326", CRS, lon.ravel(), lat.ravel())
+    z = plane(np.array(east), np.array(northing)).reshape(height, width).astype(np.float32)
+    corner_lon, corner_lat = warp_transform(CRS, "EPSG:4326", [E0 + 100], [N0 - 100])
+    z[lat > corner_lat[0]] = np.where(
+        lon[lat > corner_lat[0]] < corner_lon[0], DEM_NODATA, z[lat > corner_lat[0]]
+    )
+    profile = {
+        "driver": "GTiff",
+        "width": width,
+        "height": height,
+        "count": 1,
+        "dtype": "float32",
+        "crs": "EPSG:4326",
+        "transform": Affine(step, 0, west, 0, -step, north),
+        "nodata": DEM_NODATA,
+    }
+    with rasterio.open(path, "w", **profile) as out:
+        out.write(z, 1)
+
+
+def data_config(base: Path, channels: list[str]) -> dict:
+    rng = np.random.default_rng(0)
+    dn = (rng.uniform(0.05, 0.5, (4, SIDE, SIDE)) * 10000 + OFFSET).astype(np.uint16)
+    dn[1] = GREEN * 10000 + OFFSET
+    cols = np.broadcast_to(np.arange(SIDE // 2), (SIDE // 2, SIDE // 2))
+    dn_20m = {
+        "swir16": np.round(swir16_20m(cols) * 10000 + OFFSET).astype(np.uint16),
+        "swir22": np.full((SIDE // 2, SIDE // 2), 0.05 * 10000 + OFFSET, np.uint16),
+    }
+    scl = np.full((SIDE // 2, SIDE // 2), 5, np.uint8)
+    entry = write_product(base, "45RVL", "20230801", dn, scl, TRANSFORM, CRS, dn_20m)
+    write_dem(base / "dem.tif")
+    scene = {"acquired": "2023-08-01", "product": "sentinel2_l2a", **entry}
+    return {
+        "scenes": {"aug": scene},
+        "channels": channels,
+        "dem": {"file": "dem.tif"},
+        "outlines": {"file": "outlines.gpkg"},
+        "regions": {"train": {"bbox": [0, 0, 1, 1]}, "test": {"bbox": [0, 0, 1, 1]}},
+    }, dn
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    base = tmp_path_factory.mktemp("s2")
+    data, dn = data_config(base, EIGHT)
+    out = base / "results" / "scenes" / "aug.tif"
+    prepare_scene(data, "aug", out, base / "results" / "validity" / "aug.tif", base)
+    values, grid, channels = read_prepared_channels(out)
+    return {
+        "base": base,
+        "data": data,
+        "dn": dn,
+        "scene": out,
+        "values": values,
+        "grid": grid,
+        "channels": channels,
+    }
+
+
+def test_prepared_scene_holds_eight_channels_on_the_10m_grid(prepared):
+    values, grid = prepared["values"], prepared["grid"]
+    assert prepared["channels"] == tuple(EIGHT)
+    assert values.shape == (8, SIDE, SIDE)
+    assert grid.transform == TRANSFORM and grid.crs.to_string() == CRS
+    # 10 m bands: the L2A offset applied, copied pixel for pixel (outside the DEM's gap).
+    expected = reflectance(prepared["dn"])
+    assert np.array_equal(values[:4, 40:, :], expected[:, 40:, :])
+
+
+def test_20m_bands_are_resampled_bilinearly_with_the_offset(prepared):
+    swir16 = prepared["values"][EIGHT.index("swir16")]
+    # 10 m column j lies at 20 m column j / 2 - 1/4: the ramp, interpolated.
+    cols = np.arange(2, SIDE - 2)
+    assert np.allclose(swir16[40, cols], swir16_20m(cols / 2 - 0.25), atol=1e-6)
+    assert np.allclose(prepared["values"][EIGHT.index("swir22"), 40:, :], 0.05, atol=1e-6)
+
+
+def test_elevation_and_slope_come_from_the_dem_in_another_crs(prepared):
+    values, grid = prepared["values"], prepared["grid"]
+    rows, cols = np.mgrid[0:SIDE, 0:SIDE] + 0.5
+    east, north = grid.transform @ (cols, rows)
+    elevation = values[EIGHT.index("elevation")]
+    inner = (slice(20, SIDE - 2), slice(20, SIDE - 2))
+    assert np.allclose(elevation[inner], plane(east, north)[inner], atol=0.5)
+    expected_slope = math.degrees(math.atan(math.hypot(GX, GY)))
+    assert np.allclose(values[EIGHT.index("slope")][inner], expected_slope, atol=0.1)
+
+
+def test_dem_nodata_stays_nodata(prepared):
+    values = prepared["values"]
+    assert np.isnan(values[:, :8, :8]).all()  # under the DEM's gap: nodata in every channel
+    assert np.isfinite(values[:, 40:, 40:]).all()
+
+
+def test_ndsi_of_known_reflectances(tmp_path):
+    data, _ = data_config(tmp_path, ["green", "ndsi"])
+    out = tmp_path / "ndsi.tif"
+    prepare_scene(data, "aug", out, tmp_path / "validity.tif", tmp_path)
+    values, _, channels = read_prepared_channels(out)
+    assert channels == ("green", "ndsi")
+    swir = swir16_20m(np.arange(2, SIDE - 2) / 2 - 0.25)
+    assert np.allclose(values[1, 30, 2 : SIDE - 2], (GREEN - swir) / (GREEN + swir), atol=1e-5)
+    # The DEM is not read when no channel needs it.
+    assert not any(f.endswith("dem.tif") for f in scene_input_files(data, "aug"))
+
+
+def test_slope_on_a_geographic_grid_uses_metres():
+    # 0.001 degree pixels at 45 degrees north; z rises 1 m per metre northwards.
+    grid = Grid(rasterio.crs.CRS.from_epsg(4326), Affine(0.001, 0, 10, 0, -0.001, 45.01), 5, 5)
+    metres_per_row = 0.001 * math.pi / 180 * 6_371_008.8
+    z = np.repeat((-np.arange(5) * metres_per_row)[:, None], 5, axis=1)
+    assert np.allclose(slope_degrees(z, grid), 45.0, atol=1e-4)
+
+
+def test_normalized_difference_is_bounded_and_keeps_nodata():
+    a = np.array([0.6, 0.0, np.nan, 0.3])
+    b = np.array([0.2, 0.0, 0.1, -0.5])  # negative reflectance: clipped to [-1, 1]
+    assert np.allclose(normalized_difference(a, b), [0.5, 0.0, np.nan, -1.0], equal_nan=True)
+
+
+def test_channel_lists_are_checked():
+    assert spectral_bands(["blue", "ndsi", "elevation"]) == ("blue", "green", "swir16")
+    with pytest.raises(ValueError, match="list them as blue, nir"):
+        check_channels(["nir", "blue"])
+    with pytest.raises(ValueError, match="spectral band or index"):
+        check_channels(["elevation", "slope"])
+
+
+def test_a_missing_band_or_dem_is_a_config_error_naming_it(tmp_path):
+    data, _ = data_config(tmp_path, ["blue", "green", "red", "nir", "swir16", "swir22"])
+    del data["scenes"]["aug"]["bands"]["swir22"]
+    config = validate_config({"data": data, "seeds": [0]})
+    (tmp_path / "outlines.gpkg").write_text("")
+    with pytest.raises(ConfigError, match=r"'data\.scenes\.aug\.bands': no swir22 band"):
+        check_config(config, tmp_path)
+    data, _ = data_config(tmp_path, ["blue", "slope"])
+    data["dem"] = None
+    with pytest.raises(ConfigError, match=r"'data\.dem': channel\(s\) slope"):
+        check_config(validate_config({"data": data, "seeds": [0]}), tmp_path)
+
+
+def test_terrain_and_indices_have_a_fixed_scaling(prepared):
+    values = np.nan_to_num(prepared["values"])
+    ranges = scene_range(ArrayBands(values), channels=EIGHT)
+    assert ranges[EIGHT.index("elevation")].tolist() == list(FIXED_RANGES["elevation"])
+    assert ranges[EIGHT.index("slope")].tolist() == list(FIXED_RANGES["slope"])
+    stats = band_stats(values[None], np.ones((1, SIDE, SIDE), bool), EIGHT)
+    assert stats["bands"] == EIGHT
+    assert (
+        stats["mean"][EIGHT.index("slope")] == 45.0 and stats["std"][EIGHT.index("slope")] == 45.0
+    )
+    # The spectral bands keep the data's statistics.
+    assert stats["mean"][1] == pytest.approx(float(values[1].mean()), rel=1e-6)
+
+
+def _tiles(values: np.ndarray, path: Path, channels: list[str]) -> Path:
+    """Tiles of 32 px from a prepared scene, glacier where slope is below the median."""
+    size = 32
+    slope = values[channels.index("slope")] if "slope" in channels else values[0]
+    labels = (slope < np.nanmedian(slope)).astype(np.uint8)
+    windows = np.array([[r, c, size, size] for r in (0, 32) for c in (0, 32)])
+    images = np.stack(
+        [np.nan_to_num(values[:, r : r + size, c : c + size]) for r, c, *_ in windows]
+    )
+    masks = np.stack([labels[r : r + size, c : c + size] for r, c, *_ in windows])
+    ranges = scene_range(ArrayBands(values), channels=channels)
+    transform = np.array(tuple(TRANSFORM)[:6])
+    TileSet(images, masks, windows, CRS, transform, ranges).save(path)
+    stats = band_stats(images, np.ones(masks.shape, bool), channels)
+    (path.parent / "stats.json").write_text(json.dumps(stats))
+    return path
+
+
+def test_an_eight_channel_model_trains_predicts_and_refuses_a_four_band_scene(
+    prepared, tmp_path, geotiff, capsys
+):
+    import torch
+
+    from glaciermap.cli import main
+    from glaciermap.runs import HParams
+    from glaciermap.training.run import train_run
+    from glaciermap.training.settings import RunSettings
+
+    torch.set_num_threads(1)
+    train = _tiles(prepared["values"], tmp_path / "tiles" / "train.npz", EIGHT)
+    settings = RunSettings(
+        model="pspnet",
+        hparams=HParams(0.2, "sigmoid", "mean"),
+        dates=("aug",),
+        aug="aug-online",
+        seed=0,
+        epochs=1,
+        batch_size=2,
+        encoder="resnet18",
+        encoder_weights=None,
+        device="cpu",
+        threads=1,
+    )
+    run = tmp_path / "run"
+    train_run(settings, [train], [train], [train.parent / "stats.json"], run)
+    best = torch.load(run / "best.pt", weights_only=True)
+    assert best["bands"] == EIGHT and best["spec"]["in_channels"] == 8
+
+    out = tmp_path / "maps"
+    args = ["predict", "--checkpoint", str(run / "best.pt"), "--scene", str(prepared["scene"])]
+    assert main([*args, "--out", str(out), "--device", "cpu"]) == 0
+    with rasterio.open(out / "probability.tif") as dataset:
+        assert dataset.transform == TRANSFORM and dataset.shape == (SIDE, SIDE)
+        probability = dataset.read(1)
+    assert np.isfinite(probability[40:, 40:]).all()
+
+    four = geotiff(
+        tmp_path / "four.tif",
+        prepared["values"][:4],
+        crs=CRS,
+        transform=TRANSFORM,
+        nodata=np.nan,
+        descriptions=EIGHT[:4],
+    )
+    args = ["predict", "--checkpoint", str(run / "best.pt"), "--scene", str(four)]
+    assert main([*args, "--out", str(tmp_path / "no"), "--device", "cpu"]) == 1
+    assert "no swir16, swir22, elevation, slope band" in capsys.readouterr().err
+    assert not (tmp_path / "no" / "mask.tif").exists()
