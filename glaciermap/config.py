@@ -167,7 +167,9 @@ def _check_chips(data: Mapping[str, Any], base: Path) -> None:
                 f"config key 'data.chips.{label}': '{label}' is a scene label too; "
                 "labels name one dataset in {dates} and in Table 3"
             )
-        check_chip_dataset(ChipDataset.from_config(label, block), base)
+        channels = data.get("channels") or DEFAULT_CHANNELS
+        dem = data.get("dem") if needs_dem(channels) else None
+        check_chip_dataset(ChipDataset.from_config(label, block, channels, dem), base)
 
 
 def _require_file(path: Path, key: str) -> None:

@@ -195,7 +195,7 @@ def test_a_missing_band_or_dem_is_a_config_error_naming_it(tmp_path):
     with pytest.raises(ConfigError, match=r"'data\.scenes\.aug\.bands': no swir22 band"):
         check_config(config, tmp_path)
     data, _ = data_config(tmp_path, ["blue", "slope"])
-    data["dem"] = None
+    del data["dem"]
     with pytest.raises(ConfigError, match=r"'data\.dem': channel\(s\) slope"):
         check_config(validate_config({"data": data, "seeds": [0]}), tmp_path)
 
@@ -282,3 +282,68 @@ def test_an_eight_channel_model_trains_predicts_and_refuses_a_four_band_scene(
     assert main([*args, "--out", str(tmp_path / "no"), "--device", "cpu"]) == 1
     assert "no swir16, swir22, elevation, slope band" in capsys.readouterr().err
     assert not (tmp_path / "no" / "mask.tif").exists()
+
+
+SIX = ["blue", "green", "red", "nir", "swir16", "swir22"]
+
+
+def test_chips_with_six_bands_train_and_are_scored(tmp_path):
+    import torch
+    from chipdata import ChipSpec, chip_arrays, dataset_block, site, write_raster
+
+    from glaciermap.data.chip_dataset import ChipDataset, image_files
+    from glaciermap.data.chips import prepare_chips
+    from glaciermap.evaluation.chips import evaluate_chips_checkpoints
+    from glaciermap.runs import HParams
+    from glaciermap.training.run import train_run
+    from glaciermap.training.settings import RunSettings
+
+    torch.set_num_threads(1)
+    root = tmp_path / "chips"
+    for i in range(6):
+        spec = ChipSpec(f"c{i}", *site(i), seed=i)
+        dn, mask = chip_arrays(spec)
+        swir = np.where(mask == 1, 300, 2500).astype(np.uint16)  # ice dark in SWIR
+        swir[:, :2] = 0
+        six = np.concatenate([dn, swir[None], swir[None] // 2])
+        write_raster(root / "masks" / f"c{i}.tif", mask, spec.grid())
+        write_raster(root / "images" / f"c{i}.tif", six, spec.grid(), nodata=0)
+    block = dataset_block(root, split="train_val")
+    block["bands"] = {**block["bands"], "swir16": 5, "swir22": 6}
+    block["validation"] = {"fraction": 0.34, "block_m": 1000}
+    images = image_files(ChipDataset.from_config("alps", block, SIX))
+    names = {"stats": "stats.json", "inventory": "chips.csv"}
+    out = {n: tmp_path / "out" / names.get(n, f"{n}.npz") for n in (*names, "train", "val", "test")}
+    prepare_chips(block, "alps", images, {"size": 32, "stride": 16}, out, channels=SIX)
+    train = TileSet.load(out["train"])
+    assert train.images.shape[1] == 6 and train.ranges.shape[1:] == (6, 2)
+    assert json.loads(out["stats"].read_text())["bands"] == SIX
+
+    settings = RunSettings(
+        model="pspnet",
+        hparams=HParams(0.2, "sigmoid", "mean"),
+        dates=("alps",),
+        aug="aug-online",
+        seed=0,
+        epochs=1,
+        batch_size=4,
+        encoder="resnet18",
+        encoder_weights=None,
+        device="cpu",
+        threads=1,
+    )
+    metrics = train_run(settings, [out["train"]], [out["val"]], [out["stats"]], tmp_path / "run")
+    assert metrics["n_train_tiles"] == len(train)
+    checkpoint = tmp_path / "run" / "best.pt"
+    assert torch.load(checkpoint, weights_only=True)["bands"] == SIX
+
+    test_block = {**block, "split": "test"}
+    result = evaluate_chips_checkpoints(
+        [checkpoint], test_block, "alps", images, tmp_path / "e.json", tmp_path / "e.csv", "run",
+        device="cpu",
+    )  # fmt: skip
+    assert result["n_chips"] == 6 and result["pooled"]["n_pixels"] > 0
+    # A dataset that lacks a band the channels need is refused naming it.
+    del block["bands"]["swir22"]
+    with pytest.raises(ConfigError, match="no swir22 band"):
+        ChipDataset.from_config("alps", block, SIX)
