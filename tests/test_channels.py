@@ -347,3 +347,40 @@ def test_chips_with_six_bands_train_and_are_scored(tmp_path):
     del block["bands"]["swir22"]
     with pytest.raises(ConfigError, match="no swir22 band"):
         ChipDataset.from_config("alps", block, SIX)
+
+
+def test_chip_terrain_comes_from_the_dem_on_the_chip_grid(tmp_path):
+    from chipdata import ChipSpec, chip_arrays, dataset_block, site, write_raster
+
+    from glaciermap.data.chip_dataset import ChipDataset, ChipFiles
+    from glaciermap.data.chips import read_chip
+
+    spec = ChipSpec("c0", *site(0))  # UTM 32N; the DEM is in lon/lat
+    dn, mask = chip_arrays(spec)
+    root = tmp_path / "chips"
+    image = write_raster(root / "images" / "c0.tif", dn, spec.grid(), nodata=0)
+    write_raster(root / "masks" / "c0.tif", mask, spec.grid())
+    lon, lat = site(0)
+    step = 0.0001
+    west, north = lon - 0.01, lat + 0.01
+    z = 1000 + 5000 * (north - (np.arange(200) + 0.5) * step)[:, None] * np.ones(200)
+    profile = {
+        "driver": "GTiff", "width": 200, "height": 200, "count": 1, "dtype": "float32",
+        "crs": "EPSG:4326", "transform": Affine(step, 0, west, 0, -step, north),
+    }  # fmt: skip
+    with rasterio.open(tmp_path / "dem.tif", "w", **profile) as out:
+        out.write(z.astype(np.float32), 1)
+    dem = {"file": str(tmp_path / "dem.tif")}
+    dataset = ChipDataset.from_config("alps", dataset_block(root), ["blue", "elevation"], dem)
+    chip = read_chip(dataset, ChipFiles(image, root / "masks" / "c0.tif"))
+    assert chip.bands.shape == (2, *spec.shape)
+    grid = spec.grid()
+    rows, cols = np.mgrid[0 : spec.shape[0], 0 : spec.shape[1]] + 0.5
+    east, northing = grid.transform @ (cols, rows)
+    _, lats = warp_transform(grid.crs, "EPSG:4326", east.ravel(), northing.ravel())
+    expected = (1000 + 5000 * np.array(lats)).reshape(spec.shape)
+    valid = np.isfinite(chip.bands).all(axis=0)
+    assert valid[:, 2:].all()  # the chips' nodata columns stay nodata
+    assert np.allclose(chip.bands[1][valid], expected[valid], atol=0.05)
+    with pytest.raises(ConfigError, match="need a DEM"):
+        ChipDataset.from_config("alps", dataset_block(root), ["blue", "elevation"])

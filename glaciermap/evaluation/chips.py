@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from glaciermap.bands import BANDS
-from glaciermap.channels import SPECTRAL, spectral_bands
+from glaciermap.channels import SPECTRAL, needs_dem, spectral_bands
 from glaciermap.data.chip_dataset import ChipDataset, image_files
 from glaciermap.data.chips import Chip, SkippedChip, iter_chips
 from glaciermap.errors import InputDataError
@@ -245,6 +245,7 @@ def dataset_from_args(args: argparse.Namespace, channels: Sequence[str] = BANDS)
         on_bad_chip=args.on_bad_chip,
         origin="cli",
         channels=tuple(channels),
+        dem={"file": args.dem} if getattr(args, "dem", None) and needs_dem(channels) else None,
     )
 
 

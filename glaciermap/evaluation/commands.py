@@ -113,4 +113,7 @@ def _register_evaluate_chips(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", default=None, help="also write the pooled result as JSON")
     parser.add_argument("--label", default="chips", help="dataset name stored in the outputs")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument(
+        "--dem", help="DEM raster (any CRS) for checkpoints with elevation or slope channels"
+    )
     parser.set_defaults(func=evaluate_chips_command)
