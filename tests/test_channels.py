@@ -384,3 +384,21 @@ def test_chip_terrain_comes_from_the_dem_on_the_chip_grid(tmp_path):
     assert np.allclose(chip.bands[1][valid], expected[valid], atol=0.05)
     with pytest.raises(ConfigError, match="need a DEM"):
         ChipDataset.from_config("alps", dataset_block(root), ["blue", "elevation"])
+
+
+def test_predict_computes_an_index_the_scene_lacks_from_its_bands(tmp_path, geotiff):
+    from rasterio.windows import Window
+
+    from glaciermap.errors import InputDataError
+    from glaciermap.inference.scene import BandRef, SceneBands
+
+    values = np.random.default_rng(0).uniform(0.05, 0.9, (3, 8, 8)).astype(np.float32)
+    scene = geotiff(tmp_path / "s.tif", values, descriptions=["green", "nir", "swir16"])
+    refs = {name: BandRef(scene, i) for i, name in enumerate(["green", "nir", "swir16"], 1)}
+    with SceneBands(refs, ["green", "ndsi", "ndwi"]) as source:
+        read = source.read(Window(0, 0, 8, 8))
+    assert np.array_equal(read[0], values[0])
+    assert np.allclose(read[1], (values[0] - values[2]) / (values[0] + values[2]), atol=1e-6)
+    assert np.allclose(read[2], (values[0] - values[1]) / (values[0] + values[1]), atol=1e-6)
+    with pytest.raises(InputDataError, match="no ndvi band"):
+        SceneBands(refs, ["green", "ndvi"])  # ndvi needs red
