@@ -402,3 +402,30 @@ def test_predict_computes_an_index_the_scene_lacks_from_its_bands(tmp_path, geot
     assert np.allclose(read[2], (values[0] - values[1]) / (values[0] + values[1]), atol=1e-6)
     with pytest.raises(InputDataError, match="no ndvi band"):
         SceneBands(refs, ["green", "ndvi"])  # ndvi needs red
+
+
+def test_jitter_acts_on_spectral_channels_only_and_pictures_stay_rgb():
+    import torch
+
+    from glaciermap.training.augmentation import color_jitter
+    from glaciermap.training.board import rgb_display
+
+    channels = ["blue", "green", "red", "nir", "swir16", "elevation", "slope", "ndsi"]
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(4, len(channels), 16, 16, generator=generator) + 0.1
+    images[:, 7] -= 0.6  # an index may be negative: it is not clamped
+    jitter = {"brightness": 0.3, "contrast": 0.3, "saturation": 0.3, "hue": 0.1}
+    out = color_jitter(images, jitter, generator, channels)
+    assert torch.equal(out[:, 5:], images[:, 5:])
+    assert not torch.allclose(out[:, 4], images[:, 4])  # SWIR is jittered with the bands
+    # Brightness and contrast map SWIR linearly per tile (no saturation/hue outside RGB).
+    for tile in range(4):
+        x, y = images[tile, 4].flatten(), out[tile, 4].flatten()
+        kept = y > 0  # not clamped at 0
+        x, y = x[kept], y[kept]
+        slope = (y[1] - y[0]) / (x[1] - x[0])
+        assert torch.allclose(y, y[0] + slope * (x - x[0]), atol=1e-5)
+    # The picture is red, green, blue wherever they are among the channels.
+    shown = rgb_display(images, channels)
+    assert torch.equal(shown, rgb_display(images[:, [2, 1, 0]], ["red", "green", "blue"]))
+    assert torch.equal(shown, rgb_display(images[:, :4]))
