@@ -429,3 +429,31 @@ def test_jitter_acts_on_spectral_channels_only_and_pictures_stay_rgb():
     shown = rgb_display(images, channels)
     assert torch.equal(shown, rgb_display(images[:, [2, 1, 0]], ["red", "green", "blue"]))
     assert torch.equal(shown, rgb_display(images[:, :4]))
+
+
+def test_ensemble_members_must_share_their_channels(tmp_path):
+    import torch
+
+    from glaciermap.errors import InputDataError
+    from glaciermap.models.checkpoint import save_prediction_checkpoint
+    from glaciermap.models.ensemble import CheckpointEnsemble
+    from glaciermap.models.registry import build_model
+    from glaciermap.models.spec import ModelSpec
+    from glaciermap.runs import HParams
+
+    torch.manual_seed(0)
+    paths = []
+    for channels in (EIGHT[:4], SIX):
+        n = len(channels)
+        spec = ModelSpec("pspnet", HParams(0.2, "sigmoid", "mean"), "resnet18", in_channels=n)
+        path = tmp_path / f"{n}.pt"
+        normalization = {"mean": [0.0] * n, "std": [1.0] * n}
+        save_prediction_checkpoint(path, build_model(spec), spec, normalization, 32, 0.5, channels)
+        paths.append(path)
+    assert CheckpointEnsemble([paths[1]], "cpu").bands == SIX
+    with pytest.raises(InputDataError, match=r"6\.pt: band layout \['blue'.*'swir22'\] differs"):
+        CheckpointEnsemble(paths, "cpu")
+    with pytest.raises(ValueError, match="6 input channels for bands"):
+        save_prediction_checkpoint(
+            tmp_path / "x.pt", build_model(spec), spec, normalization, 32, 0.5, EIGHT[:4]
+        )
