@@ -1,6 +1,6 @@
 """Scores of a model, an ensemble or the threshold baseline on a labelled chip dataset.
 
-Each chip is predicted whole (chips are small): its four bands go through
+Each chip is predicted whole (chips are small): its channels go through
 :meth:`glaciermap.models.ensemble.CheckpointEnsemble.probability`, which pads them
 as for any scene; several checkpoints give their mean probability. Pixels where
 the image has no data or the label is unknown (255 in the chip's labels:
