@@ -58,25 +58,6 @@ FIXED_RANGES: dict[str, tuple[float, float]] = {
     **{index: (-1.0, 1.0) for index in INDICES},
 }
 
-# What each channel adds and where it comes from (README, ``glaciermap channels``).
-DESCRIPTIONS: dict[str, str] = {
-    "blue": "Sentinel-2 B02 (10 m), Landsat 8/9 B2: haze, shadowed snow",
-    "green": "Sentinel-2 B03 (10 m): bright on snow and ice; NDSI, NDWI",
-    "red": "Sentinel-2 B04 (10 m): rock and debris against ice",
-    "nir": "Sentinel-2 B08 (10 m): ice darker than snow; water dark",
-    "nir08": "Sentinel-2 B8A (20 m): narrow NIR",
-    "swir16": "Sentinel-2 B11 (20 m), Landsat B6: snow and ice dark, clouds bright; NDSI",
-    "swir22": "Sentinel-2 B12 (20 m), Landsat B7: as swir16, separates rock",
-    "rededge1": "Sentinel-2 B05 (20 m)",
-    "rededge2": "Sentinel-2 B06 (20 m)",
-    "rededge3": "Sentinel-2 B07 (20 m)",
-    "elevation": "DEM (data.dem), m: debris-covered tongues vs. moraines, snow line",
-    "slope": "from the DEM, degrees: glaciers lie on gentle slopes, rock walls are steep",
-    "ndsi": "(green - swir16) / (green + swir16): the classic snow and ice index",
-    "ndwi": "(green - nir) / (green + nir): water and ice",
-    "ndvi": "(nir - red) / (nir + red): vegetation",
-}
-
 
 def channel_kind(channel: str) -> ChannelKind:
     """The kind of ``channel`` (ValueError for a name outside the vocabulary)."""
@@ -127,11 +108,6 @@ def spectral_bands(channels: Iterable[str]) -> tuple[Spectral, ...]:
 def needs_dem(channels: Iterable[str]) -> bool:
     """True when a channel is derived from the DEM."""
     return any(channel in TERRAIN for channel in channels)
-
-
-def is_fixed(channel: str) -> bool:
-    """True for channels with a fixed scaling rather than a per-scene/dataset stretch."""
-    return channel in FIXED_RANGES
 
 
 def normalized_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -17,7 +17,13 @@ import jsonschema
 import yaml
 
 from glaciermap.acquire.settings import acquired_files
-from glaciermap.channels import DEFAULT_CHANNELS, check_channels, needs_dem, spectral_bands
+from glaciermap.channels import (
+    DEFAULT_CHANNELS,
+    TERRAIN,
+    check_channels,
+    needs_dem,
+    spectral_bands,
+)
 from glaciermap.data.chip_dataset import ChipDataset
 from glaciermap.data.chips import check_chip_dataset
 from glaciermap.errors import ConfigError
@@ -124,7 +130,7 @@ def _check_channels(data: Mapping[str, Any], base: Path, pending: set[str]) -> t
     if needs_dem(channels):
         dem = data.get("dem")
         if not dem:
-            terrain = [c for c in channels if c in ("elevation", "slope")]
+            terrain = [c for c in channels if c in TERRAIN]
             raise ConfigError(
                 f"config key 'data.dem': channel(s) {', '.join(terrain)} of data.channels "
                 "need a DEM ({file: ...} or {collection: ..., file: ...})"

@@ -457,3 +457,18 @@ def test_ensemble_members_must_share_their_channels(tmp_path):
         save_prediction_checkpoint(
             tmp_path / "x.pt", build_model(spec), spec, normalization, 32, 0.5, EIGHT[:4]
         )
+
+
+def test_the_schema_spells_the_vocabulary_of_glaciermap_channels():
+    from glaciermap.channels import CHANNELS, DEFAULT_CHANNELS, SPECTRAL
+    from glaciermap.schema import load_schema
+
+    schema = load_schema()
+    channels = schema["properties"]["data"]["properties"]["channels"]
+    assert tuple(channels["items"]["enum"]) == CHANNELS
+    assert tuple(channels["default"]) == DEFAULT_CHANNELS
+    assert tuple(schema["$defs"]["bands"]["properties"]) == SPECTRAL
+    chip_bands = schema["$defs"]["chip_dataset"]["properties"]["bands"]["properties"]
+    assert tuple(chip_bands) == SPECTRAL
+    assets = schema["properties"]["acquire"]["properties"]["assets"]["properties"]
+    assert set(assets) == {*SPECTRAL, "scl"}

@@ -30,7 +30,7 @@ import rasterio
 from rasterio.crs import CRS
 from rasterio.errors import RasterioError
 
-from glaciermap.channels import DEFAULT_CHANNELS, needs_dem, stack_channels
+from glaciermap.channels import DEFAULT_CHANNELS, TERRAIN, needs_dem, stack_channels
 from glaciermap.data.chip_dataset import (
     BadChip,
     ChipDataset,
@@ -148,7 +148,7 @@ def _read_image(dataset: ChipDataset, image: Path) -> tuple[np.ndarray, Grid]:
     terrain = None
     if needs_dem(dataset.channels):
         assert dataset.dem is not None  # ChipDataset refuses terrain channels without a DEM
-        wanted = [c for c in dataset.channels if c in ("elevation", "slope")]
+        wanted = [c for c in dataset.channels if c in TERRAIN]
         terrain = terrain_layers(dataset.dem, grid, wanted)
     channels = stack_channels(dataset.channels, dict(zip(names, values, strict=True)), terrain)
     channels[:, ~np.isfinite(channels).all(axis=0)] = np.nan

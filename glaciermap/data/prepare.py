@@ -19,7 +19,13 @@ import rasterio
 from rasterio.crs import CRS
 from rasterio.errors import RasterioError
 
-from glaciermap.channels import DEFAULT_CHANNELS, needs_dem, spectral_bands, stack_channels
+from glaciermap.channels import (
+    DEFAULT_CHANNELS,
+    TERRAIN,
+    needs_dem,
+    spectral_bands,
+    stack_channels,
+)
 from glaciermap.data import masks, tiling
 from glaciermap.data.normalization import ArrayBands, band_stats, scene_range
 from glaciermap.data.regions import region_raster
@@ -173,7 +179,7 @@ def prepare_scene(
     if tuple(bands) != channels:
         terrain = None
         if needs_dem(channels):
-            names = [c for c in channels if c in ("elevation", "slope")]
+            names = [c for c in channels if c in TERRAIN]
             terrain = terrain_layers(data["dem"], layers.grid, names, base_dir)
         values = stack_channels(channels, dict(zip(bands, layers.bands, strict=True)), terrain)
         # Indices and terrain are nodata wherever the scene is (and where the DEM is).
