@@ -1,5 +1,8 @@
-"""The four bands every scene, tile and checkpoint holds, in this order.
+"""The four bands of the study (the default ``data.channels``), in this order.
 
+The vocabulary of every channel (more spectral bands, terrain, indices) is
+:mod:`glaciermap.channels`; this module names the default four and their
+positions, for code that works on them (the demo's tables, band index specs).
 Torch- and GDAL-free, so that the config checks and the workflow's DAG code
 can import it.
 """

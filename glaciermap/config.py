@@ -17,6 +17,13 @@ import jsonschema
 import yaml
 
 from glaciermap.acquire.settings import acquired_files
+from glaciermap.channels import (
+    DEFAULT_CHANNELS,
+    TERRAIN,
+    check_channels,
+    needs_dem,
+    spectral_bands,
+)
 from glaciermap.data.chip_dataset import ChipDataset
 from glaciermap.data.chips import check_chip_dataset
 from glaciermap.errors import ConfigError
@@ -24,6 +31,7 @@ from glaciermap.inference.settings import InferenceSettings
 from glaciermap.io.outlines import glacier_ids
 from glaciermap.io.scene_inputs import scene_inputs
 from glaciermap.io.scenes import check_scene_sources
+from glaciermap.io.terrain import check_dem
 from glaciermap.schema import load_schema
 
 
@@ -109,6 +117,7 @@ def check_config(config: Mapping[str, Any], base_dir: str | Path = ".") -> None:
     data = config["data"]
     scenes = data["scenes"]
     pending = acquired_files(config)  # written by rules/acquire.smk, so not there yet
+    bands = _check_channels(data, base, pending)
 
     for date, scene in scenes.items():
         if scene.get("file") in pending:
@@ -116,7 +125,7 @@ def check_config(config: Mapping[str, Any], base_dir: str | Path = ".") -> None:
         if "file" in scene:
             _require_file(base / scene["file"], f"data.scenes.{date}.file")
         for entry in scene_inputs(scene, date):
-            for source in entry.band_sources(base).values():
+            for source in entry.band_sources(base, bands).values():
                 _require_file(source.file, source.key)
             validity = entry.validity(base)
             if validity is not None:
@@ -156,11 +165,34 @@ def _check_inference(inference: Mapping[str, Any], tile_size: int) -> None:
         )
 
 
+def _check_channels(data: Mapping[str, Any], base: Path, pending: set[str]) -> tuple[str, ...]:
+    """``data.channels`` usable, the DEM there when a channel needs it; returns the
+    spectral bands every scene must supply."""
+    channels = data.get("channels") or DEFAULT_CHANNELS
+    try:
+        check_channels(channels)
+    except ValueError as exc:
+        raise ConfigError(f"config key 'data.channels': {exc}") from exc
+    if needs_dem(channels):
+        dem = data.get("dem")
+        if not dem:
+            terrain = [c for c in channels if c in TERRAIN]
+            raise ConfigError(
+                f"config key 'data.dem': channel(s) {', '.join(terrain)} of data.channels "
+                "need a DEM ({file: ...} or {collection: ..., file: ...})"
+            )
+        if dem["file"] not in pending:
+            _require_file(base / dem["file"], "data.dem.file")
+            check_dem(dem, base)
+    return spectral_bands(channels)
+
+
 def _check_data_files(data: Mapping[str, Any], base: Path, pending: set[str]) -> None:
     """Open the scenes' headers and the outlines' ids, so bad inputs fail before any job."""
+    bands = spectral_bands(data.get("channels") or DEFAULT_CHANNELS)
     for date, scene in data["scenes"].items():
         if scene.get("file") not in pending:
-            check_scene_sources(scene, date, base)
+            check_scene_sources(scene, date, base, bands)
     outlines = data["outlines"]
     if outlines["file"] in pending:
         return
@@ -187,7 +219,9 @@ def _check_chips(data: Mapping[str, Any], base: Path) -> None:
                 f"config key 'data.chips.{label}': '{label}' is a scene label too; "
                 "labels name one dataset in {dates} and in Table 3"
             )
-        check_chip_dataset(ChipDataset.from_config(label, block), base)
+        channels = data.get("channels") or DEFAULT_CHANNELS
+        dem = data.get("dem") if needs_dem(channels) else None
+        check_chip_dataset(ChipDataset.from_config(label, block, channels, dem), base)
 
 
 def _require_file(path: Path, key: str) -> None:

@@ -1,12 +1,17 @@
 # Download the inputs: the scenes of data.scenes.{date}.file for every label in
 # acquire.dates (STAC, Sentinel-2 L2A COGs read by HTTP range requests; the items
 # of one day that see the most of the area, merged) with their merged SCL at
-# data.scenes.{date}.validity.scl, and data.outlines.file (GLIMS). Active only when acquire.enabled is true; the
+# data.scenes.{date}.validity.scl, data.outlines.file (GLIMS) and, when data.dem
+# names a STAC collection (e.g. cop-dem-glo-30), the DEM at data.dem.file over the
+# area. Active only when acquire.enabled is true; the
 # outputs are written atomically, so a rerun after a failed download starts
 # clean. They run on the host Snakemake runs on (localrule): cluster compute
 # nodes often have no internet access.
 from glaciermap.acquire.settings import (
+    dem_params,
+    dem_target,
     outline_params,
+    scene_bands,
     scene_params,
     scene_targets,
     scl_invalid_classes,
@@ -52,6 +57,7 @@ if config.get("acquire", {}).get("enabled", False):
             params:
                 date=_date,
                 settings=scene_params(config, _date),
+                bands=scene_bands(config),
                 invalid_classes=scl_invalid_classes(config, _date),
             log:
                 logs(f"acquire/scene_{_date}.log"),
@@ -61,3 +67,26 @@ if config.get("acquire", {}).get("enabled", False):
                 CONDA_ENV
             script:
                 "../scripts/acquire_scene.py"
+
+    if dem_target(config) is not None:
+
+        rule acquire_dem:
+            localrule: True
+            input:
+                outlines=(
+                    config["data"]["outlines"]["file"]
+                    if config["acquire"]["aoi"].get("glaciers")
+                    else []
+                ),
+            output:
+                dem_target(config),
+            params:
+                settings=dem_params(config),
+            log:
+                logs("acquire/dem.log"),
+            benchmark:
+                benchmarks("acquire/dem.tsv")
+            conda:
+                CONDA_ENV
+            script:
+                "../scripts/acquire_dem.py"

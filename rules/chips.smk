@@ -8,6 +8,7 @@ rule prepare_chips:
         images=lambda wc: chip_inputs(wc.chips)["images"],
         masks=lambda wc: chip_inputs(wc.chips)["masks"],
         outlines=lambda wc: chip_inputs(wc.chips)["outlines"],
+        dem=DEM_FILES,
     output:
         train=tile_file("chips", "{chips}", "train.npz"),
         val=tile_file("chips", "{chips}", "val.npz"),
@@ -18,6 +19,8 @@ rule prepare_chips:
         label="{chips}",
         dataset=lambda wc: canonical(config["data"]["chips"][wc.chips]),
         tiles=canonical(config["data"]["tiles"]),
+        channels=CHANNELS,
+        dem=DEM,
     log:
         logs("chips/{chips}/prepare.log"),
     benchmark:
@@ -34,6 +37,7 @@ rule evaluate_chips:
         images=lambda wc: chip_inputs(wc.chips)["images"],
         masks=lambda wc: chip_inputs(wc.chips)["masks"],
         outlines=lambda wc: chip_inputs(wc.chips)["outlines"],
+        dem=DEM_FILES,
     output:
         json=chip_eval_file(RUN, "{chips}", "json"),
         csv=chip_eval_file(RUN, "{chips}", "csv"),
@@ -43,6 +47,7 @@ rule evaluate_chips:
         dataset=lambda wc: canonical(config["data"]["chips"][wc.chips]),
         threshold=config["inference"]["threshold"],
         device=config["training"]["device"],
+        dem=DEM,
     threads: config["training"]["threads"]
     log:
         logs(f"evaluate/{RUN}/chips/{{chips}}.log"),
@@ -60,6 +65,7 @@ rule evaluate_chips_ensemble:
         images=lambda wc: chip_inputs(wc.chips)["images"],
         masks=lambda wc: chip_inputs(wc.chips)["masks"],
         outlines=lambda wc: chip_inputs(wc.chips)["outlines"],
+        dem=DEM_FILES,
     output:
         json=chip_eval_file(ENSEMBLE, "{chips}", "json"),
         csv=chip_eval_file(ENSEMBLE, "{chips}", "csv"),
@@ -69,6 +75,7 @@ rule evaluate_chips_ensemble:
         dataset=lambda wc: canonical(config["data"]["chips"][wc.chips]),
         threshold=config["inference"]["threshold"],
         device=config["training"]["device"],
+        dem=DEM,
     threads: config["training"]["threads"]
     log:
         logs(f"evaluate/{ENSEMBLE}/chips/{{chips}}.log"),
@@ -86,6 +93,7 @@ rule evaluate_chips_baseline:
         images=lambda wc: chip_inputs(wc.chips)["images"],
         masks=lambda wc: chip_inputs(wc.chips)["masks"],
         outlines=lambda wc: chip_inputs(wc.chips)["outlines"],
+        dem=DEM_FILES,
     output:
         json=chip_eval_file("baseline/{dates}", "{chips}", "json"),
         csv=chip_eval_file("baseline/{dates}", "{chips}", "csv"),
@@ -93,6 +101,7 @@ rule evaluate_chips_baseline:
         run="baseline/{dates}",
         label="{chips}",
         dataset=lambda wc: canonical(config["data"]["chips"][wc.chips]),
+        dem=DEM,
     log:
         logs("evaluate/baseline/{dates}/chips/{chips}.log"),
     benchmark:

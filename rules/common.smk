@@ -29,6 +29,7 @@
 import functools
 import itertools
 
+from glaciermap.channels import needs_dem
 from glaciermap.data.chip_dataset import ChipDataset, dataset_inputs
 from glaciermap.paths import (
     baseline_rules,
@@ -61,8 +62,13 @@ from glaciermap.training.settings import RunSettings
 from glaciermap.utils.params import canonical
 
 DATES = list(config["data"]["scenes"])
+# The model's input channels (glaciermap.channels) and the DEM their terrain
+# channels come from (None when no channel needs one; then no job reads it).
+CHANNELS = list(config["data"]["channels"])
+DEM = config["data"].get("dem") if needs_dem(CHANNELS) else None
+DEM_FILES = [DEM["file"]] if DEM else []
 CHIPS = {
-    label: ChipDataset.from_config(label, block)
+    label: ChipDataset.from_config(label, block, CHANNELS, DEM)
     for label, block in config["data"].get("chips", {}).items()
 }
 TRAINING_CHIPS = [label for label, chips in CHIPS.items() if chips.trains]

@@ -27,6 +27,8 @@ rule baseline_fit:
         val=lambda wc: tile_files(wc.dates, "val"),
     output:
         baseline_rules(),
+    params:
+        channels=config["data"]["channels"],
     log:
         logs("baseline/{dates}/fit.log"),
     benchmark:

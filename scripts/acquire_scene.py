@@ -12,4 +12,5 @@ with job(snakemake.log[0]):
         outlines=snakemake.input.get("outlines") or None,
         scl_output=snakemake.output.get("scl"),
         invalid_classes=snakemake.params.invalid_classes,
+        bands=snakemake.params.bands,
     )

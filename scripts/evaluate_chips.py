@@ -18,4 +18,5 @@ with job(snakemake.log[0]):
         run=snakemake.params.run,
         threshold=snakemake.params.threshold,
         device=snakemake.params.device,
+        dem=snakemake.params.dem,
     )

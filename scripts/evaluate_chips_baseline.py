@@ -13,4 +13,5 @@ with job(snakemake.log[0]):
         snakemake.output.json,
         snakemake.output.csv,
         run=snakemake.params.run,
+        dem=snakemake.params.dem,
     )

@@ -10,4 +10,6 @@ with job(snakemake.log[0]):
         snakemake.input.images,
         snakemake.params.tiles,
         snakemake.output,
+        channels=snakemake.params.channels,
+        dem=snakemake.params.dem,
     )

@@ -1,6 +1,7 @@
 """Sentinel-2 L2A-shaped products made by the tests: a SAFE folder with 10 m
 band files (``*_B02_10m.jp2`` ...) holding DNs with the +1000 offset of
-processing baseline 05.09, and a 20 m ``*_SCL_20m.jp2`` Scene Classification.
+processing baseline 05.09, optionally 20 m band files (``*_B11_20m.jp2`` ...),
+and a 20 m ``*_SCL_20m.jp2`` Scene Classification.
 
 The files are JPEG 2000 (lossless), as in real products; their names carry the
 band ids and the baseline that the workflow reads from them.
@@ -15,6 +16,14 @@ import rasterio
 from affine import Affine
 
 BAND_IDS = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08"}
+BAND_IDS_20M = {
+    "rededge1": "B05",
+    "rededge2": "B06",
+    "rededge3": "B07",
+    "nir08": "B8A",
+    "swir16": "B11",
+    "swir22": "B12",
+}
 OFFSET = 1000  # DN = reflectance * 10000 + 1000 from baseline 04.00 on
 
 # SCL classes used by the tests.
@@ -47,12 +56,14 @@ def write_product(
     scl: np.ndarray,
     transform: Affine,
     crs: str = "EPSG:32645",
+    dn_20m: dict[str, np.ndarray] | None = None,
 ) -> dict:
     """Write one L2A product under ``base``; return its scene input (paths relative
     to ``base``): ``{"bands": {...}, "validity": {"scl": ...}}``.
 
     ``dn``: (4, H, W) uint16 blue, green, red, nir on the 10 m grid ``transform``;
-    ``scl``: (H / 2, W / 2) uint8 classes on the 20 m grid with the same origin.
+    ``scl``: (H / 2, W / 2) uint8 classes on the 20 m grid with the same origin;
+    ``dn_20m``: 20 m bands by name (``swir16``: (H / 2, W / 2) uint16 DNs, B11) on it too.
     """
     safe = f"S2A_MSIL2A_{day}T141741_N0509_R010_T{tile}_{day}T200000.SAFE"
     img = Path(safe) / "GRANULE" / f"L2A_T{tile}_A000001_{day}T141741" / "IMG_DATA"
@@ -64,6 +75,10 @@ def write_product(
         bands[band] = str(relative)
     scl_relative = img / "R20m" / f"{stem}_SCL_20m.jp2"
     coarse = Affine(transform.a * 2, 0, transform.c, 0, transform.e * 2, transform.f)
+    for band, values in (dn_20m or {}).items():
+        relative = img / "R20m" / f"{stem}_{BAND_IDS_20M[band]}_20m.jp2"
+        _write_jp2(base / relative, values.astype(np.uint16), crs, coarse)
+        bands[band] = str(relative)
     _write_jp2(base / scl_relative, scl.astype(np.uint8), crs, coarse)
     return {"bands": bands, "validity": {"scl": str(scl_relative)}}
 

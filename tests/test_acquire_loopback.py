@@ -743,3 +743,115 @@ def test_window_without_an_item_over_the_area_is_refused(server, mosaic, tmp_pat
             scene["validity"]["scl"],
         )
     assert leftovers(tmp_path / "scenes") == []
+
+
+# --------------------------------------------------------------------------- SWIR and DEM
+
+SWIR_ORIGIN = JULY_ORIGIN
+DEM_COLLECTION = "cop-dem-glo-30"
+
+
+def swir_dn(cols: np.ndarray, band: str) -> np.ndarray:
+    """20 m DNs of B11 (a ramp along the columns) and B12 (constant), +1000 offset."""
+    return 1000 + (3000 + 10 * cols if band == "swir16" else 1500 + 0 * cols)
+
+
+def dem_plane(east: np.ndarray, north: np.ndarray) -> np.ndarray:
+    return 3000.0 + 0.3 * (east - JULY_ORIGIN[0]) - 0.1 * (north - JULY_ORIGIN[1])
+
+
+def swir_and_dem_files(folder: Path) -> dict[str, bytes]:
+    """July's 20 m SWIR COGs, and a DEM COG in lon/lat (about 10 m) over the tile."""
+    files = {}
+    cols = np.broadcast_to(np.arange(400), (328, 400))
+    for band in ("swir16", "swir22"):
+        path = folder / f"july_{band}.tif"
+        data = swir_dn(cols, band).astype(np.uint16)
+        files[f"/files/{path.name}"] = write_cog(path, data, SWIR_ORIGIN, 20.0)
+    west, south, east, north = transform_bounds(
+        UTM45, "EPSG:4326", JULY_ORIGIN[0], JULY_ORIGIN[1] - 6550, JULY_ORIGIN[0] + 8000,
+        JULY_ORIGIN[1],
+    )  # fmt: skip
+    step = 0.0001
+    width, height = int((east - west) / step) + 2, int((north - south) / step) + 2
+    lon = west + (np.arange(width) + 0.5) * step
+    lat = north - (np.arange(height) + 0.5) * step
+    lons, lats = np.meshgrid(lon, lat)
+    from rasterio.warp import transform as warp_transform
+
+    xs, ys = warp_transform("EPSG:4326", UTM45, lons.ravel(), lats.ravel())
+    z = dem_plane(np.array(xs), np.array(ys)).reshape(height, width).astype(np.float32)
+    profile = {
+        "driver": "COG", "dtype": "float32", "count": 1, "width": width, "height": height,
+        "crs": "EPSG:4326", "transform": Affine(step, 0, west, 0, -step, north),
+        "nodata": -32767.0, "blocksize": 128, "compress": "none", "overviews": "none",
+    }  # fmt: skip
+    path = folder / "dem.tif"
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(z, 1)
+    files["/files/dem.tif"] = path.read_bytes()
+    return files
+
+
+def test_swir_bands_and_a_dem_from_stac_make_an_eight_channel_scene(server, cogs, tmp_path):
+    from glaciermap.acquire.stac import download_dem
+    from glaciermap.io.scenes import read_prepared_channels
+
+    base = serve_catalogue(server, cogs)
+    server.state.files.update(swir_and_dem_files(tmp_path))
+    for item in server.state.items:
+        for band in ("swir16", "swir22"):  # Earth Search v1 asset keys
+            item["assets"][band] = {"href": f"{base}/files/july_{band}.tif"}
+    geometry, bbox = lonlat_polygon(
+        (JULY_ORIGIN[0], JULY_ORIGIN[1] - 6550, JULY_ORIGIN[0] + 8000, JULY_ORIGIN[1])
+    )
+    server.state.items.append(
+        {
+            "type": "Feature", "stac_version": "1.0.0", "id": "Copernicus_DSM_N27_E086",
+            "collection": DEM_COLLECTION, "geometry": geometry, "bbox": bbox,
+            "properties": {"datetime": "2021-04-22T00:00:00Z"}, "links": [],
+            "assets": {"data": {"href": f"{base}/files/dem.tif", "type": "image/tiff"}},
+        }
+    )  # fmt: skip
+    config = make_config(base, tmp_path)
+    channels = ["blue", "green", "red", "nir", "swir16", "swir22", "elevation", "slope"]
+    config["data"]["channels"] = channels
+    config["data"]["dem"] = {"file": str(tmp_path / "dem.tif"), "collection": DEM_COLLECTION}
+    for scene in config["data"]["scenes"].values():
+        scene["bands"].update(swir16=5, swir22=6)
+    config = validate_config(config)
+    settings = AcquireSettings.from_config(config["acquire"])
+    bands = channels[:6]
+    scene = download_scene(settings, "july", config["data"]["scenes"]["july"]["file"], bands=bands)
+    dem = download_dem(settings, config["data"]["dem"], config["data"]["dem"]["file"])
+
+    with rasterio.open(scene) as dataset:
+        assert dataset.descriptions == tuple(bands)
+        swir16 = dataset.read(5)
+        transform = dataset.transform
+        tags = dataset.tags(5)
+    assert tags["sentinel2"] == "B11" and tags["href"].endswith("july_swir16.tif")
+    # 20 m -> 10 m bilinearly, the -1000 offset applied: the ramp, at each 10 m centre.
+    rows, cols = np.mgrid[0 : swir16.shape[0], 0 : swir16.shape[1]] + 0.5
+    east, north = transform @ (cols, rows)
+    col20 = (east - SWIR_ORIGIN[0]) / 20 - 0.5
+    expected = (swir_dn(col20, "swir16") - 1000) / 10000
+    seen = np.isfinite(swir16)
+    assert seen.mean() > 0.5
+    assert np.allclose(swir16[seen], expected[seen], atol=1.01e-4)  # DNs are integers
+    with rasterio.open(dem) as dataset:
+        elevation = dataset.read(1)
+        assert dataset.transform == transform and dataset.crs == UTM45
+    assert np.allclose(elevation, dem_plane(east, north), atol=0.5)
+
+    # Prepared: eight channels on the grid, slope that of the plane.
+    out = tmp_path / "results" / "july.tif"
+    prepare_scene(config["data"], "july", out, tmp_path / "results" / "july_validity.tif")
+    values, _, prepared = read_prepared_channels(out)
+    assert prepared == tuple(channels)
+    slope = values[7][np.isfinite(values[7])]
+    # GDAL's warper places lon/lat pixels to 1/8 pixel (its approximate transformer),
+    # so a plane warped across CRSs keeps its slope to a few hundredths of a degree.
+    assert np.allclose(slope, np.degrees(np.arctan(np.hypot(0.3, 0.1))), atol=0.3)
+    assert abs(np.mean(slope) - np.degrees(np.arctan(np.hypot(0.3, 0.1)))) < 0.01
+    assert server.state.full_gets == []  # range requests only

@@ -130,3 +130,42 @@ def test_fit_baseline_samples_at_most_max_pixels(tmp_path, monkeypatch):
     result = fit_baseline([train, train], tmp_path / "b.json")
     assert result["n_train_pixels"] == 1000
     assert result["train_f1"] > 0.95 and result["val_f1"] is None
+
+
+SIX = ["blue", "green", "red", "nir", "swir16", "swir22"]
+
+
+def six_band_tiles(seed: int) -> tuple[TileSet, np.ndarray]:
+    """Glacier pixels dark in SWIR relative to green: no band alone separates them,
+    their NDSI does. Returns the tiles and the (6, 64, 64) scene they come from."""
+    rng = np.random.default_rng(seed)
+    ice = np.zeros((64, 64), bool)
+    ice[10:40, 5:50] = True
+    bands = rng.uniform(0.1, 0.9, (6, 64, 64)).astype(np.float32)
+    bands[4] = bands[1] * np.where(ice, 0.2, 1.2)  # NDSI 0.67 on ice, -0.09 elsewhere
+    windows = [(r, c, 32, 32) for r in (0, 32) for c in (0, 32)]
+    images = np.stack([bands[:, r : r + 32, c : c + 32] for r, c, _, _ in windows])
+    masks = np.stack([ice[r : r + 32, c : c + 32] for r, c, _, _ in windows]).astype(np.uint8)
+    transform = np.array([30, 0, 0, 0, -30, 0])
+    ranges = np.tile([[0.0, 1.0]], (6, 1))
+    return TileSet(images, masks, np.array(windows), "EPSG:32645", transform, ranges), bands
+
+
+def test_baseline_picks_ndsi_when_it_separates_best(tmp_path, geotiff):
+    train, val = tmp_path / "train.npz", tmp_path / "val.npz"
+    six_band_tiles(0)[0].save(train)
+    six_band_tiles(1)[0].save(val)
+    out = tmp_path / "thresholds.json"
+    result = fit_baseline([train], out, val_tiles=[val], channels=SIX)
+    assert result["bands"] == SIX and "ndsi" in result["features"]
+    assert result["rules"][0]["feature"] == "ndsi"
+    assert result["train_f1"] == 1.0 and result["val_f1"] > 0.99
+    # Applied to a six-band scene it maps the ice; a four-band scene is refused.
+    _, scene = six_band_tiles(2)
+    scene_tif = geotiff(tmp_path / "scene.tif", scene, descriptions=SIX)
+    predict_baseline(out, scene_tif, tmp_path / "mask.tif")
+    with rasterio.open(tmp_path / "mask.tif") as dataset:
+        assert dataset.read(1)[10:40, 5:50].all() and dataset.read(1).sum() == 30 * 45
+    four = geotiff(tmp_path / "four.tif", scene[:4], descriptions=SIX[:4])
+    with pytest.raises(InputDataError, match=r"expected 6 bands \(blue, green, red, nir, swir16"):
+        predict_baseline(out, four, tmp_path / "no.tif")

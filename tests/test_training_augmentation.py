@@ -5,11 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from glaciermap.bands import BLUE, GREEN, NIR, RED
 from glaciermap.training.augmentation import (
-    BLUE,
-    GREEN,
-    NIR,
-    RED,
     AugmentParams,
     augment,
     color_jitter,

@@ -129,3 +129,37 @@ def test_final_seeds_add_final_runs_only(tmp_path, dry_run):
     assert planned_runs(result.output) == {
         run("fpn", cell, "oct2000", "noaug", seed) for seed in (1, 2, 3)
     }
+
+
+EIGHT_CHANNELS = ["blue", "green", "red", "nir", "swir16", "swir22", "elevation", "slope"]
+
+
+def test_swir_dem_study_plans_downloads_then_the_study_on_eight_channels(tmp_path, dry_run):
+    from glaciermap.config import validate_config
+    from glaciermap.data.prepare import scene_settings
+
+    study = yaml.safe_load((ROOT / "configs" / "study.yaml").read_text())
+    config = yaml.safe_load((ROOT / "configs" / "study_swir_dem.yaml").read_text())
+    assert config["data"]["channels"] == EIGHT_CHANNELS
+    # The study but for its inputs: channels, their bands, the DEM, the data folder.
+    changed = yaml.safe_load(
+        yaml.safe_dump(config).replace("data/study_swir_dem/", "data/study/")
+    )  # fmt: skip
+    for scene in changed["data"]["scenes"].values():
+        scene["bands"] = {"blue": 1, "green": 2, "red": 3, "nir": 4}
+    for key in ("channels", "dem"):
+        del changed["data"][key]
+    for band in ("swir16", "swir22"):
+        del changed["acquire"]["assets"][band]
+    assert changed == study
+
+    result = dry_run(tmp_path, config, "results/table3.csv")
+    counts = result.counts
+    assert counts["acquire_dem"] == 1 and counts["acquire_outlines"] == 1
+    assert counts["acquire_scene_july"] == 1 and counts["acquire_scene_august"] == 1
+    assert counts["prepare_scene"] == 2
+    models, seeds = config["model_selection"]["models"], config["seeds"]
+    assert counts["train"] == len(models) * len(seeds)
+    settings = scene_settings(validate_config(config)["data"], "july")
+    assert settings["channels"] == EIGHT_CHANNELS
+    assert settings["dem"]["collection"] == "cop-dem-glo-30"

@@ -1,9 +1,10 @@
 """The validated ``acquire:`` config section as typed values.
 
 The acquire rules write the files that the rest of the workflow reads:
-``data.scenes.{date}.file`` for every label in ``acquire.dates`` and
-``data.outlines.file``. :func:`acquired_files` lists them so that config checks
-can accept files that do not exist yet.
+``data.scenes.{date}.file`` for every label in ``acquire.dates`` (the spectral
+bands ``data.channels`` needs, in order), ``data.outlines.file`` and, when
+``data.dem`` names a STAC collection, ``data.dem.file``. :func:`acquired_files`
+lists them so that config checks can accept files that do not exist yet.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from glaciermap.bands import band_indices
+from glaciermap.channels import DEFAULT_CHANNELS, needs_dem, spectral_bands
 from glaciermap.errors import ConfigError
 from glaciermap.schema import schema_defaults
 from glaciermap.utils.params import canonical
@@ -164,11 +165,17 @@ def outline_params(config: Mapping[str, Any]) -> dict[str, Any]:
     return canonical({key: section[key] for key in _OUTLINE_KEYS if key in section})
 
 
+def scene_bands(config: Mapping[str, Any]) -> list[str]:
+    """The bands a downloaded scene holds, in order: those ``data.channels`` needs."""
+    return list(spectral_bands(config["data"].get("channels") or DEFAULT_CHANNELS))
+
+
 def scene_targets(config: Mapping[str, Any]) -> dict[str, str]:
     """Date label -> the scene file the acquire rule writes (``data.scenes.{label}.file``).
 
-    The downloaded scene holds blue, green, red, nir as bands 1-4 in reflectance
-    units, so the scene entry must read it that way.
+    The downloaded scene holds the bands of :func:`scene_bands` (blue, green,
+    red, nir by default) as bands 1, 2, ... in reflectance units, so the scene
+    entry must read it that way.
     """
     scenes = config["data"]["scenes"]
     targets = {}
@@ -177,7 +184,7 @@ def scene_targets(config: Mapping[str, Any]) -> dict[str, str]:
         if label not in scenes or "file" not in scenes[label]:
             raise ConfigError(f"config key '{key}.file': needed for the downloaded scene '{label}'")
         scene = scenes[label]
-        expected = band_indices()
+        expected = {band: i for i, band in enumerate(scene_bands(config), start=1)}
         if dict(scene["bands"]) != expected:
             raise ConfigError(f"config key '{key}.bands': a downloaded scene has bands {expected}")
         if scene.get("product", "generic") != "generic":
@@ -216,9 +223,35 @@ def scl_invalid_classes(config: Mapping[str, Any], label: str) -> list[int] | No
     return validity.get("invalid") if "scl" in validity else None
 
 
+def dem_target(config: Mapping[str, Any]) -> str | None:
+    """The DEM file the acquire rule writes: ``data.dem.file`` when ``data.dem``
+    names a STAC collection, acquiring is on and a channel needs the DEM."""
+    dem = config["data"].get("dem") or {}
+    if not (config.get("acquire") or {}).get("enabled") or "collection" not in dem:
+        return None
+    if not needs_dem(config["data"].get("channels") or DEFAULT_CHANNELS):
+        return None
+    return str(dem["file"])
+
+
+def dem_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What the DEM download uses: the area, grid and network settings, and ``data.dem``."""
+    section = config["acquire"]
+    keys = ("enabled", "endpoint", "aoi", "crs", "resolution", "timeout_s", "retries")
+    return canonical(
+        {
+            "acquire": {key: section[key] for key in keys if key in section},
+            "dem": config["data"]["dem"],
+        }
+    )
+
+
 def acquired_files(config: Mapping[str, Any]) -> set[str]:
     """Paths that the acquire rules produce (empty when acquiring is disabled)."""
     if not (config.get("acquire") or {}).get("enabled"):
         return set()
     produced = {*scene_targets(config).values(), *scl_targets(config).values()}
+    dem = dem_target(config)
+    if dem is not None:
+        produced.add(dem)
     return {*produced, config["data"]["outlines"]["file"]}

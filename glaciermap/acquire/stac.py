@@ -7,12 +7,18 @@ Classification (SCL, 20 m, onto the 10 m grid by nearest neighbour) over the
 area only, and choose the set of items of one day that leaves the fewest
 invalid pixels (cloud, shadow, defect, no data): several tiles or orbits of
 one day together, not just the least cloudy item (:func:`choose_items`). Then
-read the area of their blue, green, red and NIR COGs through GDAL's HTTP range
-requests and merge them, each pixel from the first item of the set that sees
-it. The scene is written on the common grid of :mod:`glaciermap.acquire.grid`
-as float32 reflectance (DN + offset) / 10000, NaN where DN = 0 (no data), with
-every item's identity in the GeoTIFF tags; the merged SCL goes to the date's
-``validity.scl`` file, where the preparation masks with it.
+read the area of their band COGs (blue, green, red and NIR, and the others
+``data.channels`` needs, e.g. SWIR: 20 m bands bilinearly onto the 10 m grid)
+through GDAL's HTTP range requests and merge them, each pixel from the first
+item of the set that sees it. The scene is written on the common grid of
+:mod:`glaciermap.acquire.grid` as float32 reflectance (DN + offset) / 10000,
+NaN where DN = 0 (no data), with every item's identity in the GeoTIFF tags;
+the merged SCL goes to the date's ``validity.scl`` file, where the preparation
+masks with it.
+
+A DEM (``data.dem.collection``, e.g. Copernicus ``cop-dem-glo-30``) is read the
+same way (:func:`download_dem`): every item of the collection over the area,
+bilinearly onto the common grid, as float32 metres with NaN where none has data.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -202,13 +209,23 @@ def _aligned(src: rasterio.io.DatasetReader, grid: Grid) -> bool:
     return bool(np.isclose(cols, round(cols)) and np.isclose(rows, round(rows)))
 
 
-def read_on_grid(path: str, grid: Grid) -> np.ndarray:
-    """Band 1 of ``path`` on ``grid``, 0 (L2A no data) outside the source.
+def read_on_grid(
+    path: str,
+    grid: Grid,
+    resampling: Resampling = Resampling.nearest,
+    nodata: float | None = 0,
+) -> np.ndarray:
+    """Band 1 of ``path`` on ``grid``, ``nodata`` (default 0, L2A no data) outside
+    the source and where it has none (``nodata`` None: the file's own nodata, NaN
+    in a float32 result).
 
     On a matching grid only the window's blocks are read, unchanged; otherwise
-    the source is warped with nearest neighbour, which keeps DNs as they are.
+    the source is warped with ``resampling``: nearest neighbour keeps DNs and
+    classes as they are, bilinear suits 20 m reflectance and elevations.
     """
     with rasterio.open(path) as src:
+        as_float = nodata is None
+        fill = np.nan if as_float else nodata
         if not _aligned(src, grid):
             with WarpedVRT(
                 src,
@@ -216,20 +233,28 @@ def read_on_grid(path: str, grid: Grid) -> np.ndarray:
                 transform=grid.transform,
                 width=grid.width,
                 height=grid.height,
-                resampling=Resampling.nearest,
-                src_nodata=0,
-                nodata=0,
+                resampling=resampling,
+                src_nodata=src.nodata if as_float else nodata,
+                nodata=src.nodata if as_float else nodata,
             ) as vrt:
+                if as_float:
+                    return vrt.read(1, masked=True).astype(np.float32).filled(np.nan)
                 return vrt.read(1)
         col0 = round((grid.transform.c - src.transform.c) / src.transform.a)
         row0 = round((grid.transform.f - src.transform.f) / src.transform.e)
-        out = np.zeros((grid.height, grid.width), dtype=src.dtypes[0])
+        dtype = np.float32 if as_float else src.dtypes[0]
+        out = np.full((grid.height, grid.width), fill, dtype=dtype)
         c0, r0 = max(col0, 0), max(row0, 0)
         c1 = min(col0 + grid.width, src.width)
         r1 = min(row0 + grid.height, src.height)
         if c1 > c0 and r1 > r0:
             window = Window(c0, r0, c1 - c0, r1 - r0)
-            out[r0 - row0 : r1 - row0, c0 - col0 : c1 - col0] = src.read(1, window=window)
+            if as_float:
+                values = src.read(1, window=window, masked=True).astype(np.float32)
+                block = values.filled(np.nan)
+            else:
+                block = src.read(1, window=window)
+            out[r0 - row0 : r1 - row0, c0 - col0 : c1 - col0] = block
         return out
 
 
@@ -243,6 +268,12 @@ def error_chain(exc: BaseException) -> str:
             messages.append(text)
         current = current.__cause__ or current.__context__
     return "; ".join(reversed(messages))
+
+
+def asset_key(settings: AcquireSettings, band: str) -> str:
+    """The STAC asset of ``band``: ``acquire.assets``, else the band's name (Earth
+    Search v1 names its assets by eo:common_name: swir16, swir22, rededge1...)."""
+    return settings.assets.get(band) or band
 
 
 def asset_href(item: pystac.Item, key: str) -> str:
@@ -287,16 +318,28 @@ class AssetReader:
         self.settings = settings
         self.grid = grid
 
-    def read(self, item: pystac.Item, band: str) -> np.ndarray:
-        key = self.settings.assets[band]
+    def read(
+        self,
+        item: pystac.Item,
+        band: str,
+        key: str | None = None,
+        nodata: float | None = 0,
+    ) -> np.ndarray:
+        """Asset ``key`` (default: ``acquire.assets`` of ``band``, else the band's
+        name) of ``item`` on the grid; 20 m bands and a DEM (``nodata`` None) bilinearly."""
+        key = key or asset_key(self.settings, band)
         href = asset_href(item, key)
+        bilinear = nodata is None or (
+            band in sentinel2.BAND_IDS and band not in sentinel2.BANDS_10M
+        )
+        resampling = Resampling.bilinear if bilinear else Resampling.nearest
         options = gdal_http_options(self.settings.timeout_s, self.settings.retries)
         # A failed read must not be served from GDAL's in-process cache on a retry.
         options["CPL_VSIL_CURL_NON_CACHED"] = vsicurl_path(href)
         try:
             with rasterio.Env(**options):
                 check_reachable(href, self.settings.timeout_s, self.settings.retries)
-                return read_on_grid(vsicurl_path(href), self.grid)
+                return read_on_grid(vsicurl_path(href), self.grid, resampling, nodata)
         except (RasterioError, DownloadError) as exc:
             raise DownloadError(
                 f"cannot read asset '{key}' ({band}) of STAC item {item.id} at {href}: "
@@ -308,8 +351,8 @@ class AssetReader:
 class MergedItems:
     """The chosen items read onto the grid and merged."""
 
-    dns: np.ndarray  # uint16 (4, H, W) of the item each pixel comes from, 0 = no data
-    reflectance: np.ndarray  # float32 (4, H, W)
+    dns: np.ndarray  # uint16 (B, H, W) of the item each pixel comes from, 0 = no data
+    reflectance: np.ndarray  # float32 (B, H, W)
     classes: np.ndarray | None  # uint8 (H, W) SCL of the same item, None without SCL
     used: dict[str, int]  # pixels taken from each item
 
@@ -320,19 +363,20 @@ def merge_items(
     classes: Mapping[str, np.ndarray],
     offsets: Mapping[str, float],
     invalid: Sequence[int],
+    bands: Sequence[str] = BANDS,
 ) -> MergedItems:
     """Each pixel from the first item of ``chosen`` where it is valid (data in all
-    four bands, SCL class not in ``invalid``), else from the first with data,
+    ``bands``, SCL class not in ``invalid``), else from the first with data,
     whose SCL then says why it is invalid."""
     grid = reader.grid
-    reflectance = np.full((len(BANDS), *grid.shape), np.nan, np.float32)
-    dns = np.zeros((len(BANDS), *grid.shape), np.uint16)
+    reflectance = np.full((len(bands), *grid.shape), np.nan, np.float32)
+    dns = np.zeros((len(bands), *grid.shape), np.uint16)
     merged = np.zeros(grid.shape, np.uint8) if classes else None
     state = np.zeros(grid.shape, np.uint8)  # 0 nothing yet, 1 data (invalid), 2 valid
     used = {}
     for choice in chosen:
         item = choice.item
-        item_dns = np.stack([reader.read(item, band) for band in BANDS])
+        item_dns = np.stack([reader.read(item, band) for band in bands])
         has_data = (item_dns != sentinel2.NODATA_DN).all(axis=0)
         valid = has_data
         if classes:
@@ -366,9 +410,11 @@ def download_scene(
     outlines: str | Path | None = None,
     scl_output: str | Path | None = None,
     invalid_classes: Sequence[int] | None = None,
+    bands: Sequence[str] = BANDS,
 ) -> Path:
-    """Search the scene of date ``label``, choose its items, merge them onto the
-    common grid and write it to ``output`` (and the merged SCL to ``scl_output``).
+    """Search the scene of date ``label``, choose its items, merge their ``bands``
+    (the spectral bands ``data.channels`` needs, in that order) onto the common
+    grid and write it to ``output`` (and the merged SCL to ``scl_output``).
 
     ``invalid_classes`` (default :data:`~glaciermap.io.sentinel2.INVALID_SCL_CLASSES`)
     are the SCL classes that do not count as seen.
@@ -422,7 +468,7 @@ def download_scene(
             100 * seen[choice.item.id].mean(),
             offsets[choice.item.id],
         )
-    merged = merge_items(chosen, reader, classes, offsets, invalid)
+    merged = merge_items(chosen, reader, classes, offsets, invalid, bands)
     first = chosen[0].item
 
     def joined(values: Iterable[object]) -> str:
@@ -448,18 +494,75 @@ def download_scene(
     band_tags = [
         {
             "band": band,
-            "sentinel2": sentinel2.BAND_IDS[band],
-            "href": joined(asset_href(c.item, settings.assets[band]) for c in chosen),
+            "sentinel2": sentinel2.BAND_IDS[band],  # type: ignore[index]
+            "href": joined(asset_href(c.item, asset_key(settings, band)) for c in chosen),
         }
-        for band in BANDS
+        for band in bands
     ]
     if scl_output is not None and merged.classes is not None:
         write_classes(merged.classes, grid, scl_output, tags)
     try:
-        write_scene(merged.reflectance, grid, output, tags, band_tags)
+        write_scene(merged.reflectance, grid, output, tags, band_tags, channels=bands)
     except BaseException:
         if scl_output is not None:
             Path(scl_output).unlink(missing_ok=True)
         raise
     log.info("wrote %s (%d x %d) from %d item(s)", output, grid.width, grid.height, len(chosen))
+    return Path(output)
+
+
+def download_dem(
+    settings: AcquireSettings,
+    dem: Mapping[str, Any],
+    output: str | Path,
+    outlines: str | Path | None = None,
+) -> Path:
+    """The DEM of collection ``dem["collection"]`` (asset ``dem["asset"]``) over the
+    area: every item that reaches it, read bilinearly onto the common grid, each
+    pixel from the first item (in the catalogue's order) with data; float32
+    metres, NaN where no item has data. Written atomically to ``output``."""
+    grid = acquisition_grid(settings, outlines)
+    bbox = grid.lonlat_bbox()
+    collection, asset = dem["collection"], dem.get("asset", "data")
+    try:
+        stac_io = StacApiIO(timeout=settings.timeout_s, max_retries=settings.retries)
+        client = Client.open(settings.endpoint, stac_io=stac_io)
+        items = list(client.search(collections=[collection], bbox=list(bbox), limit=100).items())
+    except (APIError, requests.RequestException, pystac.STACError, ValueError) as exc:
+        raise DownloadError(
+            f"STAC search of '{collection}' at {settings.endpoint} failed: {exc}"
+        ) from exc
+    area = box(*bbox)
+    # Filtered here too: static catalogues answer a search with every item.
+    items = [
+        i
+        for i in items
+        if i.collection_id in (None, collection)
+        and (i.geometry is None or shape(i.geometry).intersects(area))
+    ]
+    if not items:
+        raise InputDataError(
+            f"no item of '{collection}' at {settings.endpoint} covers the area "
+            f"({', '.join(f'{v:.4f}' for v in bbox)}) (config keys 'data.dem.collection', "
+            "'acquire.aoi')"
+        )
+    reader = AssetReader(settings, grid)
+    elevation = np.full(grid.shape, np.nan, np.float32)
+    for item in items:
+        values = reader.read(item, "elevation", key=asset, nodata=None)
+        take = np.isnan(elevation) & np.isfinite(values)
+        elevation[take] = values[take]
+    if not np.isfinite(elevation).any():
+        raise InputDataError(f"the items of '{collection}' have no elevation over the area")
+    profile = geotiff_profile(grid, "float32", nodata=float("nan"))
+    tags = {
+        "stac_item_ids": ",".join(item.id for item in items),
+        "stac_endpoint": settings.endpoint,
+        "stac_collection": collection,
+    }
+    with atomic_path(output) as tmp, rasterio.open(tmp, "w", **profile) as out:
+        out.write(elevation, 1)
+        out.update_tags(**tags)
+        out.descriptions = ("elevation",)
+    log.info("wrote DEM %s (%d x %d) from %d item(s)", output, grid.width, grid.height, len(items))
     return Path(output)

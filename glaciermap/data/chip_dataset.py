@@ -17,7 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from glaciermap.bands import BANDS
+from glaciermap.channels import DEFAULT_CHANNELS, needs_dem, spectral_bands
 from glaciermap.errors import ConfigError, InputDataError
 from glaciermap.schema import default_field, schema_defaults
 
@@ -69,12 +69,29 @@ class ChipDataset:
     # Where the settings come from, for messages: "config" (keys data.chips.<label>.*)
     # or "cli" (options --images, --masks, ...).
     origin: Literal["config", "cli"] = "config"
+    # Not part of the chip block: the channels every chip gives (data.channels, or a
+    # checkpoint's) and the DEM (data.dem) their terrain channels come from.
+    channels: tuple[str, ...] = DEFAULT_CHANNELS
+    dem: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "glacier", tuple(int(v) for v in self.glacier))
         object.__setattr__(self, "not_glacier", tuple(int(v) for v in self.not_glacier))
         object.__setattr__(self, "ignore", tuple(int(v) for v in self.ignore))
-        object.__setattr__(self, "bands", {name: int(self.bands[name]) for name in BANDS})
+        object.__setattr__(self, "channels", tuple(self.channels))
+        missing = [name for name in spectral_bands(self.channels) if name not in self.bands]
+        if missing:
+            raise ConfigError(
+                f"{self.key('bands')}: no {', '.join(missing)} band, which the channels "
+                f"{', '.join(self.channels)} need"
+            )
+        if needs_dem(self.channels) and not self.dem:
+            raise ConfigError(
+                f"{self.key('bands')}: the channels {', '.join(self.channels)} need a DEM "
+                "(config key 'data.dem')"
+            )
+        needed = spectral_bands(self.channels)
+        object.__setattr__(self, "bands", {name: int(self.bands[name]) for name in needed})
         if (self.masks is None) == (self.outlines is None):
             raise ConfigError(f"{self.key('masks')}: give either masks or outlines")
         if self.masks is not None:
@@ -106,8 +123,15 @@ class ChipDataset:
         self.date_rule  # noqa: B018 - checks the acquired setting
 
     @classmethod
-    def from_config(cls, label: str, block: Mapping[str, Any]) -> ChipDataset:
-        """The dataset of config block ``data.chips.<label>`` (validated by the schema)."""
+    def from_config(
+        cls,
+        label: str,
+        block: Mapping[str, Any],
+        channels: Sequence[str] = DEFAULT_CHANNELS,
+        dem: Mapping[str, Any] | None = None,
+    ) -> ChipDataset:
+        """The dataset of config block ``data.chips.<label>`` (validated by the schema)
+        giving ``channels`` (``data.channels``; terrain from ``dem``, ``data.dem``)."""
         block = dict(block)
         validation = dict(block.pop("validation", {}) or {})
         ignore = block.pop("ignore", _CHIPS["ignore"])
@@ -117,6 +141,8 @@ class ChipDataset:
             val_fraction=validation.get("fraction", _VALIDATION["fraction"]),
             val_block_m=float(validation.get("block_m", _VALIDATION["block_m"])),
             split_seed=validation.get("seed", _VALIDATION["seed"]),
+            channels=tuple(channels),
+            dem=dem if needs_dem(channels) else None,
             **block,
         )
 

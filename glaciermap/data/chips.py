@@ -30,7 +30,7 @@ import rasterio
 from rasterio.crs import CRS
 from rasterio.errors import RasterioError
 
-from glaciermap.bands import BANDS
+from glaciermap.channels import DEFAULT_CHANNELS, TERRAIN, needs_dem, stack_channels
 from glaciermap.data.chip_dataset import (
     BadChip,
     ChipDataset,
@@ -53,6 +53,7 @@ from glaciermap.io import sentinel2
 from glaciermap.io.grid import Grid
 from glaciermap.io.outlines import detect_format, read_outlines
 from glaciermap.io.scene_inputs import PREPARE_BYTES_PER_PIXEL, memory_bytes
+from glaciermap.io.terrain import terrain_layers
 from glaciermap.labels import GLACIER, NODATA, NOT_GLACIER
 from glaciermap.schema import schema_defaults
 from glaciermap.utils.atomic import atomic_path, write_text_atomic
@@ -89,7 +90,8 @@ def check_chip_dataset(dataset: ChipDataset, base_dir: str | Path = ".") -> None
 
 @dataclass
 class Chip:
-    """One usable chip: ``bands`` (4, H, W) float32 reflectance, NaN = nodata;
+    """One usable chip: ``bands`` (C, H, W) float32 of the dataset's channels
+    (reflectance for spectral bands), NaN = nodata;
     ``labels`` (H, W) uint8 1 glacier, 0 not, 255 no label (image nodata, an ignore
     value, or the mask's nodata)."""
 
@@ -108,7 +110,7 @@ class Chip:
 def _reflectance(
     raw: np.ndarray, file_nodata: Sequence[float | None], dataset: ChipDataset, image: Path
 ) -> np.ndarray:
-    """(4, H, W) DNs -> float32 values by the dataset's product rule, NaN = nodata."""
+    """(B, H, W) DNs -> float32 values by the dataset's product rule, NaN = nodata."""
     if dataset.product == "sentinel2_l2a":
         baseline = dataset.processing_baseline or sentinel2.baseline_from_name(image)
         if baseline is None:
@@ -127,13 +129,16 @@ def _reflectance(
 
 
 def _read_image(dataset: ChipDataset, image: Path) -> tuple[np.ndarray, Grid]:
-    indexes = [dataset.bands[name] for name in BANDS]
+    """The dataset's channels of one image: its spectral bands (``dataset.bands``), the
+    indices computed from them and the terrain from the DEM put onto the chip's grid."""
+    names = list(dataset.bands)
+    indexes = [dataset.bands[name] for name in names]
     try:
         with rasterio.open(image) as source:
             if source.crs is None:
                 raise BadChip(image, "has no CRS (not georeferenced)")
             if max(indexes) > source.count:
-                missing = [n for n in BANDS if dataset.bands[n] > source.count]
+                missing = [n for n in names if dataset.bands[n] > source.count]
                 raise BadChip(
                     image,
                     f"has {source.count} band(s); band {dataset.bands[missing[0]]} "
@@ -151,7 +156,17 @@ def _read_image(dataset: ChipDataset, image: Path) -> tuple[np.ndarray, Grid]:
             grid = Grid.of(source)
     except RasterioError as exc:
         raise BadChip(image, f"unreadable ({exc})") from exc
-    return _reflectance(raw, nodata, dataset, image), grid
+    values = _reflectance(raw, nodata, dataset, image)
+    if tuple(names) == dataset.channels:
+        return values, grid
+    terrain = None
+    if needs_dem(dataset.channels):
+        assert dataset.dem is not None  # ChipDataset refuses terrain channels without a DEM
+        wanted = [c for c in dataset.channels if c in TERRAIN]
+        terrain = terrain_layers(dataset.dem, grid, wanted)
+    channels = stack_channels(dataset.channels, dict(zip(names, values, strict=True)), terrain)
+    channels[:, ~np.isfinite(channels).all(axis=0)] = np.nan
+    return channels, grid
 
 
 @dataclass
@@ -320,7 +335,7 @@ def read_chip(
     labels[nodata] = NODATA
     if not (labels != NODATA).any():
         raise BadChip(files.image, "no pixel has both image data and a label")
-    reason = degenerate_reason(ArrayBands(bands))
+    reason = degenerate_reason(ArrayBands(bands), dataset.channels)
     if reason is not None:
         raise BadChip(files.image, reason)
     return Chip(files, bands, labels, grid, acquired, reading)
@@ -368,7 +383,13 @@ class ChipTiles:
     ranges: np.ndarray
 
 
-def cut_chip(chip: Chip, size: int, stride: int, max_nodata: float) -> ChipTiles:
+def cut_chip(
+    chip: Chip,
+    size: int,
+    stride: int,
+    max_nodata: float,
+    channels: Sequence[str] = DEFAULT_CHANNELS,
+) -> ChipTiles:
     """Tiles of ``size`` at ``stride`` covering the chip; a chip smaller than a tile is
     padded (image 0, mask 255). A tile is kept when at most ``max_nodata`` of the
     chip's own pixels in it are unlabelled (padding does not count)."""
@@ -382,7 +403,7 @@ def cut_chip(chip: Chip, size: int, stride: int, max_nodata: float) -> ChipTiles
             if (labels == NODATA).mean() <= max_nodata:
                 kept.append((row, col))
     n = len(kept)
-    images = np.zeros((n, len(BANDS), size, size), np.float32)
+    images = np.zeros((n, chip.bands.shape[0], size, size), np.float32)
     masks = np.full((n, size, size), NODATA, np.uint8)
     valid = np.zeros((n, size, size), bool)
     for i, (row, col) in enumerate(kept):
@@ -391,11 +412,14 @@ def cut_chip(chip: Chip, size: int, stride: int, max_nodata: float) -> ChipTiles
         masks[i, :h, :w] = chip.labels[row : row + h, col : col + w]
         valid[i, :h, :w] = image_valid[row : row + h, col : col + w]
     windows = np.array([(row, col, size, size) for row, col in kept], np.int64).reshape(-1, 4)
-    ranges = np.repeat(scene_range(ArrayBands(chip.bands))[None], n, axis=0)
+    ranges = scene_range(ArrayBands(chip.bands), channels=channels)
+    ranges = np.repeat(ranges[None], n, axis=0)
     return ChipTiles(images, masks, windows, valid, ranges)
 
 
-def _tile_set(tiles: Sequence[ChipTiles], chips: Sequence[Chip], size: int) -> TileSet:
+def _tile_set(
+    tiles: Sequence[ChipTiles], chips: Sequence[Chip], size: int, n_channels: int
+) -> TileSet:
     n = sum(len(t.windows) for t in tiles)
     crs = [chip.grid.crs.to_wkt() for t, chip in zip(tiles, chips, strict=True) for _ in t.windows]
     transforms = [
@@ -409,12 +433,12 @@ def _tile_set(tiles: Sequence[ChipTiles], chips: Sequence[Chip], size: int) -> T
         return np.concatenate(parts) if parts else np.zeros((0, *shape), dtype)
 
     return TileSet(
-        images=stacked("images", (len(BANDS), size, size), np.float32),
+        images=stacked("images", (n_channels, size, size), np.float32),
         masks=stacked("masks", (size, size), np.uint8),
         windows=stacked("windows", (4,), np.int64),
         crs=np.array(crs, dtype=str).reshape(n),
         transform=np.array(transforms, np.float64).reshape(n, 6),
-        ranges=stacked("ranges", (len(BANDS), 2), np.float32),
+        ranges=stacked("ranges", (n_channels, 2), np.float32),
     )
 
 
@@ -453,6 +477,8 @@ def prepare_chips(
     tiles_config: Mapping[str, Any],
     outputs: Mapping[str, str | Path],
     base_dir: str | Path = ".",
+    channels: Sequence[str] = DEFAULT_CHANNELS,
+    dem: Mapping[str, Any] | None = None,
 ) -> dict[str, int]:
     """Rule ``prepare_chips``: the tile stores of chip dataset ``label``.
 
@@ -461,7 +487,9 @@ def prepare_chips(
     statistics of the train tiles; null without train tiles) and ``inventory``
     (``chips.csv``: every chip with its split, or the reason it was skipped).
     """
-    dataset = ChipDataset.from_config(label, dataset_settings)
+    if dem is not None:
+        dem = {**dem, "file": str(Path(base_dir) / dem["file"])}
+    dataset = ChipDataset.from_config(label, dataset_settings, channels, dem)
     tiles_config = {**_TILES, **tiles_config}
     size, stride = tiles_config["size"], tiles_config["stride"]
     max_nodata = tiles_config["max_nodata_fraction"]
@@ -472,7 +500,7 @@ def prepare_chips(
         if isinstance(item, SkippedChip):
             records.append(ChipRecord(str(item.files.image), mask, "skipped", item.reason))
             continue
-        chip_tiles = cut_chip(item, size, stride, max_nodata)
+        chip_tiles = cut_chip(item, size, stride, max_nodata, dataset.channels)
         if item.reading is not None:
             reading.add(item.reading)
         labelled = item.labels != NODATA
@@ -533,15 +561,17 @@ def prepare_chips(
     sets = {}
     for name in SPLITS:
         chosen = [i for i, split in enumerate(splits) if split == name]
-        sets[name] = _tile_set([tiles[i] for i in chosen], [chips[i] for i in chosen], size)
+        chosen_tiles, chosen_chips = [tiles[i] for i in chosen], [chips[i] for i in chosen]
+        sets[name] = _tile_set(chosen_tiles, chosen_chips, size, len(dataset.channels))
     train = [i for i, split in enumerate(splits) if split == "train"]
     if train:
         stats = band_stats(
             np.concatenate([tiles[i].images for i in train]),
             np.concatenate([tiles[i].valid for i in train]),
+            dataset.channels,
         )
     else:
-        stats = {"bands": list(BANDS), "count": 0, "mean": None, "std": None}
+        stats = {"bands": list(dataset.channels), "count": 0, "mean": None, "std": None}
     for name, tile_set in sets.items():
         tile_set.save(outputs[name])
     write_text_atomic(outputs["stats"], json.dumps(stats, indent=2) + "\n")

@@ -11,6 +11,11 @@ Two ways to normalise a model's input (``training.normalization``):
   :mod:`glaciermap.models.normalizer`), computed again on every scene the
   model maps. Any positive linear change of a band (a gain, an offset, 8-bit
   DNs instead of reflectance) leaves the model's input unchanged.
+
+Both apply to the spectral channels. Terrain and index channels
+(:data:`glaciermap.channels.FIXED_RANGES`) have a fixed range instead, mapped to
+[-1, 1] in either mode: their statistics are the range's centre and half-span,
+their "robust range" is the fixed range, whatever the scene.
 """
 
 from __future__ import annotations
@@ -25,24 +30,33 @@ import numpy as np
 if TYPE_CHECKING:  # the training settings import this module's option names, torch- and GDAL-free
     from rasterio.windows import Window
 
-from glaciermap.bands import BANDS
+from glaciermap.channels import DEFAULT_CHANNELS, FIXED_RANGES
 
 Normalization = Literal["dataset", "scene"]
 NORMALIZATIONS: tuple[Normalization, ...] = get_args(Normalization)
 
 
-def band_stats(images: np.ndarray, valid: np.ndarray) -> dict[str, Any]:
-    """Mean and standard deviation per band over the valid pixels of (N, B, S, S) tiles.
+def band_stats(
+    images: np.ndarray, valid: np.ndarray, channels: Sequence[str] = DEFAULT_CHANNELS
+) -> dict[str, Any]:
+    """Mean and standard deviation per channel over the valid pixels of (N, C, S, S) tiles
+    (the centre and half-span of the fixed range for terrain and index channels).
 
     ``valid`` (N, S, S) excludes nodata pixels, which are stored as 0 in the tiles.
     """
+    if len(channels) != images.shape[1]:
+        raise ValueError(f"{images.shape[1]} channels in the tiles, named {list(channels)}")
     pixels = images.transpose(1, 0, 2, 3)[:, valid].astype(np.float64)  # (B, n)
     count = int(pixels.shape[1])
     if count == 0:
         raise ValueError("no valid pixel to compute band statistics from")
     mean = pixels.mean(axis=1)
     std = pixels.std(axis=1)
-    return {"bands": list(BANDS), "count": count, "mean": mean.tolist(), "std": std.tolist()}
+    for i, channel in enumerate(channels):
+        if channel in FIXED_RANGES:
+            low, high = FIXED_RANGES[channel]
+            mean[i], std[i] = (low + high) / 2, (high - low) / 2
+    return {"bands": list(channels), "count": count, "mean": mean.tolist(), "std": std.tolist()}
 
 
 def pool_stats(stats: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -123,8 +137,13 @@ def _valid_samples(source: WindowedBands, max_samples: int) -> np.ndarray:
     return values
 
 
-def scene_range(source: WindowedBands, max_samples: int = MAX_RANGE_SAMPLES) -> np.ndarray:
-    """(bands, 2) float32: the 2nd and 98th percentile of each band over the valid pixels.
+def scene_range(
+    source: WindowedBands,
+    max_samples: int = MAX_RANGE_SAMPLES,
+    channels: Sequence[str] = DEFAULT_CHANNELS,
+) -> np.ndarray:
+    """(bands, 2) float32: the 2nd and 98th percentile of each band over the valid
+    pixels (the fixed range of a terrain or index channel of ``channels``).
 
     Pixels are sampled on one regular grid of the whole scene (every ``step``-th
     row and column, from the origin), read by blocks: the result depends on the
@@ -135,18 +154,24 @@ def scene_range(source: WindowedBands, max_samples: int = MAX_RANGE_SAMPLES) -> 
     if values.shape[1] == 0:
         raise ValueError("no valid pixel to compute the scene's robust range from")
     low, high = np.percentile(values, ROBUST_PERCENTILES, axis=1)
+    for i, channel in enumerate(channels):
+        if channel in FIXED_RANGES:
+            low[i], high[i] = FIXED_RANGES[channel]
     return np.stack([low, high], axis=1).astype(np.float32)
 
 
 def degenerate_reason(
-    source: WindowedBands, bands: Sequence[str] = BANDS, minimum: int = MIN_VALID_PIXELS
+    source: WindowedBands,
+    channels: Sequence[str] = DEFAULT_CHANNELS,
+    minimum: int = MIN_VALID_PIXELS,
 ) -> str | None:
     """Why ``source`` is no scene to map or train on, with its numbers; None if it is.
 
     Refused: fewer than ``minimum`` valid pixels on the sampled grid (NaN and ±inf
-    are nodata), or a band whose 2nd and 98th percentiles are equal (a constant
-    band: a model would map it with confidence, and scene normalisation could not
-    scale it).
+    are nodata), or a spectral channel whose 2nd and 98th percentiles are equal (a
+    constant band: a model would map it with confidence, and scene normalisation
+    could not scale it). Terrain and index channels have a fixed range, so a
+    constant one (flat ground) is no reason.
     """
     values = _valid_samples(source, MAX_RANGE_SAMPLES)
     n = values.shape[1]
@@ -156,8 +181,8 @@ def degenerate_reason(
             "are needed (NaN, ±inf and nodata are not valid)"
         )
     low, high = np.percentile(values, ROBUST_PERCENTILES, axis=1)
-    for name, lo, hi in zip(bands, low, high, strict=False):
-        if hi - lo < MIN_SPAN:
+    for name, lo, hi in zip(channels, low, high, strict=True):
+        if name not in FIXED_RANGES and hi - lo < MIN_SPAN:
             return (
                 f"band {name} is constant ({lo:g} from the 2nd to the 98th percentile of "
                 f"{n} valid pixels)"

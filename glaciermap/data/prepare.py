@@ -19,6 +19,13 @@ import rasterio
 from rasterio.crs import CRS
 from rasterio.errors import RasterioError
 
+from glaciermap.channels import (
+    DEFAULT_CHANNELS,
+    TERRAIN,
+    needs_dem,
+    spectral_bands,
+    stack_channels,
+)
 from glaciermap.data import masks, tiling
 from glaciermap.data.normalization import (
     ArrayBands,
@@ -33,12 +40,14 @@ from glaciermap.io.grid import Grid
 from glaciermap.io.outlines import read_outlines
 from glaciermap.io.scenes import (
     grid_files,
+    read_prepared_channels,
     read_prepared_scene,
     read_scene_layers,
     scene_files,
     scene_grid,
     write_scene,
 )
+from glaciermap.io.terrain import terrain_layers
 from glaciermap.io.validity import MASKED, write_validity
 from glaciermap.labels import GLACIER, NODATA, NOT_GLACIER
 from glaciermap.schema import schema_defaults
@@ -57,18 +66,37 @@ def reference_date(data: Mapping[str, Any]) -> str:
     return data.get("reference_date") or next(iter(data["scenes"]))
 
 
+def channels_of(data: Mapping[str, Any]) -> tuple[str, ...]:
+    """The configured input channels (``data.channels``)."""
+    return tuple(data.get("channels") or DEFAULT_CHANNELS)
+
+
 def scene_input_files(data: Mapping[str, Any], date: str) -> list[str]:
-    """Files read to prepare scene ``date``: its bands and validity rasters, and the
-    files that define the reference scene's grid."""
+    """Files read to prepare scene ``date``: its bands (those ``data.channels``
+    needs) and validity rasters, the files that define the reference scene's
+    grid, and the DEM when a channel comes from it."""
     ref = reference_date(data)
-    files = scene_files(data["scenes"][date], date) + grid_files(data["scenes"][ref], ref)
+    channels = channels_of(data)
+    files = scene_files(data["scenes"][date], date, names=spectral_bands(channels))
+    files += grid_files(data["scenes"][ref], ref)
+    if needs_dem(channels):
+        files.append(Path(data["dem"]["file"]))
     return list(dict.fromkeys(str(file) for file in files))
 
 
 def scene_settings(data: Mapping[str, Any], date: str) -> dict[str, Any]:
-    """The part of ``data`` that :func:`prepare_scene` of ``date`` depends on."""
+    """The part of ``data`` that :func:`prepare_scene` of ``date`` depends on
+    (``channels`` and ``dem`` only where they differ from the four-band default,
+    so that a four-band config's jobs keep their parameters)."""
     ref = reference_date(data)
+    channels = channels_of(data)
+    extra: dict[str, Any] = {}
+    if channels != DEFAULT_CHANNELS:
+        extra["channels"] = list(channels)
+    if needs_dem(channels):
+        extra["dem"] = data["dem"]
     return {
+        **extra,
         "reference_date": ref,
         "on_grid_mismatch": data.get("on_grid_mismatch", _DATA["on_grid_mismatch"]),
         "min_valid_fraction": data.get("min_valid_fraction", _DATA["min_valid_fraction"]),
@@ -126,16 +154,22 @@ def prepare_scene(
     validity_output: str | Path,
     base_dir: str | Path = ".",
 ) -> None:
-    """Write ``results/scenes/{date}.tif`` (4 bands of reflectance on the reference
-    grid, NaN where no input has a valid pixel) and ``results/validity/{date}.tif``.
+    """Write ``results/scenes/{date}.tif`` (the ``data.channels`` on the reference
+    grid, NaN where no input has a valid pixel or the DEM has no data) and
+    ``results/validity/{date}.tif``.
 
+    Spectral bands are reflectance (20 m bands resampled bilinearly onto the
+    grid), terrain channels come from ``data.dem`` reprojected onto the grid
+    (:mod:`glaciermap.io.terrain`), indices from the bands (:mod:`glaciermap.channels`).
     A date whose valid share of the grid is below ``data.min_valid_fraction``
     (or that has no valid pixel at all) is refused, and nothing is written.
     """
     ref = reference_date(data)
+    channels = channels_of(data)
+    bands = spectral_bands(channels)
     target = scene_grid(data["scenes"][ref], ref, base_dir)
     on_mismatch = data.get("on_grid_mismatch", _DATA["on_grid_mismatch"])
-    layers = read_scene_layers(data["scenes"][date], date, base_dir, target, on_mismatch)
+    layers = read_scene_layers(data["scenes"][date], date, base_dir, target, on_mismatch, bands)
     fraction = layers.valid_fraction
     minimum = data.get("min_valid_fraction", _DATA["min_valid_fraction"])
     if fraction == 0 or fraction < minimum:
@@ -146,9 +180,19 @@ def prepare_scene(
             f"defect, the rest without data), below config key 'data.min_valid_fraction' "
             f"({minimum:.1%})"
         )
+    values = layers.bands
+    if tuple(bands) != channels:
+        terrain = None
+        if needs_dem(channels):
+            names = [c for c in channels if c in TERRAIN]
+            terrain = terrain_layers(data["dem"], layers.grid, names, base_dir)
+        values = stack_channels(channels, dict(zip(bands, layers.bands, strict=True)), terrain)
+        # Indices and terrain are nodata wherever the scene is (and where the DEM is).
+        values[:, ~np.isfinite(layers.bands).all(axis=0)] = np.nan
+        values[:, ~np.isfinite(values).all(axis=0)] = np.nan
     write_validity(layers.codes, layers.grid, validity_output)
     try:
-        write_scene(layers.bands, layers.grid, output, tags=layers.tags())
+        write_scene(values, layers.grid, output, tags=layers.tags(), channels=channels)
     except BaseException:
         Path(validity_output).unlink(missing_ok=True)
         raise
@@ -320,19 +364,20 @@ def prepare_tiles(
     tiles_config: Mapping[str, Any],
     out_dir: str | Path,
 ) -> dict[str, int]:
-    """Write ``{out_dir}/{train,val,test}.npz`` and ``stats.json`` (train tiles only)."""
-    scene, grid = read_prepared_scene(scene_path)
+    """Write ``{out_dir}/{train,val,test}.npz`` and ``stats.json`` (train tiles only;
+    it names the scene's channels, which the runs and checkpoints take from it)."""
+    scene, grid, channels = read_prepared_channels(scene_path)
     mask = _read_uint8(mask_path, grid, (NOT_GLACIER, GLACIER, NODATA))
     regions = _read_uint8(regions_path, grid)
     tiles = {**_TILES, **tiles_config}
     size, stride, max_nodata = tiles["size"], tiles["stride"], tiles["max_nodata_fraction"]
     windows = tiling.windows_from_regions(regions, size, stride)
     # A constant or nearly empty scene teaches nothing and cannot be ranged: refused.
-    reason = degenerate_reason(ArrayBands(scene))
+    reason = degenerate_reason(ArrayBands(scene), channels)
     if reason is not None:
         raise InputDataError(f"scene {scene_path}: {reason}")
     # Over the whole scene, as prediction computes it: no label is used.
-    ranges = scene_range(ArrayBands(scene))
+    ranges = scene_range(ArrayBands(scene), channels=channels)
     sets, valid = {}, {}
     for split, split_windows in windows.items():
         sets[split], valid[split] = cut_tiles(scene, mask, split_windows, grid, max_nodata, ranges)
@@ -343,7 +388,10 @@ def prepare_tiles(
                 f"{regions_path} may come from other tile settings)"
             )
     _require_both_classes(sets["test"], mask_path)
-    stats = {**band_stats(sets["train"].images, valid["train"]), "range": ranges.tolist()}
+    stats = {
+        **band_stats(sets["train"].images, valid["train"], channels),
+        "range": ranges.tolist(),
+    }
     out = Path(out_dir)
     for split, tile_set in sets.items():
         tile_set.save(out / f"{split}.npz")

@@ -1,9 +1,10 @@
 """The tile store: all tiles of one date and split in one compressed ``.npz`` file.
 
-Arrays (docs/architecture.md): ``images`` float32 (N, 4, S, S), ``masks`` uint8
+Arrays (docs/architecture.md): ``images`` float32 (N, C, S, S) of the C channels
+(``data.channels``, named in the date's ``stats.json``), ``masks`` uint8
 (N, S, S), ``windows`` int64 (N, 4) = (row_off, col_off, height, width) in the
 scene grid, ``crs`` WKT (0-d str) and ``transform`` float64 (6,) of the scene,
-and ``ranges`` float32 (N, 4, 2): the robust range (2nd, 98th percentile) of
+and ``ranges`` float32 (N, C, 2): the robust range (2nd, 98th percentile) of
 each band over the scene or chip the tile was cut from, which the ``scene``
 normalisation scales each tile with (:mod:`glaciermap.data.normalization`).
 Tiles cut from chips (:mod:`glaciermap.data.chips`), each chip on its own grid,

@@ -1,10 +1,12 @@
 """The threshold baseline: the classic non-learning way to map clean ice.
 
-A few rules ``feature >= t`` or ``feature <= t`` joined by AND, on the four
-bands and two band indices, each threshold and direction chosen to maximise
-the F1 on the training tiles. Rules are added greedily while they raise the
-training F1. The fitted rules are a small JSON file; applied to a whole scene
-by windows they give a georeferenced mask evaluated exactly like a model's.
+A few rules ``feature >= t`` or ``feature <= t`` joined by AND, on the input
+channels (any band, terrain channel or index of ``data.channels``) and band
+indices derived from them, each threshold and direction chosen to maximise the
+F1 on the training tiles: with SWIR the classic NDSI is among them. Rules are
+added greedily while they raise the training F1. The fitted rules are a small
+JSON file; applied to a whole scene by windows they give a georeferenced mask
+evaluated exactly like a model's.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import rasterio
 from rasterio.windows import Window
 
 from glaciermap.bands import BANDS
+from glaciermap.channels import INDEX_BANDS, check_channels
 from glaciermap.data.tilestore import TileSet
 from glaciermap.errors import InputDataError
 from glaciermap.evaluation.metrics import confusion_counts
@@ -33,9 +36,17 @@ from glaciermap.utils.atomic import write_text_atomic
 log = logging.getLogger(__name__)
 
 FORMAT = "glaciermap-threshold-baseline/1"
-# Bands first, then indices: NDWI separates ice/snow and water from rock and
-# vegetation with visible and near-infrared bands only (no SWIR here).
+# Channels first, then indices derived from them when their bands are there:
+# NDWI separates ice/snow and water from rock and vegetation with visible and
+# near-infrared bands; NDSI (needs swir16) separates snow and ice from clouds and
+# rock. Features of the four default bands:
 FEATURES = (*BANDS, "ndwi", "red_nir_ratio")
+# Derived features, in this order, and the bands each needs.
+DERIVED: dict[str, tuple[str, str]] = {
+    "ndwi": INDEX_BANDS["ndwi"],
+    "red_nir_ratio": ("red", "nir"),
+    "ndsi": INDEX_BANDS["ndsi"],
+}
 N_CANDIDATES = 256  # thresholds tried per feature, at quantiles of its values
 MAX_PIXELS = 1_000_000  # training pixels sampled; the F1 curve is smooth at this size
 MIN_GAIN = 1e-4  # a rule is kept only if it raises the training F1 by this much
@@ -52,20 +63,30 @@ class Rule:
         return values >= self.threshold if self.direction == ">=" else values <= self.threshold
 
 
-def band_features(bands: np.ndarray) -> dict[str, np.ndarray]:
-    """Features of (4, ...) blue, green, red, nir values, each shaped like one band."""
-    blue, green, red, nir = (bands[i].astype(np.float32) for i in range(4))
+def feature_names(channels: Sequence[str] = BANDS) -> tuple[str, ...]:
+    """The features of ``channels``: each channel, then the derived ones their bands allow."""
+    derived = [
+        name
+        for name, needs in DERIVED.items()
+        if name not in channels and all(band in channels for band in needs)
+    ]
+    return (*channels, *derived)
+
+
+def band_features(bands: np.ndarray, channels: Sequence[str] = BANDS) -> dict[str, np.ndarray]:
+    """Features of (C, ...) values of ``channels``, each shaped like one band."""
+    if len(channels) != bands.shape[0]:
+        raise ValueError(f"{bands.shape[0]} bands for channels {list(channels)}")
+    features = {name: bands[i].astype(np.float32) for i, name in enumerate(channels)}
     with np.errstate(divide="ignore", invalid="ignore"):
-        ndwi = np.where(green + nir != 0, (green - nir) / (green + nir), 0.0)
-        ratio = np.where(nir != 0, red / nir, 0.0)
-    return {
-        "blue": blue,
-        "green": green,
-        "red": red,
-        "nir": nir,
-        "ndwi": ndwi.astype(np.float32),
-        "red_nir_ratio": ratio.astype(np.float32),
-    }
+        for name in feature_names(channels)[len(channels) :]:
+            a, b = (features[band] for band in DERIVED[name])
+            if name == "red_nir_ratio":
+                value = np.where(b != 0, a / b, 0.0)
+            else:
+                value = np.where(a + b != 0, (a - b) / (a + b), 0.0)
+            features[name] = value.astype(np.float32)
+    return features
 
 
 def apply_rules(rules: Sequence[Rule], features: dict[str, np.ndarray]) -> np.ndarray:
@@ -120,7 +141,7 @@ def fit_rules(
     rules: list[Rule] = []
     for _ in range(max_rules):
         candidates = []
-        for name in FEATURES:
+        for name in features:
             if any(rule.feature == name for rule in rules) or not selected.any():
                 continue
             f1, direction, threshold = best_threshold(
@@ -142,9 +163,12 @@ def fit_rules(
 
 
 def _tile_pixels(
-    tile_files: Sequence[str | Path], max_pixels: int | None = None, seed: int = 0
+    tile_files: Sequence[str | Path],
+    max_pixels: int | None = None,
+    seed: int = 0,
+    n_channels: int = len(BANDS),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(4, n) band values and (n,) uint8 labels of the valid pixels of tile stores.
+    """(C, n) channel values and (n,) uint8 labels of the valid pixels of tile stores.
 
     With ``max_pixels``, at most that many random pixels are kept per file, so
     that memory stays bounded however many tiles there are.
@@ -155,8 +179,10 @@ def _tile_pixels(
         tiles = TileSet.load(path)
         images = np.asarray(tiles.images, dtype=np.float32)
         masks = np.asarray(tiles.masks)
-        if images.ndim != 4 or images.shape[1] != len(BANDS):
-            raise InputDataError(f"{path}: images must be (N, 4, S, S), not {images.shape}")
+        if images.ndim != 4 or images.shape[1] != n_channels:
+            raise InputDataError(
+                f"{path}: images must be (N, {n_channels}, S, S), not {images.shape}"
+            )
         # Nodata pixels were set to 0 in every band when the tiles were cut.
         valid = (masks != NODATA) & np.any(images != 0, axis=1)
         file_bands, file_labels = np.moveaxis(images, 1, 0)[:, valid], masks[valid]
@@ -176,8 +202,10 @@ def fit_baseline(
     val_tiles: Sequence[str | Path] = (),
     max_rules: int = 3,
     seed: int = 0,
+    channels: Sequence[str] = BANDS,
 ) -> dict[str, Any]:
-    """Fit threshold rules on ``results/tiles/{date}/train.npz`` files; write them as JSON.
+    """Fit threshold rules on ``results/tiles/{date}/train.npz`` files of ``channels``
+    (``data.channels``); write them as JSON.
 
     ``val_tiles`` (optional ``val.npz`` files) give the validation F1 that the
     selection tables compare with the models' selection score. Returns the JSON
@@ -185,18 +213,19 @@ def fit_baseline(
     "threshold"}], "train_f1", "val_f1", "n_train_pixels", "fit_seconds", ...}``.
     """
     start = time.perf_counter()
-    bands, labels = _tile_pixels(train_tiles, MAX_PIXELS, seed)
+    channels = list(channels)
+    bands, labels = _tile_pixels(train_tiles, MAX_PIXELS, seed, len(channels))
     if labels.size > MAX_PIXELS:
         keep = np.random.default_rng(seed).choice(labels.size, MAX_PIXELS, replace=False)
         bands, labels = bands[:, keep], labels[keep]
     try:
-        rules, train_f1 = fit_rules(band_features(bands), labels.astype(bool), max_rules)
+        rules, train_f1 = fit_rules(band_features(bands, channels), labels.astype(bool), max_rules)
     except ValueError as exc:
         raise InputDataError(f"{', '.join(map(str, train_tiles))}: {exc}") from exc
     result: dict[str, Any] = {
         "format": FORMAT,
-        "bands": list(BANDS),
-        "features": list(FEATURES),
+        "bands": channels,
+        "features": list(feature_names(channels)),
         "rules": [asdict(rule) for rule in rules],
         "train_f1": train_f1,
         "val_f1": None,
@@ -205,27 +234,35 @@ def fit_baseline(
         "val_tiles": [str(p) for p in val_tiles],
     }
     if val_tiles:
-        val_bands, val_labels = _tile_pixels(val_tiles)  # every pixel: an exact F1
-        predicted = apply_rules(rules, band_features(val_bands)).astype(np.uint8)
+        # every pixel: an exact F1
+        val_bands, val_labels = _tile_pixels(val_tiles, n_channels=len(channels))
+        predicted = apply_rules(rules, band_features(val_bands, channels)).astype(np.uint8)
         result["val_f1"] = confusion_counts(predicted, val_labels).scores()["f1"]
     result["fit_seconds"] = time.perf_counter() - start
     write_text_atomic(out_json, json.dumps(result, indent=2) + "\n")
     return result
 
 
-def load_rules(model_json: str | Path) -> list[Rule]:
-    """Rules of a baseline JSON written by :func:`fit_baseline`."""
+def load_baseline(model_json: str | Path) -> tuple[list[Rule], tuple[str, ...]]:
+    """Rules and channels of a baseline JSON written by :func:`fit_baseline`."""
     try:
         data = json.loads(Path(model_json).read_text())
         if data.get("format") != FORMAT:
             raise ValueError(f"format is {data.get('format')!r}, expected {FORMAT!r}")
         rules = [Rule(**rule) for rule in data["rules"]]
+        channels = check_channels(data.get("bands", BANDS))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputDataError(f"cannot read threshold baseline {model_json}: {exc}") from exc
+    features = feature_names(channels)
     for rule in rules:
-        if rule.feature not in FEATURES or rule.direction not in (">=", "<="):
+        if rule.feature not in features or rule.direction not in (">=", "<="):
             raise InputDataError(f"{model_json}: unknown rule {rule}")
-    return rules
+    return rules, channels
+
+
+def load_rules(model_json: str | Path) -> list[Rule]:
+    """Rules of a baseline JSON written by :func:`fit_baseline`."""
+    return load_baseline(model_json)[0]
 
 
 def predict_baseline(
@@ -239,17 +276,19 @@ def predict_baseline(
     The mask is uint8 (1 glacier, 0 not, 255 where any band is nodata) on the
     scene's grid, like ``results/maps/{run}/{date}/mask.tif``.
     """
-    rules = load_rules(model_json)
+    rules, channels = load_baseline(model_json)
     try:
         src = rasterio.open(scene_tif)
     except rasterio.errors.RasterioIOError as exc:
         raise InputDataError(f"cannot open scene {scene_tif}: {exc}") from exc
     with src:
-        if src.count != len(BANDS):
-            raise InputDataError(f"{scene_tif}: expected 4 bands (blue, green, red, nir)")
+        if src.count != len(channels):
+            raise InputDataError(
+                f"{scene_tif}: expected {len(channels)} bands ({', '.join(channels)})"
+            )
         described = [d.lower() if d else None for d in src.descriptions]
-        if all(described) and described != list(BANDS):
-            raise InputDataError(f"{scene_tif}: band order {described}, expected {list(BANDS)}")
+        if all(described) and described != list(channels):
+            raise InputDataError(f"{scene_tif}: band order {described}, expected {list(channels)}")
         # the maps' one mask profile: a COG with colour table and class names
         with cog_writer(
             out_mask_tif,
@@ -272,6 +311,6 @@ def predict_baseline(
                 values = np.nan_to_num(
                     bands.filled(0).astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0
                 )
-                mask = apply_rules(rules, band_features(values)).astype(np.uint8)
+                mask = apply_rules(rules, band_features(values, channels)).astype(np.uint8)
                 mask[nodata] = NODATA
                 dst.write(mask, 1, window=window)

@@ -1,6 +1,6 @@
 """Scores of a model, an ensemble or the threshold baseline on a labelled chip dataset.
 
-Each chip is predicted whole (chips are small): its four bands go through
+Each chip is predicted whole (chips are small): its channels go through
 :meth:`glaciermap.models.ensemble.CheckpointEnsemble.probability`, which pads them
 as for any scene; several checkpoints give their mean probability. Pixels where
 the image has no data or the label is unknown (255 in the chip's labels:
@@ -28,10 +28,11 @@ from typing import Any
 import numpy as np
 
 from glaciermap.bands import BANDS
+from glaciermap.channels import SPECTRAL, needs_dem, spectral_bands
 from glaciermap.data.chip_dataset import ChipDataset, image_files
 from glaciermap.data.chips import Chip, MaskReading, SkippedChip, iter_chips
 from glaciermap.errors import InputDataError
-from glaciermap.evaluation.baseline import apply_rules, band_features, load_rules
+from glaciermap.evaluation.baseline import apply_rules, band_features, load_baseline
 from glaciermap.evaluation.metrics import ConfusionCounts, confusion_counts
 from glaciermap.labels import NODATA
 from glaciermap.models.ensemble import CheckpointEnsemble
@@ -49,10 +50,11 @@ class BaselinePredictor:
     """The threshold baseline's rules, applied to a chip's bands."""
 
     def __init__(self, rules_json: str | Path) -> None:
-        self.rules = load_rules(rules_json)
+        self.rules, self.channels = load_baseline(rules_json)
 
     def __call__(self, chip: Chip) -> np.ndarray:
-        return apply_rules(self.rules, band_features(np.nan_to_num(chip.bands, nan=0.0)))
+        values = np.nan_to_num(chip.bands, nan=0.0)
+        return apply_rules(self.rules, band_features(values, self.channels))
 
 
 @dataclass
@@ -171,10 +173,12 @@ def evaluate_chips_checkpoints(
     run: str,
     threshold: float | None = None,
     device: str = "auto",
+    dem: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Rules ``evaluate_chips`` (one run) and ``evaluate_chips_ensemble`` (its seeds)."""
-    dataset = ChipDataset.from_config(label, dataset_settings)
+    """Rules ``evaluate_chips`` (one run) and ``evaluate_chips_ensemble`` (its seeds);
+    the chips give the checkpoints' channels (terrain from ``dem``, ``data.dem``)."""
     model = CheckpointEnsemble(checkpoints, device, threshold)
+    dataset = ChipDataset.from_config(label, dataset_settings, model.bands, dem)
     scores = score_chips(dataset, images, model)
     extra = model.describe()
     return write_chip_scores(scores, dataset, out_json, out_csv, run, extra)
@@ -188,10 +192,12 @@ def evaluate_chips_baseline(
     out_json: str | Path,
     out_csv: str | Path,
     run: str,
+    dem: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Rule ``evaluate_chips_baseline``: the threshold baseline on a chip dataset."""
-    dataset = ChipDataset.from_config(label, dataset_settings)
-    scores = score_chips(dataset, images, BaselinePredictor(rules_json))
+    baseline = BaselinePredictor(rules_json)
+    dataset = ChipDataset.from_config(label, dataset_settings, baseline.channels, dem)
+    scores = score_chips(dataset, images, baseline)
     return write_chip_scores(scores, dataset, out_json, out_csv, run, {"rules": str(rules_json)})
 
 
@@ -217,23 +223,24 @@ example:
 """
 
 
-def parse_band_indices(spec: str) -> dict[str, int]:
-    """``blue=1,green=2,red=3,nir=4`` -> band indices in each chip file."""
+def parse_band_indices(spec: str, needed: Sequence[str] = BANDS) -> dict[str, int]:
+    """``blue=1,green=2,red=3,nir=4`` -> band indices in each chip file; the
+    spectral bands ``needed`` (the checkpoint's) must be there."""
     bands: dict[str, int] = {}
     for part in filter(None, (p.strip() for p in spec.split(","))):
         name, sep, index = part.partition("=")
-        if not sep or name not in BANDS or not index.strip().isdigit() or int(index) < 1:
+        if not sep or name not in SPECTRAL or not index.strip().isdigit() or int(index) < 1:
             raise InputDataError(
-                f"--bands: {part!r} is not NAME=INDEX with NAME one of {', '.join(BANDS)}"
+                f"--bands: {part!r} is not NAME=INDEX with NAME one of {', '.join(SPECTRAL)}"
             )
         bands[name] = int(index)
-    missing = [name for name in BANDS if name not in bands]
+    missing = [name for name in needed if name not in bands]
     if missing:
         raise InputDataError(f"--bands: {', '.join(missing)} missing from {spec!r}")
     return bands
 
 
-def dataset_from_args(args: argparse.Namespace) -> ChipDataset:
+def dataset_from_args(args: argparse.Namespace, channels: Sequence[str] = BANDS) -> ChipDataset:
     outlines = None
     if args.outlines:
         outlines = {"file": args.outlines, "format": args.outlines_format, "layer": None}
@@ -246,7 +253,7 @@ def dataset_from_args(args: argparse.Namespace) -> ChipDataset:
         split="test",  # the command scores a test set
         masks=args.masks,
         outlines=outlines,
-        bands=parse_band_indices(args.bands),
+        bands=parse_band_indices(args.bands, spectral_bands(channels)),
         product=args.product,
         processing_baseline=args.processing_baseline,
         scale=args.scale,
@@ -258,12 +265,14 @@ def dataset_from_args(args: argparse.Namespace) -> ChipDataset:
         acquired=acquired,
         on_bad_chip=args.on_bad_chip,
         origin="cli",
+        channels=tuple(channels),
+        dem={"file": args.dem} if getattr(args, "dem", None) and needs_dem(channels) else None,
     )
 
 
 def evaluate_chips_command(args: argparse.Namespace) -> None:
-    dataset = dataset_from_args(args)
     model = CheckpointEnsemble(args.checkpoint, args.device, args.threshold)
+    dataset = dataset_from_args(args, model.bands)
     scores = score_chips(dataset, image_files(dataset), model)
     extra = model.describe()
     result = write_chip_scores(scores, dataset, args.json, args.out, ",".join(model.paths), extra)

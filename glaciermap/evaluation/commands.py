@@ -50,8 +50,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", required=True, help="output JSON with the fitted rules")
     p.add_argument("--max-rules", type=int, default=3, help="most threshold rules")
+    p.add_argument(
+        "--channels",
+        default="blue,green,red,nir",
+        help="the tiles' channels, comma separated (data.channels)",
+    )
     p.set_defaults(
-        func=lambda a: fit_baseline(a.train, a.out, val_tiles=a.val, max_rules=a.max_rules)
+        func=lambda a: fit_baseline(
+            a.train,
+            a.out,
+            val_tiles=a.val,
+            max_rules=a.max_rules,
+            channels=[c.strip() for c in a.channels.split(",") if c.strip()],
+        )
     )
 
     p = subparsers.add_parser(
@@ -163,5 +174,8 @@ def _register_evaluate_chips(subparsers: argparse._SubParsersAction) -> None:
         choices=["auto", "cpu", "cuda"],
         default="auto",
         help="where the model runs (auto: the GPU when there is one)",
+    )
+    parser.add_argument(
+        "--dem", help="DEM raster (any CRS) for checkpoints with elevation or slope channels"
     )
     parser.set_defaults(func=evaluate_chips_command)

@@ -1,7 +1,7 @@
 """Whole-scene prediction: the engine that turns a scene and checkpoints into maps.
 
 - :mod:`.settings` holds the ``inference:`` settings (windows, blending, TTA), torch-free;
-- :mod:`.scene` reads the four bands a checkpoint needs, window by window;
+- :mod:`.scene` reads the channels a checkpoint needs, window by window;
 - :mod:`.windows` plans the windows and blocks; :mod:`.tta` the flipped copies;
 - :mod:`.sliding_window` blends overlapping window predictions block by block;
 - :mod:`.geotiff` writes rasters by windows and publishes them as Cloud-Optimized GeoTIFFs;

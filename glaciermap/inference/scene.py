@@ -1,10 +1,12 @@
 """Read the bands a checkpoint needs from one or several rasters, by windows.
 
-A :class:`SceneBands` maps each band name (blue, green, red, nir) to a band of
-a raster file; all files must share one grid. ``read(window)`` returns
-(bands, h, w) float32 in the checkpoint's band order, with the file's nodata
-(and NaN, ±inf) as NaN and ``(value + offset) * scale`` applied, so the whole scene
-is never held in memory.
+A :class:`SceneBands` maps each channel name (blue, green, red, nir, swir16,
+elevation...: :mod:`glaciermap.channels`) to a band of a raster file; all files
+must share one grid. ``read(window)`` returns (channels, h, w) float32 in the
+checkpoint's channel order, with the file's nodata (and NaN, ±inf) as NaN and
+``(value + offset) * scale`` applied, so the whole scene is never held in
+memory. An index channel (ndsi...) the scene does not hold is computed from its
+bands when they are there.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
+from glaciermap.channels import INDEX_BANDS, normalized_difference
 from glaciermap.errors import InputDataError
 
 log = logging.getLogger(__name__)
@@ -73,21 +76,31 @@ class SceneBands:
         offset: float = 0.0,
         nodata: float | None = None,
     ) -> None:
-        missing = [b for b in bands if b not in refs]
+        # Indices the scene lacks but whose bands it has are computed from them.
+        index_bands: dict[str, tuple[str, str]] = {k: v for k, v in INDEX_BANDS.items()}
+        computed = {
+            b: index_bands[b]
+            for b in bands
+            if b not in refs and b in index_bands and all(n in refs for n in index_bands[b])
+        }
+        missing = [b for b in bands if b not in refs and b not in computed]
         if missing:
             raise InputDataError(
                 f"the scene gives no {', '.join(missing)} band (the checkpoint needs "
                 f"{', '.join(bands)}; given: {', '.join(refs) or 'none'})"
             )
         self.bands = list(bands)
+        self._computed = computed
+        self._names = [b for b in self.bands if b not in computed]
+        self._names += [n for pair in computed.values() for n in pair if n not in self._names]
         self.scale = scale
         self.offset = offset
         self.nodata = nodata
         self._stack = contextlib.ExitStack()
         self._datasets: dict[Path, rasterio.DatasetReader] = {}
-        self._refs = [refs[b] for b in self.bands]
+        self._refs = [refs[b] for b in self._names]
         try:
-            for band, ref in zip(self.bands, self._refs, strict=True):
+            for band, ref in zip(self._names, self._refs, strict=True):
                 dataset = self._open(ref.path)
                 if not 1 <= ref.index <= dataset.count:
                     raise InputDataError(
@@ -129,7 +142,7 @@ class SceneBands:
         return self._datasets[path]
 
     def read(self, window: Window) -> np.ndarray:
-        out = np.empty((len(self._refs), int(window.height), int(window.width)), np.float32)
+        read = np.empty((len(self._refs), int(window.height), int(window.width)), np.float32)
         for i, ref in enumerate(self._refs):
             dataset = self._datasets[ref.path]
             try:
@@ -142,8 +155,13 @@ class SceneBands:
             if self.nodata is not None:
                 values[data.data == self.nodata] = np.nan
             values[~np.isfinite(values)] = np.nan  # ±inf is nodata exactly like NaN
-            out[i] = values
-        return out
+            read[i] = values
+        if not self._computed:
+            return read
+        values_of = dict(zip(self._names, read, strict=True))
+        for index, (a, b) in self._computed.items():
+            values_of[index] = normalized_difference(values_of[a], values_of[b])
+        return np.stack([values_of[b] for b in self.bands])
 
     @property
     def name(self) -> str:

@@ -1,7 +1,7 @@
 """Merge the inputs of one date onto the common grid, pixel by pixel.
 
 Each pixel comes from the first input, in rank order, where it is valid: it has
-data in all four bands and its validity source (SCL or mask) does not mark it
+data in all its bands and its validity source (SCL or mask) does not mark it
 invalid. Inputs are ranked least cloudy first (the invalid share of the pixels
 their validity source classifies; ties keep the config order), so that of two
 valid pixels the one of the clearer product wins. A pixel valid in no input is
@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from glaciermap.bands import BANDS
 from glaciermap.io.grid import Grid
 from glaciermap.io.validity import MASKED, NO_DATA, VALID, InvalidPixels
 
@@ -31,7 +30,7 @@ class InputReport:
     input: str  # its config key
     items: tuple[str, ...]  # the products or STAC items it holds
     cloudy_fraction: float
-    data_fraction: float  # of the grid: pixels with data in all four bands
+    data_fraction: float  # of the grid: pixels with data in all its bands
     valid_fraction: float  # of the grid: pixels with data that are valid
     used_fraction: float  # of the grid: pixels the merged scene takes from it
 
@@ -40,7 +39,7 @@ class InputReport:
 class SceneLayers:
     """A date on the common grid: the bands (NaN unless valid) and the validity codes."""
 
-    bands: np.ndarray  # float32 (4, H, W)
+    bands: np.ndarray  # float32 (B, H, W)
     codes: np.ndarray  # uint8 (H, W): NO_DATA, VALID, MASKED
     grid: Grid
     inputs: tuple[InputReport, ...]  # in rank order
@@ -73,15 +72,17 @@ def merge_inputs(
     """Merge ``len(invalid)`` inputs onto ``grid``.
 
     ``invalid[i]`` is input i's validity source on the grid (None: every pixel
-    with data is valid); ``read_bands(i)`` returns its (4, H, W) float32 bands
+    with data is valid); ``read_bands(i)`` returns its (B, H, W) float32 bands
     on the grid (NaN = no data); ``describe(i)`` its config key and items.
     """
     cloudy = [0.0 if source is None else source.cloudy_fraction for source in invalid]
-    bands = np.full((len(BANDS), *grid.shape), np.nan, dtype=np.float32)
+    bands: np.ndarray | None = None
     codes = np.full(grid.shape, NO_DATA, dtype=np.uint8)
     reports = []
     for index in rank_inputs(cloudy):
         values = read_bands(index)
+        if bands is None:
+            bands = np.full((values.shape[0], *grid.shape), np.nan, dtype=np.float32)
         has_data = np.isfinite(values).all(axis=0)
         key, items = describe(index)
         source = invalid[index]
@@ -104,4 +105,6 @@ def merge_inputs(
                 float(take.mean()),
             )
         )
+    if bands is None:
+        raise ValueError("merge_inputs needs at least one input")
     return SceneLayers(bands, codes, grid, tuple(reports))

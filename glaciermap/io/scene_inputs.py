@@ -1,5 +1,5 @@
 """The inputs of one date: each a product (a SAFE, a set of band files, a
-downloaded file) with its four bands, reading rules and validity source.
+downloaded file) with its spectral bands, reading rules and validity source.
 
 A date's config entry is one input (``bands`` with ``file``, ``product``...)
 or a list of them (``inputs:``, e.g. two overlapping Sentinel-2 tiles of the
@@ -12,6 +12,13 @@ Values become float32 reflectance-like numbers with NaN as nodata:
 - ``generic``: (DN + offset) * scale; ``nodata`` from the config or the file.
 - ``sentinel2_l2a``: (DN + offset) / 10000 with offset -1000 from processing
   baseline 04.00 on (read from the config or the SAFE name ``N0400``); DN 0 = nodata.
+  The same for the 20 m bands (B05-B07, B8A, B11, B12).
+
+An input's grid is that of its grid band (blue if configured, else its first
+band). A band of the input at another resolution (the 20 m bands of a
+Sentinel-2 product beside its 10 m ones) is resampled bilinearly onto the
+target grid whatever ``data.on_grid_mismatch`` says: that setting is about
+scenes on another grid, not about the bands of one product.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import numpy as np
 import rasterio
 from rasterio.errors import RasterioError
 
-from glaciermap.bands import BANDS
+from glaciermap.channels import SPECTRAL
 from glaciermap.errors import ConfigError, InputDataError
 from glaciermap.io import sentinel2
 from glaciermap.io.grid import Grid, place_on_grid
@@ -59,12 +66,34 @@ class SceneInput:
     def product(self) -> str:
         return self.settings.get("product", "generic")
 
-    def band_sources(self, base_dir: str | Path = ".") -> dict[str, BandSource]:
-        """The configured band mapping resolved to files and band indices."""
+    def band_names(self) -> tuple[str, ...]:
+        """The configured bands, in the vocabulary's order."""
+        return tuple(name for name in SPECTRAL if name in self.settings["bands"])
+
+    @property
+    def grid_band(self) -> str:
+        """The band whose grid is the input's: blue if configured, else the first."""
+        names = self.band_names()
+        return "blue" if "blue" in names else names[0]
+
+    def band_sources(
+        self, base_dir: str | Path = ".", names: Sequence[str] | None = None
+    ) -> dict[str, BandSource]:
+        """The band mapping resolved to files and band indices: of ``names`` (in
+        that order, ConfigError naming a band the input lacks), default every
+        configured band."""
         base = Path(base_dir)
+        configured = self.settings["bands"]
+        names = self.band_names() if names is None else names
+        missing = [name for name in names if name not in configured]
+        if missing:
+            raise ConfigError(
+                f"config key '{self.key}.bands': no {', '.join(missing)} band, which "
+                "config key 'data.channels' needs"
+            )
         sources: dict[str, BandSource] = {}
-        for name in BANDS:
-            source = self.settings["bands"][name]
+        for name in names:
+            source = configured[name]
             key = f"{self.key}.bands.{name}"
             if isinstance(source, int):
                 if "file" not in self.settings:
@@ -79,30 +108,34 @@ class SceneInput:
     def validity(self, base_dir: str | Path = ".") -> ValiditySource | None:
         return validity_source(self.settings.get("validity"), f"{self.key}.validity", base_dir)
 
-    def files(self, base_dir: str | Path = ".") -> list[Path]:
-        """Every file the input reads: band files, then its validity raster."""
-        files = [source.file for source in self.band_sources(base_dir).values()]
+    def files(self, base_dir: str | Path = ".", names: Sequence[str] | None = None) -> list[Path]:
+        """Every file the input reads (bands ``names``, default all): band files,
+        then its validity raster."""
+        files = [source.file for source in self.band_sources(base_dir, names).values()]
         validity = self.validity(base_dir)
         if validity is not None:
             files.append(validity.file)
         return list(dict.fromkeys(files))
 
-    def band_set(self, base_dir: str | Path = ".") -> tuple[Any, ...]:
+    def band_set(
+        self, base_dir: str | Path = ".", names: Sequence[str] | None = None
+    ) -> tuple[Any, ...]:
         """What must agree between the inputs of a mosaic: the product, the
-        Sentinel-2 band id of each band where its file name gives one, and the
-        kind of validity source (an SCL band is part of the band set)."""
-        sources = self.band_sources(base_dir)
+        Sentinel-2 band id of each band (``names``, default all) where its file
+        name gives one, and the kind of validity source (an SCL band is part of
+        the band set)."""
+        sources = self.band_sources(base_dir, names)
         validity = self.validity(base_dir)
         return (
             self.product,
-            tuple(sentinel2.band_id_from_name(sources[name].file) for name in BANDS),
+            tuple((name, sentinel2.band_id_from_name(s.file)) for name, s in sources.items()),
             validity.kind if validity is not None else None,
         )
 
     def describe(self, base_dir: str | Path = ".") -> str:
-        """A short name: the SAFE product or the blue band's file."""
-        blue = self.band_sources(base_dir)["blue"].file
-        return sentinel2.safe_name(blue) or str(blue)
+        """A short name: the SAFE product or the grid band's file."""
+        file = self.band_sources(base_dir, [self.grid_band])[self.grid_band].file
+        return sentinel2.safe_name(file) or str(file)
 
 
 def scene_inputs(scene: Mapping[str, Any], date: str) -> list[SceneInput]:
@@ -177,8 +210,9 @@ def check_band(dataset: rasterio.io.DatasetReader, source: BandSource) -> None:
 
 
 def input_grid(scene_input: SceneInput, base_dir: str | Path = ".") -> Grid:
-    """The grid of an input: that of its blue band."""
-    source = scene_input.band_sources(base_dir)["blue"]
+    """The grid of an input: that of its grid band (blue if configured)."""
+    name = scene_input.grid_band
+    source = scene_input.band_sources(base_dir, [name])[name]
     with open_raster(source.file, source.key) as dataset:
         check_band(dataset, source)
         return Grid.of(dataset)
@@ -208,10 +242,20 @@ def _to_reflectance(
     return values
 
 
-def _align(values: np.ndarray, grid: Grid, target: Grid, on_mismatch: str, what: str) -> np.ndarray:
+def _align(
+    values: np.ndarray,
+    grid: Grid,
+    target: Grid,
+    on_mismatch: str,
+    what: str,
+    product_grid: Grid | None = None,
+) -> np.ndarray:
     if grid.matches(target):
         return values
-    if grid.offset_in(target) is None and on_mismatch == "error":
+    # A coarser band of a product on the target's lattice (20 m beside 10 m) is
+    # resampled: only the product's own grid can be "another grid".
+    own = product_grid if product_grid is not None else grid
+    if own.offset_in(target) is None and on_mismatch == "error":
         raise InputDataError(
             f"{what} is on another grid ({grid.describe()}) than the reference "
             f"({target.describe()}); set config key 'data.on_grid_mismatch: reproject' to "
@@ -225,14 +269,18 @@ def read_input_bands(
     target: Grid,
     base_dir: str | Path = ".",
     on_mismatch: str = "reproject",
+    names: Sequence[str] | None = None,
 ) -> np.ndarray:
-    """The four bands of one input on ``target`` as float32 (4, H, W), NaN = nodata.
+    """Bands ``names`` (default all configured) of one input on ``target`` as
+    float32 (B, H, W), NaN = nodata.
 
     A band on the target's pixel lattice is copied; one on another grid is
-    reprojected (bilinear) or refused by ``on_mismatch``.
+    reprojected (bilinear) or refused by ``on_mismatch``; a band at another
+    resolution than the input's grid band is always resampled bilinearly.
     """
+    product_grid = input_grid(scene_input, base_dir)
     bands = []
-    for name, source in scene_input.band_sources(base_dir).items():
+    for name, source in scene_input.band_sources(base_dir, names).items():
         with open_raster(source.file, source.key) as dataset:
             check_band(dataset, source)
             grid = Grid.of(dataset)
@@ -247,15 +295,19 @@ def read_input_bands(
             file_nodata = dataset.nodatavals[source.band - 1]
         values = _to_reflectance(raw, file_nodata, scene_input, source)
         what = f"band {name} of scene '{scene_input.date}' ({source.file})"
-        bands.append(_align(values, grid, target, on_mismatch, what))
+        bands.append(_align(values, grid, target, on_mismatch, what, product_grid))
     return np.stack(bands)
 
 
-def require_one_band_set(inputs: Sequence[SceneInput], base_dir: str | Path = ".") -> None:
-    """Refuse a mosaic whose inputs differ in product, band ids or validity source."""
-    first = inputs[0].band_set(base_dir)
+def require_one_band_set(
+    inputs: Sequence[SceneInput], base_dir: str | Path = ".", names: Sequence[str] | None = None
+) -> None:
+    """Refuse a mosaic whose inputs differ in product, band ids or validity source
+    (of bands ``names``, default every band the first input configures)."""
+    names = inputs[0].band_names() if names is None else names
+    first = inputs[0].band_set(base_dir, names)
     for other in inputs[1:]:
-        theirs = other.band_set(base_dir)
+        theirs = other.band_set(base_dir, names)
         if theirs == first:
             continue
         if theirs[0] != first[0]:
@@ -267,7 +319,9 @@ def require_one_band_set(inputs: Sequence[SceneInput], base_dir: str | Path = ".
             )
         else:
             name, mine, their_id = next(
-                (b, f, t) for b, f, t in zip(BANDS, first[1], theirs[1], strict=True) if f != t
+                (b, f[1], t[1])
+                for b, f, t in zip(names, first[1], theirs[1], strict=True)
+                if f != t
             )
             differs = f"{their_id or 'an unnamed band'} as {name} where", f"has {mine or 'none'}"
         raise ConfigError(

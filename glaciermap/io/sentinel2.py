@@ -21,14 +21,29 @@ from pathlib import Path
 
 import numpy as np
 
-from glaciermap.bands import Band
+from glaciermap.channels import Spectral
 
 QUANTIFICATION_VALUE = 10000.0
 BOA_ADD_OFFSET = -1000.0
 NODATA_DN = 0
 OFFSET_FROM_BASELINE = (4, 0)
-# The 10 m bands of each workflow band (file names *_B02_10m.jp2, STAC eo:bands names).
-BAND_IDS: dict[Band, str] = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08"}
+# The band id of each spectral channel (file names *_B02_10m.jp2, *_B11_20m.jp2,
+# STAC eo:bands names): 10 m blue, green, red, nir; the others 20 m, which the
+# workflow resamples bilinearly onto the 10 m grid (reflectance varies smoothly
+# enough at 20 m that bilinear beats the blocks of nearest neighbour).
+BAND_IDS: dict[Spectral, str] = {
+    "blue": "B02",
+    "green": "B03",
+    "red": "B04",
+    "rededge1": "B05",
+    "rededge2": "B06",
+    "rededge3": "B07",
+    "nir": "B08",
+    "nir08": "B8A",
+    "swir16": "B11",
+    "swir22": "B12",
+}
+BANDS_10M: tuple[Spectral, ...] = ("blue", "green", "red", "nir")
 # ``_N0509_`` in a SAFE or product name: processing baseline 05.09.
 _BASELINE_IN_NAME = re.compile(r"_N(\d{2})(\d{2})(?=[_.]|$)")
 # ``_B8A_20m.jp2`` or ``_B02.tif`` in a band file name: the band's id.

@@ -4,14 +4,17 @@ A checkpoint is a ``torch.save``-d dict (``docs/architecture.md``)::
 
     {"format": "glaciermap-checkpoint/1", "spec": ModelSpec.to_dict(),
      "state_dict": {...} (CPU tensors), "bands": ["blue", "green", "red", "nir"],
-     "normalization": {"mode": "dataset", "mean": [4], "std": [4]}
+     "normalization": {"mode": "dataset", "mean": [C], "std": [C]}
                       or {"mode": "scene", "percentiles": [2, 98]},
      "tile_size": int, "threshold": float, "epoch": int, "metrics": {...}}
 
-It holds only plain types and tensors, so it loads with ``weights_only=True``
-(no code from the file runs). :func:`load_predictor` rebuilds the model from the
-stored spec and returns a :class:`Predictor` that takes unnormalised bands; a
-``scene``-normalised model needs :meth:`Predictor.prepare` on each scene first.
+``bands`` is the model's channel list (``data.channels`` of the run, e.g. with
+``swir16``, ``elevation``, ``slope``: :mod:`glaciermap.channels`); a scene to map
+must supply each, in any band order. It holds only plain types and tensors, so
+it loads with ``weights_only=True`` (no code from the file runs).
+:func:`load_predictor` rebuilds the model from the stored spec and returns a
+:class:`Predictor` that takes unnormalised bands; a ``scene``-normalised model
+needs :meth:`Predictor.prepare` on each scene first.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from glaciermap.bands import BANDS
+from glaciermap.channels import DEFAULT_CHANNELS, check_channels
 from glaciermap.data.normalization import WindowedBands, scene_range
 from glaciermap.errors import InputDataError
 from glaciermap.models.normalizer import Normalizer
@@ -82,13 +85,14 @@ def prediction_checkpoint(
     normalization: Mapping[str, Sequence[float]],
     tile_size: int,
     threshold: float,
-    bands: Sequence[str] = BANDS,
+    bands: Sequence[str] = DEFAULT_CHANNELS,
     epoch: int = 0,
     metrics: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The checkpoint dict (e.g. to embed in a resume state); see the module docstring."""
-    if list(bands) != list(BANDS):
-        raise ValueError(f"bands must be {list(BANDS)}, got {list(bands)}")
+    check_channels(bands)  # ValueError on a name outside the vocabulary or out of order
+    if spec.in_channels != len(bands):
+        raise ValueError(f"model has {spec.in_channels} input channels for bands {list(bands)}")
     model = getattr(model, "_orig_mod", model)  # unwrap torch.compile
     return {
         "format": CHECKPOINT_FORMAT,
@@ -110,7 +114,7 @@ def save_prediction_checkpoint(
     normalization: Mapping[str, Sequence[float]],
     tile_size: int,
     threshold: float,
-    bands: Sequence[str] = BANDS,
+    bands: Sequence[str] = DEFAULT_CHANNELS,
     epoch: int = 0,
     metrics: Mapping[str, Any] | None = None,
 ) -> None:
@@ -137,16 +141,19 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     missing = [key for key in _REQUIRED_KEYS if key not in checkpoint]
     if missing:
         raise InputDataError(f"{file}: checkpoint lacks {', '.join(missing)}")
-    if list(checkpoint["bands"]) != list(BANDS):
-        raise InputDataError(f"{file}: band layout {checkpoint['bands']}, expected {list(BANDS)}")
+    bands = list(checkpoint["bands"])
+    try:
+        check_channels(bands)
+    except ValueError as exc:
+        raise InputDataError(f"{file}: band layout {bands}: {exc}") from exc
     try:
         spec = ModelSpec.from_dict(checkpoint["spec"])
-        checkpoint["normalization"] = _normalization(checkpoint["normalization"], len(BANDS))
+        checkpoint["normalization"] = _normalization(checkpoint["normalization"], len(bands))
     except (KeyError, TypeError, ValueError) as exc:
         raise InputDataError(f"{file}: invalid model spec or normalization ({exc})") from exc
-    if spec.in_channels != len(BANDS):
+    if spec.in_channels != len(bands):
         raise InputDataError(
-            f"{file}: model has {spec.in_channels} input channels for {len(BANDS)} bands"
+            f"{file}: model has {spec.in_channels} input channels for {len(bands)} bands"
         )
     return checkpoint
 
@@ -171,7 +178,7 @@ class Predictor:
         normalization: Mapping[str, Sequence[float]],
         tile_size: int,
         threshold: float,
-        bands: Sequence[str] = BANDS,
+        bands: Sequence[str] = DEFAULT_CHANNELS,
         device: str | torch.device = "cpu",
         epoch: int = 0,
         metrics: Mapping[str, Any] | None = None,
@@ -191,11 +198,11 @@ class Predictor:
     def prepare(self, source: WindowedBands) -> None:
         """Before predicting a scene: measure its robust range when the model needs it."""
         if self.normalizer.needs_ranges:
-            ranges = scene_range(source)
+            ranges = scene_range(source, channels=self.bands)
             self.scene_ranges = torch.from_numpy(ranges).to(self.device)
 
     def predict_proba(self, x: torch.Tensor, ranges: torch.Tensor | None = None) -> torch.Tensor:
-        """Glacier probability (N, H, W) on ``self.device`` for unnormalised bands (N, 4, H, W).
+        """Glacier probability (N, H, W) on ``self.device`` for unnormalised bands (N, C, H, W).
 
         NaN (nodata) is replaced by 0 before normalising, as the tile store does
         for the training tiles; H and W are padded to a multiple of 32 and the

@@ -24,7 +24,7 @@ from glaciermap.utils.device import resolve_device
 
 
 class HasBands(Protocol):
-    """An image to predict whole, e.g. a chip: (4, H, W) float32 bands, NaN nodata."""
+    """An image to predict whole, e.g. a chip: (C, H, W) float32 channels, NaN nodata."""
 
     bands: np.ndarray
 
@@ -99,7 +99,7 @@ class CheckpointEnsemble:
         }
 
     def probability(self, bands: np.ndarray) -> np.ndarray:
-        """Mean glacier probability (H, W) of (4, H, W) unnormalised bands (NaN nodata),
+        """Mean glacier probability (H, W) of (C, H, W) unnormalised channels (NaN nodata),
         each member normalising the image by its own range where it needs one."""
         x = torch.from_numpy(np.ascontiguousarray(bands, dtype=np.float32))[None]
         total = np.zeros(bands.shape[1:], dtype=np.float32)

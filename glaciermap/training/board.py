@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
-from glaciermap.bands import BLUE, GREEN, RED
+from glaciermap.channels import DEFAULT_CHANNELS
 from glaciermap.labels import GLACIER
 
 _RED = (1.0, 0.0, 0.0)
 _CYAN = (0.0, 1.0, 1.0)
 
 
-def rgb_display(images: torch.Tensor) -> torch.Tensor:
-    """(N,4,H,W) reflectances -> (N,3,H,W) in 0..1, stretched per tile (2-98 percentile)."""
-    rgb = images[:, [RED, GREEN, BLUE]].float()
+def rgb_display(images: torch.Tensor, channels: Sequence[str] = DEFAULT_CHANNELS) -> torch.Tensor:
+    """(N,C,H,W) tiles -> (N,3,H,W) in 0..1, stretched per tile (2-98 percentile): the
+    red, green and blue channels, or the first channel in grey when one is missing."""
+    names = list(channels)
+    if all(c in names for c in ("red", "green", "blue")):
+        picked = [names.index("red"), names.index("green"), names.index("blue")]
+    else:
+        picked = [0, 0, 0]
+    rgb = images[:, picked].float()
     flat = rgb.flatten(1)
     low = torch.quantile(flat, 0.02, dim=1).view(-1, 1, 1, 1)
     high = torch.quantile(flat, 0.98, dim=1).view(-1, 1, 1, 1)
@@ -27,11 +35,15 @@ def _overlay(rgb: torch.Tensor, mask: torch.Tensor, colour: tuple[float, ...]) -
 
 
 def overlay_panels(
-    images: torch.Tensor, masks: torch.Tensor, probability: torch.Tensor, threshold: float = 0.5
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    probability: torch.Tensor,
+    threshold: float = 0.5,
+    channels: Sequence[str] = DEFAULT_CHANNELS,
 ) -> torch.Tensor:
     """One (3, N*H, 4*W) picture: a row per tile of RGB | reference (cyan) | probability |
     prediction (red)."""
-    rgb = rgb_display(images)
+    rgb = rgb_display(images, channels)
     prob = probability.float().unsqueeze(1).expand(-1, 3, -1, -1)
     panels = [
         rgb,

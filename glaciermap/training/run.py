@@ -19,6 +19,7 @@ float32 so that two runs with the same seed give identical numbers.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -64,7 +65,6 @@ from glaciermap.utils.progress import track
 log = logging.getLogger(__name__)
 
 N_BOARD_TILES = 4  # validation tiles shown in TensorBoard
-N_BANDS = 4
 # Augmentation drawn per batch, from the run's settings.
 ONLINE_AUGMENTATION = ("aug-online", "aug-geometric")
 
@@ -207,6 +207,7 @@ class _Run:
     inputs: dict[str, list[str]]
     train: TileTensors
     val: TileTensors
+    channels: tuple[str, ...]  # the tiles' channels (stats.json), in order
 
     @property
     def settings(self) -> RunSettings:
@@ -267,7 +268,7 @@ class _Run:
             batch = self.train[batches[index].to(trainer.device)]
             if settings.aug in ONLINE_AUGMENTATION and settings.augmentation is not None:
                 images, masks = augment(
-                    batch.images, batch.masks, settings.augmentation, self.generator
+                    batch.images, batch.masks, settings.augmentation, self.generator, self.channels
                 )
                 batch = TileTensors(images, masks, batch.ranges)
             step = (progress.epoch - 1) * len(batches) + index
@@ -324,7 +325,7 @@ class _Run:
     def show(self, tiles: TileTensors, epoch: int) -> None:
         self.trainer.model.eval()
         _, probability = self.trainer.forward(tiles)
-        panels = overlay_panels(tiles.images, tiles.masks, probability)
+        panels = overlay_panels(tiles.images, tiles.masks, probability, channels=self.channels)
         self.writer.add_image("val/rgb_truth_probability_prediction", panels, epoch)
 
 
@@ -378,10 +379,11 @@ def _load_inputs(
     train_sets: Sequence[str | Path],
     val_sets: Sequence[str | Path],
     generator: torch.Generator,
+    channels: Sequence[str],
 ) -> tuple[TileTensors, TileTensors, dict[str, int]]:
     """The run's train tiles (with aug-concat's copies, drawn from the freshly seeded
     ``generator``, so a resumed run draws them again identically) and validation tiles."""
-    train, val = load_tiles(train_sets), load_tiles(val_sets)
+    train, val = load_tiles(train_sets, len(channels)), load_tiles(val_sets, len(channels))
     for name, files, tiles in (("train", train_sets, train), ("val", val_sets, val)):
         if len(tiles) < 2:
             names = ", ".join(str(f) for f in files)
@@ -389,7 +391,7 @@ def _load_inputs(
     sizes = {"n_train_tiles": len(train), "n_val_tiles": len(val)}
     if settings.aug == "aug-concat" and settings.augmentation is not None:
         images, masks = concat_augmented(
-            train.images, train.masks, settings.augmentation, generator
+            train.images, train.masks, settings.augmentation, generator, channels=channels
         )
         train = TileTensors(images, masks, torch.cat([train.ranges, train.ranges]))
     sizes["n_train_samples"] = len(train)  # with aug-concat's copies
@@ -421,15 +423,18 @@ def train_run(
     generator = seed_everything(settings.seed)
 
     stats = pooled_stats(stats_files)
-    train, val, sizes = _load_inputs(settings, train_sets, val_sets, generator)
+    # The channels come with the tiles (their stats.json), and set the model's input.
+    channels = tuple(stats["bands"])
+    spec = dataclasses.replace(settings.spec, in_channels=len(channels))
+    train, val, sizes = _load_inputs(settings, train_sets, val_sets, generator, channels)
     # After loading, which names a missing or unreadable file clearly.
     inputs = input_fingerprint(train_sets, val_sets, stats_files)
     train, val = train.to(device), val.to(device)
 
-    model = build(settings.spec).to(device)
+    model = build(spec).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    normalizer = Normalizer.for_training(settings.normalization, stats, N_BANDS, device)
+    normalizer = Normalizer.for_training(settings.normalization, stats, len(channels), device)
     steps = len(batch_indices(torch.arange(len(train)), settings.batch_size))
     trainer = Trainer(settings, model, device, normalizer, steps)
     state = load_resume_state(last_path, settings, inputs, model, trainer.optimizer, generator)
@@ -451,11 +456,11 @@ def train_run(
     start_session, end_session = _hparams_session(settings)
     try:
         writer._get_file_writer().add_summary(start_session)
-        run = _Run(trainer, state, generator, writer, last_path, inputs, train, val)
+        run = _Run(trainer, state, generator, writer, last_path, inputs, train, val, channels)
         with stop_on_sigterm() as stop:
             run.epochs(stop)
         metrics = _finish(settings, state, n_parameters, sizes, device)
-        _save_best(settings, state, model, normalizer, train.images.shape[-1], out)
+        _save_best(settings, spec, channels, state, model, normalizer, train.images.shape[-1], out)
         writer._get_file_writer().add_summary(end_session)
     finally:
         writer.close()
@@ -485,6 +490,8 @@ def _finish(
 
 def _save_best(
     settings: RunSettings,
+    spec: ModelSpec,
+    channels: Sequence[str],
     state: RunState,
     model: nn.Module,
     normalizer: Normalizer,
@@ -499,10 +506,11 @@ def _save_best(
     save_prediction_checkpoint(
         out / "best.pt",
         model,
-        settings.spec,
+        spec,
         normalizer.spec,
         tile_size=tile_size,
         threshold=settings.threshold,
+        bands=channels,
         epoch=state.best_epoch,
         metrics={k: v for k, v in best_record.items() if not math.isnan(v)},
     )

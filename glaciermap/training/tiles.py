@@ -18,7 +18,7 @@ from glaciermap.errors import InputDataError
 
 @dataclass
 class TileTensors:
-    """Images (N,4,S,S) float32, masks (N,S,S) uint8 and robust ranges (N,4,2) float32."""
+    """Images (N,C,S,S) float32, masks (N,S,S) uint8 and robust ranges (N,C,2) float32."""
 
     images: torch.Tensor
     masks: torch.Tensor
@@ -34,15 +34,18 @@ class TileTensors:
         return TileTensors(self.images.to(device), self.masks.to(device), self.ranges.to(device))
 
 
-def load_tiles(paths: Sequence[str | Path]) -> TileTensors:
-    """Concatenate the tile stores of several dates (or chip datasets)."""
+def load_tiles(paths: Sequence[str | Path], n_channels: int = 4) -> TileTensors:
+    """Concatenate the tile stores of several dates (or chip datasets) of ``n_channels``."""
     if not paths:
         raise InputDataError("no tile files given")
     sets: list[TileSet] = []
     for path in paths:
         tiles = TileSet.load(path)
-        if tiles.images.shape[1] != 4:
-            raise InputDataError(f"{path}: expected 4 bands, found {tiles.images.shape[1]}")
+        if tiles.images.shape[1] != n_channels:
+            raise InputDataError(
+                f"{path}: expected {n_channels} channels (as the band statistics name), "
+                f"found {tiles.images.shape[1]}"
+            )
         if sets and tiles.images.shape[1:] != sets[0].images.shape[1:]:
             raise InputDataError(
                 f"{path}: tile shape {tiles.images.shape[1:]} differs from that of {paths[0]} "
