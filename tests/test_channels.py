@@ -37,7 +37,12 @@ EIGHT = ["blue", "green", "red", "nir", "swir16", "swir22", "elevation", "slope"
 Z0, GX, GY = 2000.0, 0.2, 0.1
 E0, N0 = 500000.0, 3100000.0
 DEM_NODATA = -9999.0
-GREEN = 0.6  # reflectance of the green band everywhere
+
+
+def green(row: np.ndarray | int) -> np.ndarray:
+    """Reflectance of the green band at 10 m row ``row`` (a ramp: no band is constant,
+    which a scene may not be)."""
+    return 0.3 + 0.005 * np.asarray(row)
 
 
 def plane(easting: np.ndarray, northing: np.ndarray) -> np.ndarray:
@@ -47,6 +52,11 @@ def plane(easting: np.ndarray, northing: np.ndarray) -> np.ndarray:
 def swir16_20m(col: np.ndarray) -> np.ndarray:
     """Reflectance of the 20 m B11 at 20 m column ``col``: a ramp along the columns."""
     return 0.1 + 0.01 * col
+
+
+def swir22_20m(col: np.ndarray) -> np.ndarray:
+    """Reflectance of the 20 m B12 at 20 m column ``col``: another ramp."""
+    return 0.05 + 0.002 * col
 
 
 def write_dem(path: Path) -> None:
@@ -81,11 +91,12 @@ def write_dem(path: Path) -> None:
 def data_config(base: Path, channels: list[str]) -> dict:
     rng = np.random.default_rng(0)
     dn = (rng.uniform(0.05, 0.5, (4, SIDE, SIDE)) * 10000 + OFFSET).astype(np.uint16)
-    dn[1] = GREEN * 10000 + OFFSET
+    rows = np.arange(SIDE)[:, None]
+    dn[1] = np.round(np.broadcast_to(green(rows), (SIDE, SIDE)) * 10000 + OFFSET)
     cols = np.broadcast_to(np.arange(SIDE // 2), (SIDE // 2, SIDE // 2))
     dn_20m = {
         "swir16": np.round(swir16_20m(cols) * 10000 + OFFSET).astype(np.uint16),
-        "swir22": np.full((SIDE // 2, SIDE // 2), 0.05 * 10000 + OFFSET, np.uint16),
+        "swir22": np.round(swir22_20m(cols) * 10000 + OFFSET).astype(np.uint16),
     }
     scl = np.full((SIDE // 2, SIDE // 2), 5, np.uint8)
     entry = write_product(base, "45RVL", "20230801", dn, scl, TRANSFORM, CRS, dn_20m)
@@ -133,7 +144,8 @@ def test_20m_bands_are_resampled_bilinearly_with_the_offset(prepared):
     # 10 m column j lies at 20 m column j / 2 - 1/4: the ramp, interpolated.
     cols = np.arange(2, SIDE - 2)
     assert np.allclose(swir16[40, cols], swir16_20m(cols / 2 - 0.25), atol=1e-6)
-    assert np.allclose(prepared["values"][EIGHT.index("swir22"), 40:, :], 0.05, atol=1e-6)
+    swir22 = prepared["values"][EIGHT.index("swir22")]
+    assert np.allclose(swir22[40, cols], swir22_20m(cols / 2 - 0.25), atol=1e-6)
 
 
 def test_elevation_and_slope_come_from_the_dem_in_another_crs(prepared):
@@ -160,7 +172,9 @@ def test_ndsi_of_known_reflectances(tmp_path):
     values, _, channels = read_prepared_channels(out)
     assert channels == ("green", "ndsi")
     swir = swir16_20m(np.arange(2, SIDE - 2) / 2 - 0.25)
-    assert np.allclose(values[1, 30, 2 : SIDE - 2], (GREEN - swir) / (GREEN + swir), atol=1e-5)
+    assert np.allclose(
+        values[1, 30, 2 : SIDE - 2], (green(30) - swir) / (green(30) + swir), atol=1e-5
+    )
     # The DEM is not read when no channel needs it.
     assert not any(f.endswith("dem.tif") for f in scene_input_files(data, "aug"))
 
