@@ -171,7 +171,10 @@ def test_report_shows_the_tables_values(workdir, snakemake):
     assert [row[column].split(" ± ")[0] for row in table3[1:]] == [f"{v:.3f}" for v in f1]
     # Every table is an HTML table in the report; Table 1's scores are those of its CSV.
     tables = {Path(p).name for p, r in results.items() if r["mime_type"] == "text/html"}
-    assert {f"{name}.html" for name in TABLES} | {"areas.html", "area_change.html"} == tables
+    maps = {"areas.html", "area_change.html", "glaciers.html", "glacier_change.html"}
+    assert {f"{name}.html" for name in TABLES} | maps == tables
+    (glaciers,) = read_html_tables(embedded_text(results["results/maps/glaciers.html"]))
+    assert len(glaciers) - 1 == len(pd.read_csv(workdir / "results/maps/glaciers.csv")) > 0
     (table1,) = read_html_tables(embedded_text(results["results/table1_models.html"]))
     scores = pd.read_csv(workdir / "results/table1_models.csv")["selection_score_mean"]
     column = table1[0].index("selection score (val F1)")
