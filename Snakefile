@@ -30,14 +30,20 @@ container: config["container"]
 
 include: "rules/common.smk"
 include: "rules/acquire.smk"
-include: "rules/prepare.smk"
 include: "rules/chips.smk"
 include: "rules/train.smk"
 include: "rules/select.smk"
 include: "rules/evaluate.smk"
-include: "rules/maps.smk"
 include: "rules/ensemble.smk"
 include: "rules/report.smk"
+
+
+# Scene preparation and whole-scene maps need data.scenes; a chip-only config
+# (docs/chips.md) has neither, and its report says so.
+if HAS_SCENES:
+
+    include: "rules/prepare.smk"
+    include: "rules/maps.smk"
 
 
 rule all:
@@ -45,6 +51,4 @@ rule all:
     input:
         stage_tables(),
         figure_files(),
-        results("maps/areas.csv"),
-        results("maps/area_change.csv"),
-        results("figures/area_change.png"),
+        scene_map_targets(),

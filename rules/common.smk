@@ -59,7 +59,9 @@ from glaciermap.inference.settings import prediction_params
 from glaciermap.training.settings import RunSettings
 from glaciermap.utils.params import canonical
 
-DATES = list(config["data"]["scenes"])
+DATES = list(config["data"].get("scenes", {}))
+# A chip-only config (no data.scenes, docs/chips.md): no scene maps, areas or overlays.
+HAS_SCENES = bool(DATES)
 CHIPS = {
     label: ChipDataset.from_config(label, block)
     for label, block in config["data"].get("chips", {}).items()
@@ -348,6 +350,17 @@ def change_figure_maps():
 def overlay_run():
     """The model drawn in the overlay figures: the first seed of the Figure 4 runs."""
     return history_runs()[0]
+
+
+def scene_map_targets():
+    """The area tables and change figure of the scene maps (none in a chip-only config)."""
+    if not HAS_SCENES:
+        return []
+    return [
+        results("maps/areas.csv"),
+        results("maps/area_change.csv"),
+        results("figures/area_change.png"),
+    ]
 
 
 def figure_files():

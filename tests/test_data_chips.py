@@ -422,6 +422,37 @@ def test_config_checks_chip_labels_and_files(tmp_path):
     check_config(validate_config(glims), tmp_path)
 
 
+def test_a_chip_only_config_needs_training_and_test_chips(tmp_path):
+    """Without data.scenes the chips play every role: train_val and test datasets; the
+    scene keys come together or not at all."""
+    write_chip(tmp_path, ChipSpec("c", *site(0)))
+    chips = {
+        "alps": dataset_block(tmp_path, split="train_val"),
+        "karakoram": dataset_block(tmp_path, split="test"),
+    }
+    check_config(validate_config({"data": {"chips": copy.deepcopy(chips)}}), tmp_path)
+    no_test = validate_config({"data": {"chips": {"alps": chips["alps"]}}})
+    with pytest.raises(ConfigError, match=r"'data\.scenes'.*split: test.*alps \(train_val\)"):
+        check_config(no_test, tmp_path)
+    only_train = validate_config(
+        {"data": {"chips": {"a": {**chips["alps"], "split": "train"}, "k": chips["karakoram"]}}}
+    )
+    with pytest.raises(ConfigError, match=r"split: train_val") as error:
+        check_config(only_train, tmp_path)
+    assert "split: test" not in str(error.value)
+    with pytest.raises(ConfigError, match=r"'data\.scenes'"):
+        check_config(validate_config({"data": {}}), tmp_path)
+    scenes = config_with_chips(tmp_path, chips["alps"])["data"]
+    for key in ("outlines", "regions"):
+        partial = {"data": {k: v for k, v in scenes.items() if k != key}}
+        with pytest.raises(ConfigError, match=rf"'data'.*'{key}'"):
+            validate_config(partial)
+    acquiring = validate_config({"data": {"chips": copy.deepcopy(chips)}})
+    acquiring["acquire"] = {"enabled": True}
+    with pytest.raises(ConfigError, match=r"'acquire\.enabled'.*data\.scenes"):
+        check_config(acquiring, tmp_path)
+
+
 def test_a_file_name_without_a_date_is_a_bad_chip(tmp_path):
     write_chip(tmp_path, ChipSpec("site_20210815", *site(0)))
     write_chip(tmp_path, ChipSpec("site_undated", *site(1)))
@@ -445,6 +476,17 @@ def test_readme_chip_example_is_a_valid_config():
         validate_config(config)
         ChipDataset.from_config(label, config["data"]["chips"][label])
     assert {block["split"] for block in chips.values()} >= {"train_val", "test"}
+
+
+def test_readme_chip_only_example_is_a_complete_config():
+    """The README's chip-only config validates as it stands (no scene keys)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = readme.index("```yaml\n# chip-only example")
+    config = yaml.safe_load(readme[start + len("```yaml\n") : readme.index("```", start + 7)])
+    validate_config(config)
+    assert "scenes" not in config["data"]
+    for label, block in config["data"]["chips"].items():
+        ChipDataset.from_config(label, block)
 
 
 def test_reading_a_chip_on_a_rotated_grid_keeps_its_transform(tmp_path):
