@@ -329,6 +329,22 @@ def test_chips_sharing_a_block_stay_together(tmp_path):
     assert len(set(ground_groups(grids, 4000))) < 6  # some sites did share a block
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_validation_is_balanced_by_labelled_pixels_and_glacier_fraction(seed):
+    from glaciermap.data.chip_split import assign_train_val
+
+    grids = [ChipSpec(f"c{i}", *site(i)).grid() for i in range(10)]  # 10 ground groups
+    labelled = [1000, 1000, 1000, 1000, 1000, 2000, 2000, 2000, 500, 500]
+    glacier_fraction = [0.05, 0.9, 0.5, 0.3, 0.7, 0.1, 0.6, 0.45, 0.95, 0.0]
+    glacier = [round(n * f) for n, f in zip(labelled, glacier_fraction, strict=True)]
+    splits = np.array(assign_train_val(grids, labelled, glacier, 0.3, 100, seed))
+    val = splits == "val"
+    n_val = np.asarray(labelled)[val].sum()
+    assert 0.2 * sum(labelled) <= n_val <= 0.3 * sum(labelled)
+    overall = sum(glacier) / sum(labelled)
+    assert abs(np.asarray(glacier)[val].sum() / n_val - overall) < 0.05
+
+
 def test_one_ground_group_cannot_be_split(tmp_path):
     for year in (2019, 2021):
         write_chip(tmp_path, ChipSpec(f"same_{year}", *site(0), seed=year))

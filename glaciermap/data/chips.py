@@ -358,6 +358,7 @@ def prepare_chips(
     size, stride = tiles_config["size"], tiles_config["stride"]
     max_nodata = tiles_config["max_nodata_fraction"]
     chips, tiles, records = [], [], []
+    pixels: list[tuple[int, int]] = []  # labelled, glacier pixels of each used chip
     for item in iter_chips(dataset, images, base_dir):
         mask = str(item.files.mask or (dataset.outlines or {}).get("file", ""))
         if isinstance(item, SkippedChip):
@@ -365,6 +366,10 @@ def prepare_chips(
             continue
         chip_tiles = cut_chip(item, size, stride, max_nodata)
         labelled = item.labels != NODATA
+        if len(chip_tiles.windows):  # a chip without a tile adds nothing to validation
+            pixels.append((int(labelled.sum()), int((item.labels == GLACIER).sum())))
+        else:
+            pixels.append((0, 0))
         chips.append(item)
         tiles.append(chip_tiles)
         records.append(
@@ -395,7 +400,8 @@ def prepare_chips(
     if dataset.split == "train_val":
         splits = assign_train_val(
             grids,
-            [len(t.windows) for t in tiles],
+            [labelled for labelled, _ in pixels],
+            [glacier for _, glacier in pixels],
             dataset.val_fraction,
             dataset.val_block_m,
             dataset.split_seed,

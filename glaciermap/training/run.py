@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.tensorboard import SummaryWriter
 
 from glaciermap.errors import InputDataError
@@ -109,14 +110,36 @@ class Trainer:
         self.optimizer = optimizer(
             model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
         )
+        # training.ema_decay: an exponential moving average of the weights (and of the
+        # batch-norm statistics) is what validation sees and best.pt holds.
+        self.ema: AveragedModel | None = None
+        if settings.ema_decay is not None:
+            self.ema = AveragedModel(
+                model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema_decay), use_buffers=True
+            )
 
-    def forward(self, batch: TileTensors) -> tuple[torch.Tensor, torch.Tensor]:
-        """Loss and glacier probability of a batch of unnormalised tiles."""
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights validated and checkpointed: the moving average, or the model."""
+        return self.model if self.ema is None else self.ema.module
+
+    @property
+    def resumable(self) -> nn.Module:
+        """What ``last.pt`` stores as the model: the model, with its average when there is one."""
+        if self.ema is None:
+            return self.model
+        return nn.ModuleDict({"model": self.model, "ema": self.ema})
+
+    def forward(
+        self, batch: TileTensors, model: nn.Module | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Loss and glacier probability of a batch of unnormalised tiles (by ``model``,
+        default the one being trained)."""
         x = self.normalizer(batch.images, batch.ranges)
         if self.cuda:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cuda):
-            mask_logits, aux_logits = self.model(x)
+            mask_logits, aux_logits = (model or self.model)(x)
         loss = self.seg_loss(mask_logits, batch.masks)
         if aux_logits is not None:
             loss = loss + self.settings.aux_weight * auxiliary_loss(aux_logits, batch.masks)
@@ -134,6 +157,8 @@ class Trainer:
         if self.settings.grad_clip_norm is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip_norm)
         self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
         return loss.detach(), probability
 
     def counts(self, probability: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -201,7 +226,7 @@ class _Run:
             self.last_path,
             self.settings,
             self.inputs,
-            trainer.model,
+            trainer.resumable,
             trainer.optimizer,
             self.generator,
             self.state,
@@ -266,13 +291,14 @@ class _Run:
     def validate(self) -> tuple[float, list[int]]:
         """Mean loss and confusion counts over the validation tiles (eval mode)."""
         trainer = self.trainer
-        trainer.model.eval()
+        model = trainer.eval_model
+        model.eval()
         loss_sum = torch.zeros((), device=trainer.device)
         counts = torch.zeros(4, dtype=torch.int64, device=trainer.device)
         step = 2 * self.settings.batch_size  # no gradients: larger batches fit
         for start in range(0, len(self.val), step):
             batch = self.val[start : start + step]
-            loss, probability = trainer.forward(batch)
+            loss, probability = trainer.forward(batch, model)
             loss_sum += loss.float() * len(batch)
             counts += trainer.counts(probability, batch.masks)
         return loss_sum.item() / len(self.val), [int(c) for c in counts]
@@ -285,14 +311,15 @@ class _Run:
             state.best_epoch, state.best_val_f1 = record["epoch"], record["val_f1"]
             state.best_state = {
                 k: v.detach().to("cpu", copy=True)
-                for k, v in self.trainer.model.state_dict().items()
+                for k, v in self.trainer.eval_model.state_dict().items()
             }
         _log_epoch(self.writer, record)
 
     @torch.no_grad()
     def show(self, tiles: TileTensors, epoch: int) -> None:
-        self.trainer.model.eval()
-        _, probability = self.trainer.forward(tiles)
+        model = self.trainer.eval_model
+        model.eval()
+        _, probability = self.trainer.forward(tiles, model)
         panels = overlay_panels(tiles.images, tiles.masks, probability)
         self.writer.add_image("val/rgb_truth_probability_prediction", panels, epoch)
 
@@ -355,6 +382,14 @@ def _load_inputs(
         if len(tiles) < 2:
             names = ", ".join(str(f) for f in files)
             raise InputDataError(f"{name} tiles {names}: {len(tiles)} tiles, need at least 2")
+    labelled = int((val.masks != NODATA).sum())
+    if labelled < settings.min_val_pixels:
+        raise InputDataError(
+            f"val tiles {', '.join(str(f) for f in val_sets)}: {labelled} labelled pixels in "
+            f"{len(val)} tiles, fewer than training.min_val_pixels = {settings.min_val_pixels}; "
+            "give validation more ground (data.tiles.val_fraction, "
+            "data.chips.<label>.validation.fraction) or lower the minimum"
+        )
     sizes = {"n_train_tiles": len(train), "n_val_tiles": len(val)}
     if settings.aug == "aug-concat" and settings.augmentation is not None:
         images, masks = concat_augmented(
@@ -401,7 +436,9 @@ def train_run(
     normalizer = Normalizer.for_training(settings.normalization, stats, N_BANDS, device)
     steps = len(batch_indices(torch.arange(len(train)), settings.batch_size))
     trainer = Trainer(settings, model, device, normalizer, steps)
-    state = load_resume_state(last_path, settings, inputs, model, trainer.optimizer, generator)
+    state = load_resume_state(
+        last_path, settings, inputs, trainer.resumable, trainer.optimizer, generator
+    )
     if state is None:
         state = RunState()
     n_parameters = count_parameters(model)

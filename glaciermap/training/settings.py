@@ -32,7 +32,7 @@ Device = Literal["auto", "cpu", "cuda"]
 DEVICES: tuple[Device, ...] = get_args(Device)
 # Settings that do not change the numbers a run produces: a run resumed from
 # last.pt may differ in them (another node, another thread count).
-NON_NUMERIC = ("device", "threads", "image_every", "checkpoint_every")
+NON_NUMERIC = ("device", "threads", "image_every", "checkpoint_every", "min_val_pixels")
 # The schema's defaults (glaciermap.schema) are the fields' defaults.
 _TRAINING = schema_defaults("training")
 _AUGMENTATION = schema_defaults("augmentation")
@@ -101,6 +101,8 @@ class RunSettings:
     loss: Loss = default_field(_TRAINING["loss"])
     aux_weight: float = default_field(_TRAINING["aux_weight"])
     selection_epochs: int = default_field(_TRAINING["selection_epochs"])
+    min_val_pixels: int = default_field(_TRAINING["min_val_pixels"])
+    ema_decay: float | None = default_field(_TRAINING["ema_decay"])
     image_every: int = default_field(_TRAINING["image_every"])
     checkpoint_every: int = default_field(_TRAINING["checkpoint_every"])
     device: Device = default_field(_TRAINING["device"])
@@ -135,6 +137,8 @@ class RunSettings:
             ("training.grad_clip_norm", (self.grad_clip_norm or 1) > 0, "positive or null"),
             ("training.aux_weight", self.aux_weight >= 0, "not negative"),
             ("training.selection_epochs", self.selection_epochs >= 1, "at least 1"),
+            ("training.min_val_pixels", self.min_val_pixels >= 1, "at least 1"),
+            ("training.ema_decay", 0 < (self.ema_decay or 0.5) < 1, "in (0, 1) or null"),
             ("training.image_every", self.image_every >= 1, "at least 1"),
             ("training.checkpoint_every", self.checkpoint_every >= 1, "at least 1"),
             ("training.threads", self.threads >= 1, "at least 1"),
