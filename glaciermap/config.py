@@ -19,6 +19,7 @@ import yaml
 from glaciermap.acquire.settings import acquired_files
 from glaciermap.data.chip_dataset import ChipDataset
 from glaciermap.data.chips import check_chip_dataset
+from glaciermap.data.tile_size import check_override
 from glaciermap.errors import ConfigError
 from glaciermap.inference.settings import InferenceSettings
 from glaciermap.io.outlines import glacier_ids
@@ -66,6 +67,7 @@ def check_config(config: Mapping[str, Any], base_dir: str | Path = ".") -> None:
     pending = acquired_files(config) if scenes else set()  # written by rules/acquire.smk
 
     for date, scene in scenes.items():
+        check_override(scene.get("tiles"), f"data.scenes.{date}.tiles")
         if scene.get("file") in pending:
             continue
         if "file" in scene:

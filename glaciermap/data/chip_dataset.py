@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from glaciermap.bands import BANDS
+from glaciermap.data.tile_size import check_override
 from glaciermap.errors import ConfigError, InputDataError
 from glaciermap.schema import default_field, schema_defaults
 
@@ -65,6 +66,8 @@ class ChipDataset:
     val_block_m: float = default_field(float(_VALIDATION["block_m"]))
     split_seed: int = default_field(_VALIDATION["seed"])
     on_bad_chip: OnBadChip = default_field(_CHIPS["on_bad_chip"])
+    # This dataset's tiles instead of data.tiles (glaciermap.data.tile_size).
+    tiles: Mapping[str, Any] | None = None
     # Where the settings come from, for messages: "config" (keys data.chips.<label>.*)
     # or "cli" (options --images, --masks, ...).
     origin: Literal["config", "cli"] = "config"
@@ -97,6 +100,7 @@ class ChipDataset:
             if not check:
                 raise ConfigError(f"{self.key(key)}: must be {expected}")
         self.date_rule  # noqa: B018 - checks the acquired setting
+        check_override(self.tiles, f"data.chips.{self.label}.tiles")
 
     @classmethod
     def from_config(cls, label: str, block: Mapping[str, Any]) -> ChipDataset:

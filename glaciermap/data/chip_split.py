@@ -45,6 +45,14 @@ def footprints(grids: Sequence[Grid]) -> gpd.GeoSeries:
     return lonlat.to_crs(lonlat.estimate_utm_crs())
 
 
+def pixel_size_m(grids: Sequence[Grid]) -> float:
+    """The dataset's pixel size in metres: the median over its chips of the side of a
+    pixel's area in the metric CRS of :func:`footprints` (chips in degrees too)."""
+    areas = footprints(grids).area.to_numpy()
+    pixels = np.array([g.width * g.height for g in grids], float)
+    return float(np.median(np.sqrt(areas / pixels)))
+
+
 def chip_centres_lonlat(grids: Sequence[Grid]) -> list[tuple[float, float]]:
     """(lon, lat) of each chip's footprint centre."""
     if not grids:

@@ -38,9 +38,10 @@ from glaciermap.data.chip_dataset import (
     chip_files,
     image_files,
 )
-from glaciermap.data.chip_split import assign_train_val, chip_centres_lonlat
+from glaciermap.data.chip_split import assign_train_val, chip_centres_lonlat, pixel_size_m
 from glaciermap.data.masks import rasterize_mask
 from glaciermap.data.normalization import ArrayBands, band_stats, scene_range
+from glaciermap.data.tile_size import needs_pixel_size, resolve_tiles
 from glaciermap.data.tilestore import TileSet
 from glaciermap.data.tiling import covering_starts
 from glaciermap.errors import ConfigError, InputDataError
@@ -48,12 +49,10 @@ from glaciermap.io import sentinel2
 from glaciermap.io.grid import Grid
 from glaciermap.io.outlines import detect_format, read_outlines
 from glaciermap.labels import GLACIER, NODATA, NOT_GLACIER
-from glaciermap.schema import schema_defaults
 from glaciermap.utils.atomic import atomic_path, write_text_atomic
 
 log = logging.getLogger(__name__)
 
-_TILES = schema_defaults("data", "tiles")  # for a ``data.tiles`` mapping that lacks a key
 
 SPLITS = ("train", "val", "test")
 INVENTORY_COLUMNS = (
@@ -354,12 +353,20 @@ def prepare_chips(
     (``chips.csv``: every chip with its split, or the reason it was skipped).
     """
     dataset = ChipDataset.from_config(label, dataset_settings)
-    tiles_config = {**_TILES, **tiles_config}
+    read = list(iter_chips(dataset, images, base_dir))
+    usable = [item for item in read if not isinstance(item, SkippedChip)]
+    pixel_m = None
+    if needs_pixel_size(dataset.tiles) and usable:
+        pixel_m = pixel_size_m([item.grid for item in usable])
+    key = f"data.chips.{label}.tiles"
+    tiles_config = resolve_tiles(tiles_config, dataset.tiles, pixel_m, key)
     size, stride = tiles_config["size"], tiles_config["stride"]
     max_nodata = tiles_config["max_nodata_fraction"]
+    if dataset.tiles:
+        log.info("chips %s: tiles of %d px every %d px (%s)", label, size, stride, dataset.tiles)
     chips, tiles, records = [], [], []
     pixels: list[tuple[int, int]] = []  # labelled, glacier pixels of each used chip
-    for item in iter_chips(dataset, images, base_dir):
+    for item in read:
         mask = str(item.files.mask or (dataset.outlines or {}).get("file", ""))
         if isinstance(item, SkippedChip):
             records.append(ChipRecord(str(item.files.image), mask, "skipped", item.reason))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from rasterio.errors import RasterioError
 from glaciermap.data import masks, tiling
 from glaciermap.data.normalization import ArrayBands, band_stats, scene_range
 from glaciermap.data.regions import region_raster
+from glaciermap.data.tile_size import resolve_tiles
 from glaciermap.data.tilestore import TileSet
 from glaciermap.errors import InputDataError
 from glaciermap.io.grid import Grid
@@ -78,6 +80,16 @@ def mask_settings(data: Mapping[str, Any], date: str) -> dict[str, Any]:
         "outlines": data["outlines"],
         "labels": data.get("labels", {}),
     }
+
+
+def scene_tiles(data: Mapping[str, Any], date: str) -> dict[str, Any]:
+    """What :func:`prepare_tiles` of ``date`` cuts by: ``data.tiles``, with the date's
+    ``tiles`` override (glaciermap.data.tile_size) under ``override`` when it has one."""
+    tiles = dict(data.get("tiles", {}))
+    override = data["scenes"][date].get("tiles")
+    if not override:
+        return tiles
+    return {**tiles, "override": override, "override_key": f"data.scenes.{date}.tiles"}
 
 
 def regions_settings(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -292,7 +304,14 @@ def prepare_tiles(
     scene, grid = read_prepared_scene(scene_path)
     mask = _read_uint8(mask_path, grid)
     regions = _read_uint8(regions_path, grid)
-    tiles = {**_TILES, **tiles_config}
+    tiles = dict(tiles_config)
+    override = tiles.pop("override", None)
+    key = tiles.pop("override_key", "tiles")
+    pixel_m = None
+    if grid.crs is not None and grid.crs.is_projected:
+        pixel_m = math.sqrt(abs(grid.transform.a * grid.transform.e))
+        pixel_m *= grid.crs.linear_units_factor[1]
+    tiles = resolve_tiles(tiles, override, pixel_m, key)
     size, stride, max_nodata = tiles["size"], tiles["stride"], tiles["max_nodata_fraction"]
     windows = tiling.windows_from_regions(regions, size, stride)
     # Over the whole scene, as prediction computes it: no label is used.

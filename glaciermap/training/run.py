@@ -55,7 +55,7 @@ from glaciermap.training.resume import (
 from glaciermap.training.schedule import learning_rate
 from glaciermap.training.seeding import seed_everything
 from glaciermap.training.settings import RunSettings
-from glaciermap.training.tiles import TileTensors, load_tiles, pooled_stats
+from glaciermap.training.tiles import TileGroups, TileTensors, load_tiles, pooled_stats
 from glaciermap.utils.atomic import write_text_atomic
 from glaciermap.utils.device import resolve_device
 
@@ -76,8 +76,27 @@ def describe_device(device: torch.device) -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
-def batch_indices(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
-    """The batches of an epoch's tile order (a last batch of one tile is dropped)."""
+def batch_indices(
+    order: torch.Tensor, batch_size: int, group_of: torch.Tensor | None = None
+) -> list[torch.Tensor]:
+    """The batches of an epoch's tile order (a last batch of one tile is dropped).
+
+    With ``group_of`` (the tile-size group of every tile, :class:`TileGroups`) each
+    batch holds tiles of one group: the order is split by group, each group's tiles
+    are cut into batches in that order, and the batches run in the order of their
+    first tile, so groups mix over the epoch. One group gives the plain batches.
+    """
+    if group_of is None or not len(group_of) or int(group_of.max()) == 0:
+        return _batches(order, batch_size)
+    position = torch.empty_like(order)
+    position[order] = torch.arange(len(order))
+    batches = []
+    for group in torch.unique(group_of).tolist():
+        batches += _batches(order[group_of[order] == group], batch_size)
+    return sorted(batches, key=lambda batch: int(position[batch[0]]))
+
+
+def _batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
     batches = list(order.split(batch_size))
     # A last batch of one tile breaks batch normalisation in training mode.
     if len(batches) > 1 and len(batches[-1]) == 1:
@@ -212,8 +231,8 @@ class _Run:
     writer: SummaryWriter
     last_path: Path
     inputs: dict[str, list[str]]
-    train: TileTensors
-    val: TileTensors
+    train: TileGroups
+    val: TileGroups
 
     @property
     def settings(self) -> RunSettings:
@@ -236,8 +255,9 @@ class _Run:
     def epochs(self, stop: StopFlag) -> None:
         """Train the epochs left; raises RunInterrupted after saving when ``stop`` is set."""
         settings = self.settings
-        count = min(N_BOARD_TILES, len(self.val))
-        shown = torch.linspace(0, len(self.val) - 1, count).long()
+        first = self.val.groups[0]  # shown tiles: of one size
+        count = min(N_BOARD_TILES, len(first))
+        shown = torch.linspace(0, len(first) - 1, count).long()
         for epoch in range(self.state.epochs_done + 1, settings.epochs + 1):
             progress = self.state.progress
             if progress is None or progress.epoch != epoch:
@@ -248,7 +268,7 @@ class _Run:
             record = _epoch_record(epoch, progress, val_loss, val_counts)
             self.record(record)
             if epoch % settings.image_every == 0 or epoch == settings.epochs:
-                self.show(self.val[shown.to(self.val.images.device)], epoch)
+                self.show(first[shown.to(first.images.device)], epoch)
             self.writer.flush()
             self.state.epochs_done = epoch
             # last.pt every checkpoint_every epochs (it holds model, optimizer and the best
@@ -266,7 +286,7 @@ class _Run:
         started = time.perf_counter() - progress.seconds
         progress.loss_sum = progress.loss_sum.to(trainer.device)
         progress.counts = progress.counts.to(trainer.device)
-        batches = batch_indices(progress.order, settings.batch_size)
+        batches = batch_indices(progress.order, settings.batch_size, self.train.group_of)
         for index in range(progress.next_batch, len(batches)):
             batch = self.train[batches[index].to(trainer.device)]
             if settings.aug in ONLINE_AUGMENTATION and settings.augmentation is not None:
@@ -296,11 +316,12 @@ class _Run:
         loss_sum = torch.zeros((), device=trainer.device)
         counts = torch.zeros(4, dtype=torch.int64, device=trainer.device)
         step = 2 * self.settings.batch_size  # no gradients: larger batches fit
-        for start in range(0, len(self.val), step):
-            batch = self.val[start : start + step]
-            loss, probability = trainer.forward(batch, model)
-            loss_sum += loss.float() * len(batch)
-            counts += trainer.counts(probability, batch.masks)
+        for group in self.val.groups:
+            for start in range(0, len(group), step):
+                batch = group[start : start + step]
+                loss, probability = trainer.forward(batch, model)
+                loss_sum += loss.float() * len(batch)
+                counts += trainer.counts(probability, batch.masks)
         return loss_sum.item() / len(self.val), [int(c) for c in counts]
 
     def record(self, record: dict[str, Any]) -> None:
@@ -374,7 +395,7 @@ def _load_inputs(
     train_sets: Sequence[str | Path],
     val_sets: Sequence[str | Path],
     generator: torch.Generator,
-) -> tuple[TileTensors, TileTensors, dict[str, int]]:
+) -> tuple[TileGroups, TileGroups, dict[str, int]]:
     """The run's train tiles (with aug-concat's copies, drawn from the freshly seeded
     ``generator``, so a resumed run draws them again identically) and validation tiles."""
     train, val = load_tiles(train_sets), load_tiles(val_sets)
@@ -382,7 +403,7 @@ def _load_inputs(
         if len(tiles) < 2:
             names = ", ".join(str(f) for f in files)
             raise InputDataError(f"{name} tiles {names}: {len(tiles)} tiles, need at least 2")
-    labelled = int((val.masks != NODATA).sum())
+    labelled = val.labelled_pixels()
     if labelled < settings.min_val_pixels:
         raise InputDataError(
             f"val tiles {', '.join(str(f) for f in val_sets)}: {labelled} labelled pixels in "
@@ -392,10 +413,13 @@ def _load_inputs(
         )
     sizes = {"n_train_tiles": len(train), "n_val_tiles": len(val)}
     if settings.aug == "aug-concat" and settings.augmentation is not None:
-        images, masks = concat_augmented(
-            train.images, train.masks, settings.augmentation, generator
-        )
-        train = TileTensors(images, masks, torch.cat([train.ranges, train.ranges]))
+        groups = []
+        for group in train.groups:
+            images, masks = concat_augmented(
+                group.images, group.masks, settings.augmentation, generator
+            )
+            groups.append(TileTensors(images, masks, torch.cat([group.ranges, group.ranges])))
+        train = TileGroups(groups)
     sizes["n_train_samples"] = len(train)  # with aug-concat's copies
     return train, val, sizes
 
@@ -434,7 +458,7 @@ def train_run(
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     normalizer = Normalizer.for_training(settings.normalization, stats, N_BANDS, device)
-    steps = len(batch_indices(torch.arange(len(train)), settings.batch_size))
+    steps = len(batch_indices(torch.arange(len(train)), settings.batch_size, train.group_of))
     trainer = Trainer(settings, model, device, normalizer, steps)
     state = load_resume_state(
         last_path, settings, inputs, trainer.resumable, trainer.optimizer, generator
@@ -459,7 +483,8 @@ def train_run(
         with stop_on_sigterm() as stop:
             run.epochs(stop)
         metrics = _finish(settings, state, n_parameters, sizes, device)
-        _save_best(settings, state, model, normalizer, train.images.shape[-1], out)
+        # The checkpoint's tile size (the default prediction window): the largest.
+        _save_best(settings, state, model, normalizer, max(train.sizes), out)
         writer.add_hparams(
             _hparam_values(settings),
             {
