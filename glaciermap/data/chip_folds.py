@@ -71,7 +71,7 @@ def fold_splits(
     folds = assign_folds(ground_groups(grids, block_m), labelled, k, key)
     splits = []
     for fold in range(k):
-        rest = np.flatnonzero(folds != fold)
+        rest = [int(i) for i in np.flatnonzero(folds != fold)]
         inner = assign_train_val(
             [grids[i] for i in rest],
             [labelled[i] for i in rest],
