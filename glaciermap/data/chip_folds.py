@@ -30,7 +30,7 @@ from glaciermap.io.grid import Grid
 
 
 def assign_folds(
-    groups: Sequence[int], labelled: Sequence[int], k: int, key: str = "folds"
+    groups: Sequence[int] | np.ndarray, labelled: Sequence[int], k: int, key: str = "folds"
 ) -> np.ndarray:
     """Fold (0 .. k-1) of each chip, whole ``groups`` balanced by ``labelled`` pixels."""
     groups = np.asarray(groups)
