@@ -139,7 +139,8 @@ def _check_data_files(data: Mapping[str, Any], base: Path, pending: set[str]) ->
 
 def _check_chip_only(config: Mapping[str, Any]) -> None:
     """A config without scenes needs chips for every role the scenes play: training
-    and validation tiles (a ``train_val`` dataset) and test data (a ``test`` dataset)."""
+    and validation tiles (a ``train_val`` or ``kfold`` dataset) and test data (a
+    ``test`` or ``kfold`` dataset)."""
     data = config["data"]
     if data.get("scenes"):
         return
@@ -152,10 +153,10 @@ def _check_chip_only(config: Mapping[str, Any]) -> None:
     missing = [
         what
         for what, present in (
-            ("a dataset with split: train_val (training and validation chips)",
-             "train_val" in splits.values()),
-            ("a dataset with split: test (the test chips of Table 3)",
-             "test" in splits.values()),
+            ("a dataset with split: train_val or kfold (training and validation chips)",
+             {"train_val", "kfold"} & set(splits.values())),
+            ("a dataset with split: test or kfold (the test chips of Table 3)",
+             {"test", "kfold"} & set(splits.values())),
         )
         if not present
     ]  # fmt: skip
@@ -176,6 +177,13 @@ def _check_chips(data: Mapping[str, Any], base: Path) -> None:
                 "labels name one dataset in {dates} and in Table 3"
             )
         check_chip_dataset(ChipDataset.from_config(label, block), base)
+    datasets = [ChipDataset.from_config(label, b) for label, b in data.get("chips", {}).items()]
+    folds = {d.label: d.folds for d in datasets if d.cross_validated}
+    if len(set(folds.values())) > 1:
+        raise ConfigError(
+            f"config key 'data.chips.{next(iter(folds))}.folds': every split: kfold dataset "
+            f"needs the same number of folds (a run's fold k is fold k of each): {folds}"
+        )
 
 
 def _require_file(path: Path, key: str) -> None:

@@ -18,4 +18,6 @@ with job(snakemake.log[0]):
         run=snakemake.params.run,
         threshold=snakemake.params.threshold,
         device=snakemake.params.device,
+        fold_inventory=next(iter(snakemake.input.get("fold_inventory", [])), None),
+        folds=snakemake.params.get("folds"),
     )

@@ -10,4 +10,5 @@ with job(snakemake.log[0]):
         snakemake.input.images,
         snakemake.params.tiles,
         snakemake.output,
+        fold=snakemake.params.get("fold"),
     )

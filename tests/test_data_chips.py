@@ -453,7 +453,7 @@ def test_a_chip_only_config_needs_training_and_test_chips(tmp_path):
     only_train = validate_config(
         {"data": {"chips": {"a": {**chips["alps"], "split": "train"}, "k": chips["karakoram"]}}}
     )
-    with pytest.raises(ConfigError, match=r"split: train_val") as error:
+    with pytest.raises(ConfigError, match=r"split: train_val or kfold") as error:
         check_config(only_train, tmp_path)
     assert "split: test" not in str(error.value)
     with pytest.raises(ConfigError, match=r"'data\.scenes'"):
@@ -503,6 +503,10 @@ def test_readme_chip_only_example_is_a_complete_config():
     assert "scenes" not in config["data"]
     for label, block in config["data"]["chips"].items():
         ChipDataset.from_config(label, block)
+    start = readme.index("```yaml\n# k-fold example")
+    kfold = yaml.safe_load(readme[start + len("```yaml\n") : readme.index("```", start + 7)])
+    dataset = ChipDataset.from_config("alps", validate_config(kfold)["data"]["chips"]["alps"])
+    assert dataset.cross_validated and dataset.folds == 5
 
 
 def test_reading_a_chip_on_a_rotated_grid_keeps_its_transform(tmp_path):

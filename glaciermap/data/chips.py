@@ -38,6 +38,7 @@ from glaciermap.data.chip_dataset import (
     chip_files,
     image_files,
 )
+from glaciermap.data.chip_folds import fold_splits
 from glaciermap.data.chip_split import assign_train_val, chip_centres_lonlat, pixel_size_m
 from glaciermap.data.masks import rasterize_mask
 from glaciermap.data.normalization import ArrayBands, band_stats, scene_range
@@ -57,7 +58,7 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 INVENTORY_COLUMNS = (
     "image", "mask", "status", "reason", "split", "acquired", "crs", "width", "height",
-    "lon", "lat", "n_tiles", "labelled_fraction", "glacier_fraction",
+    "lon", "lat", "n_tiles", "labelled_fraction", "glacier_fraction", "fold",
 )  # fmt: skip
 
 
@@ -330,6 +331,7 @@ class ChipRecord:
     n_tiles: int | str = ""
     labelled_fraction: float | str = ""
     glacier_fraction: float | str = ""
+    fold: int | str = ""  # split kfold: the fold that tests the chip
 
 
 def _crs_name(crs: CRS) -> str:
@@ -344,8 +346,11 @@ def prepare_chips(
     tiles_config: Mapping[str, Any],
     outputs: Mapping[str, str | Path],
     base_dir: str | Path = ".",
+    fold: int | None = None,
 ) -> dict[str, int]:
-    """Rule ``prepare_chips``: the tile stores of chip dataset ``label``.
+    """Rules ``prepare_chips`` and (with ``fold``) ``prepare_chip_fold``: the tile
+    stores of chip dataset ``label``, or of one fold of a ``split: kfold`` dataset
+    (its test chips in ``test``, the others split into ``train`` and ``val``).
 
     Writes ``outputs`` ``train``, ``val``, ``test`` (``.npz`` tile stores, the
     splits the dataset's role gives none of hold 0 tiles), ``stats`` (band
@@ -404,11 +409,29 @@ def prepare_chips(
             "unlabelled pixels (config key 'data.tiles.max_nodata_fraction')"
         )
     grids = [chip.grid for chip in chips]
-    if dataset.split == "train_val":
+    labelled_pixels = [labelled for labelled, _ in pixels]
+    glacier_pixels = [glacier for _, glacier in pixels]
+    folds = None
+    if fold is not None:
+        if not dataset.cross_validated or not 0 <= fold < dataset.folds:
+            raise ConfigError(f"{dataset.key('split')}: no fold {fold} ({dataset.split})")
+        folds, per_fold = fold_splits(
+            grids,
+            labelled_pixels,
+            glacier_pixels,
+            dataset.folds,
+            dataset.val_fraction,
+            dataset.val_block_m,
+            dataset.split_seed,
+            key=dataset.key("folds"),
+        )
+        splits = per_fold[fold]
+    elif dataset.split in ("train_val", "kfold"):
+        # kfold without a fold: the whole dataset's split (the threshold baseline's)
         splits = assign_train_val(
             grids,
-            [labelled for labelled, _ in pixels],
-            [glacier for _, glacier in pixels],
+            labelled_pixels,
+            glacier_pixels,
             dataset.val_fraction,
             dataset.val_block_m,
             dataset.split_seed,
@@ -417,8 +440,12 @@ def prepare_chips(
     else:
         splits = [dataset.split] * len(chips)
     used = [r for r in records if r.status == "used"]
-    for record, split, (lon, lat) in zip(used, splits, chip_centres_lonlat(grids), strict=True):
+    for i, (record, split, (lon, lat)) in enumerate(
+        zip(used, splits, chip_centres_lonlat(grids), strict=True)
+    ):
         record.split, record.lon, record.lat = split, round(lon, 6), round(lat, 6)
+        if folds is not None:
+            record.fold = int(folds[i])
 
     sets = {}
     for name in SPLITS:
