@@ -288,7 +288,7 @@ class _Run:
         progress.counts = progress.counts.to(trainer.device)
         batches = batch_indices(progress.order, settings.batch_size, self.train.group_of)
         for index in range(progress.next_batch, len(batches)):
-            batch = self.train[batches[index].to(trainer.device)]
+            batch = self.train[batches[index]]
             if settings.aug in ONLINE_AUGMENTATION and settings.augmentation is not None:
                 images, masks = augment(
                     batch.images, batch.masks, settings.augmentation, self.generator

@@ -63,13 +63,17 @@ class TileGroups:
         )
 
     def __getitem__(self, index: torch.Tensor) -> TileTensors:
-        """The tiles at global ``index``, all of one group."""
+        """The tiles at global ``index`` (a CPU tensor, all of one group), on the group's
+        device; the group is found on the CPU, so a batch costs no device sync."""
         start = 0
         for group in self.groups:
-            if bool(((index >= start) & (index < start + len(group))).all()):
-                return group[index - start]
+            if len(self.groups) == 1 or int(index[0]) < start + len(group):
+                local = index - start
+                if len(self.groups) > 1 and not bool(((local >= 0) & (local < len(group))).all()):
+                    raise IndexError("a batch holds tiles of several sizes")
+                return group[local.to(group.images.device)]
             start += len(group)
-        raise IndexError("a batch holds tiles of several sizes")
+        raise IndexError(f"tile {int(index[0])} of {len(self)}")
 
     def to(self, device: torch.device) -> TileGroups:
         return TileGroups([g.to(device) for g in self.groups])
