@@ -37,15 +37,21 @@ container: config["container"]
 
 include: "rules/common.smk"
 include: "rules/acquire.smk"
-include: "rules/prepare.smk"
 include: "rules/chips.smk"
 include: "rules/train.smk"
 include: "rules/select.smk"
 include: "rules/evaluate.smk"
-include: "rules/maps.smk"
 include: "rules/ensemble.smk"
 include: "rules/glaciers.smk"
 include: "rules/report.smk"
+
+
+# Scene preparation and whole-scene maps need data.scenes; a chip-only config
+# (docs/chips.md) has neither, and its report says so.
+if HAS_SCENES:
+
+    include: "rules/prepare.smk"
+    include: "rules/maps.smk"
 
 
 rule all:
@@ -53,13 +59,7 @@ rule all:
     input:
         stage_tables(),
         figure_files(),
-        results("maps/areas.csv"),
-        results("maps/area_change.csv"),
-        results("figures/area_change.png"),
-        results("maps/glaciers.csv"),
-        results("maps/glacier_change.csv"),
-        results("figures/glacier_change.png"),
-        lambda wc: glacier_outline_files(),
+        scene_map_targets(),
 
 
 # After a successful run the log ends with the headline table and where the maps are.

@@ -26,6 +26,7 @@ from glaciermap.channels import (
 )
 from glaciermap.data.chip_dataset import ChipDataset
 from glaciermap.data.chips import check_chip_dataset
+from glaciermap.data.tile_size import check_override
 from glaciermap.errors import ConfigError
 from glaciermap.inference.settings import InferenceSettings
 from glaciermap.io.outlines import glacier_ids
@@ -115,11 +116,13 @@ def check_config(config: Mapping[str, Any], base_dir: str | Path = ".") -> None:
     """Checks beyond the schema: referenced files exist and labels are consistent."""
     base = Path(base_dir)
     data = config["data"]
-    scenes = data["scenes"]
-    pending = acquired_files(config)  # written by rules/acquire.smk, so not there yet
+    _check_chip_only(config)
+    scenes = data.get("scenes", {})
+    pending = acquired_files(config) if scenes else set()  # written by rules/acquire.smk
     bands = _check_channels(data, base, pending)
 
     for date, scene in scenes.items():
+        check_override(scene.get("tiles"), f"data.scenes.{date}.tiles")
         if scene.get("file") in pending:
             continue
         if "file" in scene:
@@ -135,9 +138,10 @@ def check_config(config: Mapping[str, Any], base_dir: str | Path = ".") -> None:
         raise ConfigError(
             f"config key 'data.reference_date': '{ref}' is not a scene label ({', '.join(scenes)})"
         )
-    if data["outlines"]["file"] not in pending:
+    if scenes and data["outlines"]["file"] not in pending:
         _require_file(base / data["outlines"]["file"], "data.outlines.file")
-    _check_data_files(data, base, pending)
+    if scenes:
+        _check_data_files(data, base, pending)
     _check_chips(data, base)
     tiles = data.get("tiles", {})
     if tiles.get("stride", 1) > tiles.get("size", 128):
@@ -211,17 +215,59 @@ def _check_data_files(data: Mapping[str, Any], base: Path, pending: set[str]) ->
             )
 
 
+def _check_chip_only(config: Mapping[str, Any]) -> None:
+    """A config without scenes needs chips for every role the scenes play: training
+    and validation tiles (a ``train_val`` or ``kfold`` dataset) and test data (a
+    ``test`` or ``kfold`` dataset)."""
+    data = config["data"]
+    if data.get("scenes"):
+        return
+    if (config.get("acquire") or {}).get("enabled"):
+        raise ConfigError(
+            "config key 'acquire.enabled': true needs data.scenes (and data.outlines) to "
+            "download into; a chip-only config acquires nothing"
+        )
+    splits = {label: block.get("split") for label, block in data.get("chips", {}).items()}
+    missing = [
+        what
+        for what, present in (
+            ("a dataset with split: train_val or kfold (training and validation chips)",
+             {"train_val", "kfold"} & set(splits.values())),
+            ("a dataset with split: test or kfold (the test chips of Table 3)",
+             {"test", "kfold"} & set(splits.values())),
+        )
+        if not present
+    ]  # fmt: skip
+    if missing:
+        found = ", ".join(f"{label} ({split})" for label, split in splits.items()) or "none"
+        raise ConfigError(
+            "config key 'data.scenes': absent, so the config is chip-only and data.chips "
+            f"needs {' and '.join(missing)}; chip datasets found: {found}"
+        )
+
+
 def _check_chips(data: Mapping[str, Any], base: Path) -> None:
     """Chip datasets: labels apart from the scenes', images found, outlines readable."""
-    for label, block in data.get("chips", {}).items():
-        if label in data["scenes"]:
+    for label in data.get("chips", {}):
+        if label in data.get("scenes", {}):
             raise ConfigError(
                 f"config key 'data.chips.{label}': '{label}' is a scene label too; "
                 "labels name one dataset in {dates} and in Table 3"
             )
-        channels = data.get("channels") or DEFAULT_CHANNELS
-        dem = data.get("dem") if needs_dem(channels) else None
-        check_chip_dataset(ChipDataset.from_config(label, block, channels, dem), base)
+    channels = data.get("channels") or DEFAULT_CHANNELS
+    dem = data.get("dem") if needs_dem(channels) else None
+    datasets = [
+        ChipDataset.from_config(label, block, channels, dem)
+        for label, block in data.get("chips", {}).items()
+    ]
+    for dataset in datasets:
+        check_chip_dataset(dataset, base)
+    folds = {d.label: d.folds for d in datasets if d.cross_validated}
+    if len(set(folds.values())) > 1:
+        raise ConfigError(
+            f"config key 'data.chips.{next(iter(folds))}.folds': every split: kfold dataset "
+            f"needs the same number of folds (a run's fold k is fold k of each): {folds}"
+        )
 
 
 def _require_file(path: Path, key: str) -> None:

@@ -1,7 +1,9 @@
 """Run identity: which model, hyperparameters, dates, augmentation and seed a run is.
 
 A training run is named everywhere by one path,
-``{model}/{hparams}/{dates}/{aug}/seed{seed}`` (:data:`RUN_PATTERN`), and the
+``{model}/{hparams}/{dates}/{aug}/seed{seed}`` (:data:`RUN_PATTERN`; a run of
+fold ``k`` of a geographic k-fold cross-validation, docs/chips.md, ends in
+``seed{seed}-fold{k}``: folds are repetitions like seeds), and the
 threshold baseline and the seed ensembles by ``baseline/{dates}`` and
 ``ensemble/{model}/{hparams}/{dates}/{aug}``. This module is the only place
 that builds or parses these names. It imports neither torch nor GDAL: the
@@ -53,6 +55,7 @@ NO_AUG: AugMode = "noaug"
 
 DATE_PATTERN = r"[A-Za-z0-9_-]+"
 DATES_SEPARATOR = "+"
+FOLD_SEPARATOR = "-fold"  # seed1-fold2: seed 1 of the run of fold 2
 RUN_PATTERN = "{model}/{hparams}/{dates}/{aug}/seed{seed}"
 # A seed ensemble: the run without its seed, under ensemble/.
 ENSEMBLE_PATTERN = "ensemble/{model}/{hparams}/{dates}/{aug}"
@@ -133,6 +136,7 @@ class RunKey:
     dates: tuple[str, ...]
     aug: AugMode
     seed: int
+    fold: int | None = None
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_NAMES:
@@ -143,6 +147,10 @@ class RunKey:
             raise ValueError(f"unknown augmentation {self.aug!r}; one of {', '.join(AUG_MODES)}")
         object.__setattr__(self, "dates", tuple(self.dates))
         object.__setattr__(self, "seed", int(self.seed))
+        if self.fold is not None:
+            object.__setattr__(self, "fold", int(self.fold))
+            if self.fold < 0:
+                raise ValueError(f"bad fold {self.fold}")
         if not self.dates or not all(re.fullmatch(DATE_PATTERN, d) for d in self.dates):
             raise ValueError(f"bad date labels {self.dates!r}")
 
@@ -152,25 +160,31 @@ class RunKey:
 
     @property
     def path(self) -> str:
-        """``{model}/{hparams}/{dates}/{aug}/seed{seed}``."""
+        """``{model}/{hparams}/{dates}/{aug}/seed{seed}`` (``...-fold{k}`` for a fold)."""
         return RUN_PATTERN.format(
             model=self.model,
             hparams=self.hparams.slug,
             dates=self.dates_label,
             aug=self.aug,
-            seed=self.seed,
+            seed=self.seed_label,
         )
 
     @property
+    def seed_label(self) -> str:
+        """The ``{seed}`` wildcard: the seed, and ``-fold{k}`` for a fold's run."""
+        return str(self.seed) if self.fold is None else f"{self.seed}{FOLD_SEPARATOR}{self.fold}"
+
+    @property
     def configuration(self) -> str:
-        """The run without its seed, ``{model}/{hparams}/{dates}/{aug}``: what ensembles pool."""
+        """The run without its seed and fold, ``{model}/{hparams}/{dates}/{aug}``: what
+        ensembles and tables pool."""
         return self.path.rsplit("/", 1)[0]
 
     @property
     def ensemble_label(self) -> str:
         """``ensemble/{model}/{hparams}/{dates}/{aug}``: the seed ensemble this run belongs to."""
         fields = self.fields()
-        del fields["seed"]
+        del fields["seed"], fields["fold"]
         return ENSEMBLE_PATTERN.format(**fields)
 
     @classmethod
@@ -185,6 +199,7 @@ class RunKey:
             dates=split_dates(match["dates"]),
             aug=cast(AugMode, match["aug"]),
             seed=int(match["seed"]),
+            fold=None if match["fold"] is None else int(match["fold"]),
         )
 
     @classmethod
@@ -201,13 +216,15 @@ class RunKey:
         )
 
     def fields(self) -> dict[str, Any]:
-        """Flat fields (``model``, ``hparams`` slug, ``dates`` label, ``aug``, ``seed``)."""
+        """Flat fields (``model``, ``hparams`` slug, ``dates`` label, ``aug``, ``seed``,
+        ``fold``: None outside cross-validation)."""
         return {
             "model": self.model,
             "hparams": self.hparams.slug,
             "dates": self.dates_label,
             "aug": self.aug,
             "seed": self.seed,
+            "fold": self.fold,
         }
 
 
@@ -218,10 +235,10 @@ WILDCARD_PATTERNS = {
     "date": DATE_PATTERN,
     "dates": rf"{DATE_PATTERN}(\{DATES_SEPARATOR}{DATE_PATTERN})*",
     "aug": _choice(AUG_MODES),
-    "seed": r"[0-9]+",
+    "seed": r"[0-9]+(-fold[0-9]+)?",
 }
 _RUN_REGEX = re.compile(
-    RUN_PATTERN.replace("{seed}", "(?P<seed>[0-9]+)").format(
+    RUN_PATTERN.replace("{seed}", "(?P<seed>[0-9]+)(?:-fold(?P<fold>[0-9]+))?").format(
         **{name: f"(?P<{name}>{WILDCARD_PATTERNS[name]})" for name in ("model", "dates", "aug")},
         hparams=f"(?P<hparams>{WILDCARD_PATTERNS['hparams']})",
     )
@@ -243,6 +260,7 @@ class Label:
     dates: str
     aug: str
     seed: int | None
+    fold: int | None = None
 
     def fields(self) -> dict[str, Any]:
         return {
@@ -265,4 +283,4 @@ def parse_label(text: str) -> Label:
         return Label("ensemble", key.model, fields["hparams"], fields["dates"], key.aug, None)
     key = RunKey.parse(text)
     fields = key.fields()
-    return Label("run", key.model, fields["hparams"], fields["dates"], key.aug, key.seed)
+    return Label("run", key.model, fields["hparams"], fields["dates"], key.aug, key.seed, key.fold)

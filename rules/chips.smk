@@ -31,6 +31,38 @@ rule prepare_chips:
         "../scripts/prepare_chips.py"
 
 
+# One fold of a split: kfold dataset: its test chips, the others' train and val.
+rule prepare_chip_fold:
+    input:
+        images=lambda wc: chip_inputs(wc.chips)["images"],
+        masks=lambda wc: chip_inputs(wc.chips)["masks"],
+        outlines=lambda wc: chip_inputs(wc.chips)["outlines"],
+        dem=DEM_FILES,
+    output:
+        train=tile_file("chips", "{chips}", "fold{fold}/train.npz"),
+        val=tile_file("chips", "{chips}", "fold{fold}/val.npz"),
+        test=tile_file("chips", "{chips}", "fold{fold}/test.npz"),
+        stats=tile_file("chips", "{chips}", "fold{fold}/stats.json"),
+        inventory=tile_file("chips", "{chips}", "fold{fold}/chips.csv"),
+    params:
+        label="{chips}",
+        dataset=lambda wc: canonical(config["data"]["chips"][wc.chips]),
+        tiles=canonical(config["data"]["tiles"]),
+        channels=CHANNELS,
+        dem=DEM,
+        fold=lambda wc: int(wc.fold),
+    log:
+        logs("chips/{chips}/fold{fold}/prepare.log"),
+    benchmark:
+        benchmarks("chips/{chips}/fold{fold}/prepare.tsv")
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/prepare_chips.py"
+
+
+# A run scored on an external test set, or (a fold run on its kfold dataset) on the
+# fold's own test chips: its out-of-fold predictions.
 rule evaluate_chips:
     input:
         checkpoints=[run_file(RUN, "best.pt")],
@@ -38,6 +70,7 @@ rule evaluate_chips:
         masks=lambda wc: chip_inputs(wc.chips)["masks"],
         outlines=lambda wc: chip_inputs(wc.chips)["outlines"],
         dem=DEM_FILES,
+        fold_inventory=fold_inventory,
     output:
         json=chip_eval_file(RUN, "{chips}", "json"),
         csv=chip_eval_file(RUN, "{chips}", "csv"),
@@ -48,6 +81,7 @@ rule evaluate_chips:
         threshold=config["inference"]["threshold"],
         device=config["training"]["device"],
         dem=DEM,
+        folds=lambda wc: CHIPS[wc.chips].folds if wc.chips in KFOLD_CHIPS else None,
     threads: config["training"]["threads"]
     log:
         logs(f"evaluate/{RUN}/chips/{{chips}}.log"),

@@ -61,7 +61,9 @@ from glaciermap.inference.settings import prediction_params
 from glaciermap.training.settings import RunSettings
 from glaciermap.utils.params import canonical
 
-DATES = list(config["data"]["scenes"])
+DATES = list(config["data"].get("scenes", {}))
+# A chip-only config (no data.scenes, docs/chips.md): no scene maps, areas or overlays.
+HAS_SCENES = bool(DATES)
 # The model's input channels (glaciermap.channels) and the DEM their terrain
 # channels come from (None when no channel needs one; then no job reads it).
 CHANNELS = list(config["data"]["channels"])
@@ -72,6 +74,10 @@ CHIPS = {
     for label, block in config["data"].get("chips", {}).items()
 }
 TRAINING_CHIPS = [label for label, chips in CHIPS.items() if chips.trains]
+# Geographic k-fold cross-validation (split: kfold, docs/chips.md): every run of the
+# matrix is repeated per fold like per seed (run ...-fold{k}); one fold count for all.
+KFOLD_CHIPS = [label for label, chips in CHIPS.items() if chips.cross_validated]
+FOLDS = list(range(CHIPS[KFOLD_CHIPS[0]].folds)) if KFOLD_CHIPS else [None]
 EXTERNAL_TESTS = [label for label, chips in CHIPS.items() if not chips.trains]
 # Every label a run can train on; "all dates" trains on all of them.
 ALL_DATES = join_dates(DATES + TRAINING_CHIPS)
@@ -90,32 +96,51 @@ wildcard_constraints:
     split="train|val|test",
     region="train|test",
     chips=WILDCARD_PATTERNS["date"],
+    fold="[0-9]+",
 
 
 # ---------------------------------------------------------------- paths
 
 
-def run_name(model, hparams, dates, aug, seed):
+def run_name(model, hparams, dates, aug, seed, fold=None):
     """The ``{run}`` of docs/architecture.md (glaciermap.runs.RunKey.path)."""
-    return RunKey(model, HParams.from_slug(hparams), split_dates(dates), aug, seed).path
+    key = RunKey(model, HParams.from_slug(hparams), split_dates(dates), aug, seed, fold)
+    return key.path
+
+
+def run_fold(wildcards):
+    """The fold of the run of ``wildcards`` (None outside cross-validation)."""
+    return RunKey.from_wildcards(wildcards).fold
 
 
 def metrics_files(runs):
     return [run_file(run, "metrics.json") for run in runs]
 
 
-def tile_store(label, name):
-    """A file of the tile store of a scene date or of a chip dataset."""
+def tile_store(label, name, fold=None):
+    """A file of the tile store of a scene date or of a chip dataset (of fold ``fold``
+    for a kfold dataset; without a fold, its whole-dataset split)."""
+    if label in KFOLD_CHIPS and fold is not None:
+        return tile_file("chips", label, f"fold{fold}/{name}")
     return tile_file("chips" if label in CHIPS else "tiles", label, name)
 
 
-def tile_files(dates, split):
+def tile_files(dates, split, fold=None):
     """Tile stores of one split for the '+'-joined ``dates`` (scenes, chip sets) of a run."""
-    return [tile_store(label, f"{split}.npz") for label in split_dates(dates)]
+    return [tile_store(label, f"{split}.npz", fold) for label in split_dates(dates)]
 
 
-def stats_files(dates):
-    return [tile_store(label, "stats.json") for label in split_dates(dates)]
+def stats_files(dates, fold=None):
+    return [tile_store(label, "stats.json", fold) for label in split_dates(dates)]
+
+
+def fold_inventory(wildcards):
+    """The inventory of the run's fold when ``{chips}`` is its kfold dataset: the chips
+    its out-of-fold scores are taken on (none otherwise)."""
+    fold = run_fold(wildcards)
+    if wildcards.chips not in KFOLD_CHIPS or fold is None:
+        return []
+    return [tile_file("chips", wildcards.chips, f"fold{fold}/chips.csv")]
 
 
 @functools.cache
@@ -165,9 +190,10 @@ def selection_runs():
     stage = config["model_selection"]
     cell = hparams_slug(stage["hparams"])
     return [
-        run_name(model, cell, ALL_DATES, NO_AUG, seed)
+        run_name(model, cell, ALL_DATES, NO_AUG, seed, fold)
         for model in stage["models"]
         for seed in SEEDS
+        for fold in FOLDS
     ]
 
 
@@ -191,7 +217,10 @@ def grid_cells():
 def grid_runs():
     model = best_model()
     return [
-        run_name(model, cell, ALL_DATES, NO_AUG, seed) for cell in grid_cells() for seed in SEEDS
+        run_name(model, cell, ALL_DATES, NO_AUG, seed, fold)
+        for cell in grid_cells()
+        for seed in SEEDS
+        for fold in FOLDS
     ]
 
 
@@ -209,9 +238,10 @@ def best_hparams():
 def augmentation_runs():
     model, cell = best_model(), best_hparams()
     return [
-        run_name(model, cell, ALL_DATES, aug, seed)
+        run_name(model, cell, ALL_DATES, aug, seed, fold)
         for aug in config["augmentation"]["compare"]
         for seed in SEEDS
+        for fold in FOLDS
     ]
 
 
@@ -232,7 +262,7 @@ def final_training_dates():
     wanted = []
     if "each" in config["final"]["train_on"]:
         wanted.extend(DATES)
-        wanted.extend(label for label in TRAINING_CHIPS if CHIPS[label].split == "train_val")
+        wanted.extend(label for label in TRAINING_CHIPS if CHIPS[label].split != "train")
     if "all" in config["final"]["train_on"]:
         wanted.append(ALL_DATES)
     return list(dict.fromkeys(wanted))
@@ -243,9 +273,10 @@ def final_runs():
     it waits for the stage checkpoints."""
     model, cell, aug = best_model(), best_hparams(), best_augmentation()
     return [
-        run_name(model, cell, dates, aug, seed)
+        run_name(model, cell, dates, aug, seed, fold)
         for dates in final_training_dates()
         for seed in FINAL_SEEDS
+        for fold in FOLDS
     ]
 
 
@@ -276,8 +307,9 @@ def baseline_eval_files():
 
 def final_ensembles():
     """``ensemble/{model}/{hparams}/{dates}/{aug}`` of each final model: its seeds'
-    mean probability; there are ensembles with two or more seeds."""
-    if len(FINAL_SEEDS) < 2:
+    mean probability; there are ensembles with two or more seeds (not yet per fold:
+    none in a cross-validated config)."""
+    if len(FINAL_SEEDS) < 2 or KFOLD_CHIPS:
         return []
     return list(dict.fromkeys(RunKey.parse(run).ensemble_label for run in final_runs()))
 
@@ -291,7 +323,13 @@ def ensemble_checkpoints(wildcards):
 def external_eval_files():
     """Every final run, final ensemble and baseline scored on every external test set."""
     baselines = [f"baseline/{dates}" for dates in final_training_dates()]
-    return chip_eval_files([*final_runs(), *final_ensembles(), *baselines])
+    out_of_fold = [
+        chip_eval_file(run, label)
+        for run in final_runs()
+        for label in RunKey.parse(run).dates
+        if label in KFOLD_CHIPS
+    ]
+    return chip_eval_files([*final_runs(), *final_ensembles(), *baselines]) + out_of_fold
 
 
 def history_runs():
@@ -356,6 +394,21 @@ def change_figure_maps():
 def overlay_run():
     """The model drawn in the overlay figures: the first seed of the Figure 4 runs."""
     return history_runs()[0]
+
+
+def scene_map_targets():
+    """The area tables and change figure of the scene maps (none in a chip-only config)."""
+    if not HAS_SCENES:
+        return []
+    return [
+        results("maps/areas.csv"),
+        results("maps/area_change.csv"),
+        results("figures/area_change.png"),
+        results("maps/glaciers.csv"),
+        results("maps/glacier_change.csv"),
+        results("figures/glacier_change.png"),
+        *glacier_outline_files(),
+    ]
 
 
 def figure_files():

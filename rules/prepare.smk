@@ -7,6 +7,7 @@ from glaciermap.data.prepare import (
     reference_date,
     regions_settings,
     scene_input_files,
+    scene_tiles,
     scene_settings,
 )
 
@@ -80,7 +81,7 @@ rule prepare_tiles:
         test=tile_file("tiles", "{date}", "test.npz"),
         stats=tile_file("tiles", "{date}", "stats.json"),
     params:
-        tiles=canonical(config["data"]["tiles"]),
+        tiles=lambda wc: canonical(scene_tiles(config["data"], wc.date)),
     log:
         logs("prepare/tiles_{date}.log"),
     benchmark:

@@ -5,9 +5,9 @@
 
 rule train:
     input:
-        train=lambda wc: tile_files(wc.dates, "train"),
-        val=lambda wc: tile_files(wc.dates, "val"),
-        stats=lambda wc: stats_files(wc.dates),
+        train=lambda wc: tile_files(wc.dates, "train", run_fold(wc)),
+        val=lambda wc: tile_files(wc.dates, "val", run_fold(wc)),
+        stats=lambda wc: stats_files(wc.dates, run_fold(wc)),
     output:
         metrics=run_file(RUN, "metrics.json"),
         weights=run_file(RUN, "best.pt"),

@@ -19,4 +19,6 @@ with job(snakemake.log[0]):
         threshold=snakemake.params.threshold,
         device=snakemake.params.device,
         dem=snakemake.params.dem,
+        fold_inventory=next(iter(snakemake.input.get("fold_inventory", [])), None),
+        folds=snakemake.params.get("folds"),
     )

@@ -12,4 +12,5 @@ with job(snakemake.log[0]):
         snakemake.output,
         channels=snakemake.params.channels,
         dem=snakemake.params.dem,
+        fold=snakemake.params.get("fold"),
     )

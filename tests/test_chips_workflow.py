@@ -1,6 +1,7 @@
 """End to end: the workflow on the tiny Everest config plus two generated chip sets,
 one that trains (split by ground into train and validation) and one external test
-set, with two seeds, one model and pinned stage winners.
+set, with two seeds, one model and pinned stage winners; and the same chip sets
+alone (tests/configs/chips_only.yaml, no scene), every stage run on them.
 
 Checks that the chips' tiles are trained on, that Table 3 gets the external test
 set's column for the runs, their seed ensemble and the baseline, that
@@ -18,29 +19,41 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from chipdata import SCALE, ChipSpec, dataset_block, site, write_chip
+from chipdata import SCALE, ChipSpec, chip_arrays, dataset_block, site, write_chip
 
 from glaciermap.cli import main
 from glaciermap.data.tilestore import TileSet
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
+CHIPS_ONLY = ROOT / "tests" / "configs" / "chips_only.yaml"
 HP = {"dropout": 0.4, "activation": "softmax", "pooling": "mean"}
 HP_SLUG = "dropout0.4-softmax-mean"
 
 
-def chip_config(workdir: Path, train_on: list[str], seeds: list[int]) -> dict:
-    """tiny.yaml with one model, pinned winners, and the chip sets alps and karakoram."""
-    for i in range(4):  # 4 sites x 2 years, the 2021 chip in another CRS for half of them
-        for year, crs in ((2019, "EPSG:32632"), (2021, ("EPSG:32632", "EPSG:3035")[i % 2])):
-            spec = ChipSpec(f"site{i}_{year}0801", *site(i), crs=crs, seed=10 * i + year)
-            write_chip(workdir / "chips/alps", spec)
+# 4 sites x 2 years, the 2021 chip in another CRS for half of them
+ALPS = [
+    ChipSpec(f"site{i}_{year}0801", *site(i), crs=crs, seed=10 * i + year)
+    for i in range(4)
+    for year, crs in ((2019, "EPSG:32632"), (2021, ("EPSG:32632", "EPSG:3035")[i % 2]))
+]
+
+
+def write_chip_sets(workdir: Path) -> None:
+    """chips/alps (4 sites x 2 years) and chips/karakoram (3 chips, one small) in ``workdir``."""
+    for spec in ALPS:
+        write_chip(workdir / "chips/alps", spec)
     for spec in (
         ChipSpec("k1", 76.50, 35.80, crs="EPSG:32643", seed=101),
         ChipSpec("k2", 76.55, 35.80, crs="EPSG:4326", shape=(40, 56), seed=102),
         ChipSpec("k3_small", 76.60, 35.80, crs="EPSG:32643", shape=(20, 24), seed=103),
     ):
         write_chip(workdir / "chips/karakoram", spec)
+
+
+def chip_config(workdir: Path, train_on: list[str], seeds: list[int]) -> dict:
+    """tiny.yaml with one model, pinned winners, and the chip sets alps and karakoram."""
+    write_chip_sets(workdir)
     config = yaml.safe_load(TINY.read_text())
     config["seeds"] = seeds
     config["model_selection"].update(models=["pspnet"], winner="pspnet", hparams=HP)
@@ -132,6 +145,122 @@ def test_the_command_gives_the_workflow_counts(workdir, members, tmp_path, monke
 def test_rerun_does_nothing(workdir, snakemake):
     run = snakemake(workdir, "-n", "results/table3.csv", config=workdir / "config.yaml")
     assert "Nothing to be done" in run.output
+
+
+@pytest.fixture(scope="module")
+def chips_only(tmp_path_factory, snakemake) -> Path:
+    """tests/configs/chips_only.yaml run to its default target (every stage, no scene)."""
+    path = tmp_path_factory.mktemp("chips_only")
+    write_chip_sets(path)
+    snakemake(path, config=CHIPS_ONLY, cores=2)
+    return path
+
+
+@pytest.mark.slow
+def test_a_chip_only_config_runs_every_stage_on_the_chips(chips_only):
+    results = chips_only / "results"
+    for stage, rows in (("table1_models", 1), ("table2_hparams", 1), ("table_augmentation", 2)):
+        stage_table = pd.read_csv(results / f"{stage}.csv")
+        assert (~stage_table["baseline"]).sum() == rows and stage_table["baseline"].sum() == 1
+    final = f"pspnet/{HP_SLUG}/alps"
+    aug = pd.read_csv(results / "table_augmentation.csv")
+    assert set(aug["aug"].dropna()) == {"noaug", "aug-geometric"}
+    winner = json.loads((results / f"runs/{final}/noaug/seed1/metrics.json").read_text())
+    assert winner["n_train_tiles"] == len(TileSet.load(results / "chips/alps/train.npz"))
+    assert winner["n_val_tiles"] == len(TileSet.load(results / "chips/alps/val.npz")) > 0
+    # Table 3: the test chips only, for the final seeds, their ensemble and the baseline.
+    table = pd.read_csv(results / "table3.csv")
+    assert [c for c in table.columns if c.startswith("f1_")] == [
+        "f1_karakoram_mean", "f1_karakoram_std"
+    ]  # fmt: skip
+    assert list(zip(table["trained_on"], table["baseline"], table["ensemble"], strict=True)) == [
+        ("alps", False, False), ("alps", False, True), ("alps", True, False)
+    ]  # fmt: skip
+    assert table.loc[0, "n_seeds"] == 2 and table["f1_karakoram_mean"].between(0, 1).all()
+    long = pd.read_csv(results / "table3_long.csv")
+    assert set(long["region"]) == {"external"}
+    # What needs a scene is not made.
+    assert not any((results / name).exists() for name in ("scenes", "masks", "maps", "tiles"))
+    figures = {path.name for path in (results / "figures").iterdir()}
+    assert figures == {
+        "figure2_model_selection.png", "figure3_augmentation.png", "figure4_final_history.png"
+    }  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_chip_only_report_says_what_it_skipped(chips_only, snakemake):
+    snakemake(chips_only, "--report", "report.html", config=CHIPS_ONLY)
+    report = (chips_only / "report.html").read_text()
+    assert "chip-only config" in report and "area-change figure" in report
+
+
+@pytest.fixture(scope="module")
+def kfold(tmp_path_factory, snakemake) -> Path:
+    """chips_only.yaml with alps cross-validated over 2 folds, one seed, Table 1 kept
+    and the later stages pinned: 2 training runs (one per fold)."""
+    path = tmp_path_factory.mktemp("kfold")
+    write_chip_sets(path)
+    config = yaml.safe_load(CHIPS_ONLY.read_text())
+    config["data"]["chips"]["alps"].update(split="kfold", folds=2)
+    config["hparam_grid"]["winner"] = HP
+    config["augmentation"].update(compare=["noaug"], winner="noaug")
+    config["final"]["seeds"] = None
+    snakemake(path, "results/table3.csv", config=config, cores=2)
+    return path
+
+
+def fold_run(fold: int) -> str:
+    return f"pspnet/{HP_SLUG}/alps/noaug/seed1-fold{fold}"
+
+
+@pytest.mark.slow
+def test_kfold_tests_every_labelled_pixel_once_and_pools_the_folds(kfold):
+    results = kfold / "results"
+    inventories = [pd.read_csv(results / f"chips/alps/fold{k}/chips.csv") for k in (0, 1)]
+    tested = [set(inv.loc[inv["split"] == "test", "image"]) for inv in inventories]
+    assert tested[0] and tested[1] and not tested[0] & tested[1]
+    assert tested[0] | tested[1] == set(inventories[0]["image"])
+    sites = inventories[0]["image"].map(lambda p: Path(p).stem.split("_")[0])
+    assert (inventories[0].groupby(sites)["fold"].nunique() == 1).all()  # two years, one fold
+    # Each fold's model never trained on its test chips.
+    for k, inv in enumerate(inventories):
+        assert set(inv.loc[inv["fold"] == k, "split"]) == {"test"}
+        assert {"train", "val"} <= set(inv.loc[inv["fold"] != k, "split"])
+        metrics = json.loads((results / f"runs/{fold_run(k)}/metrics.json").read_text())
+        assert metrics["run"]["fold"] == k
+        assert metrics["n_train_tiles"] == len(
+            TileSet.load(results / f"chips/alps/fold{k}/train.npz")
+        )
+    # Out of fold: every chip scored by exactly one fold model, on all its labelled pixels.
+    per_chip = [pd.read_csv(results / f"eval/{fold_run(k)}/chips/alps.csv") for k in (0, 1)]
+    assert [set(c["image"]) for c in per_chip] == tested
+    scored = pd.concat(per_chip).set_index("image")["n_pixels"]
+    for image, n_pixels in scored.items():
+        dn, mask = chip_arrays(next(s for s in ALPS if s.stem == Path(image).stem))
+        assert n_pixels == int(((mask != 255) & (dn[0] != 0)).sum())
+    # Table 3: pooled out-of-fold F1 from the summed counts, and mean ± std over folds.
+    folds = [
+        json.loads((results / f"eval/{fold_run(k)}/chips/alps.json").read_text()) for k in (0, 1)
+    ]
+    assert [f["fold"] for f in folds] == [0, 1] and all(f["out_of_fold"] for f in folds)
+    total = {n: sum(f["pooled"][n] for f in folds) for n in ("tp", "fp", "fn", "tn")}
+    pooled_f1 = 2 * total["tp"] / (2 * total["tp"] + total["fp"] + total["fn"])
+    table = pd.read_csv(results / "table3.csv")
+    run_row = table[~table["baseline"]].iloc[0]
+    assert run_row["f1_alps_oof_mean"] == pytest.approx(pooled_f1)
+    fold_f1 = [f["pooled"]["f1"] for f in folds]
+    assert run_row["f1_alps_folds_mean"] == pytest.approx(np.mean(fold_f1))
+    assert run_row["f1_alps_folds_std"] == pytest.approx(np.std(fold_f1, ddof=1))
+    assert 0 <= run_row["f1_karakoram_mean"] <= 1
+    # Model selection: the mean over the folds' selection scores.
+    table1 = pd.read_csv(results / "table1_models.csv")
+    scores = [
+        json.loads((results / f"runs/{fold_run(k)}/metrics.json").read_text())["selection_score"]
+        for k in (0, 1)
+    ]
+    assert table1.loc[~table1["baseline"], "selection_score_mean"].iloc[0] == pytest.approx(
+        np.mean(scores)
+    )
 
 
 def test_plan_trains_on_each_label_with_validation_and_on_all(tmp_path, dry_run):

@@ -329,6 +329,22 @@ def test_chips_sharing_a_block_stay_together(tmp_path):
     assert len(set(ground_groups(grids, 4000))) < 6  # some sites did share a block
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_validation_is_balanced_by_labelled_pixels_and_glacier_fraction(seed):
+    from glaciermap.data.chip_split import assign_train_val
+
+    grids = [ChipSpec(f"c{i}", *site(i)).grid() for i in range(10)]  # 10 ground groups
+    labelled = [1000, 1000, 1000, 1000, 1000, 2000, 2000, 2000, 500, 500]
+    glacier_fraction = [0.05, 0.9, 0.5, 0.3, 0.7, 0.1, 0.6, 0.45, 0.95, 0.0]
+    glacier = [round(n * f) for n, f in zip(labelled, glacier_fraction, strict=True)]
+    splits = np.array(assign_train_val(grids, labelled, glacier, 0.3, 100, seed))
+    val = splits == "val"
+    n_val = np.asarray(labelled)[val].sum()
+    assert 0.2 * sum(labelled) <= n_val <= 0.3 * sum(labelled)
+    overall = sum(glacier) / sum(labelled)
+    assert abs(np.asarray(glacier)[val].sum() / n_val - overall) < 0.05
+
+
 def test_one_ground_group_cannot_be_split(tmp_path):
     for year in (2019, 2021):
         write_chip(tmp_path, ChipSpec(f"same_{year}", *site(0), seed=year))
@@ -422,6 +438,37 @@ def test_config_checks_chip_labels_and_files(tmp_path):
     check_config(validate_config(glims), tmp_path)
 
 
+def test_a_chip_only_config_needs_training_and_test_chips(tmp_path):
+    """Without data.scenes the chips play every role: train_val and test datasets; the
+    scene keys come together or not at all."""
+    write_chip(tmp_path, ChipSpec("c", *site(0)))
+    chips = {
+        "alps": dataset_block(tmp_path, split="train_val"),
+        "karakoram": dataset_block(tmp_path, split="test"),
+    }
+    check_config(validate_config({"data": {"chips": copy.deepcopy(chips)}}), tmp_path)
+    no_test = validate_config({"data": {"chips": {"alps": chips["alps"]}}})
+    with pytest.raises(ConfigError, match=r"'data\.scenes'.*split: test.*alps \(train_val\)"):
+        check_config(no_test, tmp_path)
+    only_train = validate_config(
+        {"data": {"chips": {"a": {**chips["alps"], "split": "train"}, "k": chips["karakoram"]}}}
+    )
+    with pytest.raises(ConfigError, match=r"split: train_val or kfold") as error:
+        check_config(only_train, tmp_path)
+    assert "split: test" not in str(error.value)
+    with pytest.raises(ConfigError, match=r"'data\.scenes'"):
+        check_config(validate_config({"data": {}}), tmp_path)
+    scenes = config_with_chips(tmp_path, chips["alps"])["data"]
+    for key in ("outlines", "regions"):
+        partial = {"data": {k: v for k, v in scenes.items() if k != key}}
+        with pytest.raises(ConfigError, match=rf"'data'.*'{key}'"):
+            validate_config(partial)
+    acquiring = validate_config({"data": {"chips": copy.deepcopy(chips)}})
+    acquiring["acquire"] = {"enabled": True}
+    with pytest.raises(ConfigError, match=r"'acquire\.enabled'.*data\.scenes"):
+        check_config(acquiring, tmp_path)
+
+
 def test_a_file_name_without_a_date_is_a_bad_chip(tmp_path):
     write_chip(tmp_path, ChipSpec("site_20210815", *site(0)))
     write_chip(tmp_path, ChipSpec("site_undated", *site(1)))
@@ -445,6 +492,21 @@ def test_readme_chip_example_is_a_valid_config():
         validate_config(config)
         ChipDataset.from_config(label, config["data"]["chips"][label])
     assert {block["split"] for block in chips.values()} >= {"train_val", "test"}
+
+
+def test_readme_chip_only_example_is_a_complete_config():
+    """The README's chip-only config validates as it stands (no scene keys)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = readme.index("```yaml\n# chip-only example")
+    config = yaml.safe_load(readme[start + len("```yaml\n") : readme.index("```", start + 7)])
+    validate_config(config)
+    assert "scenes" not in config["data"]
+    for label, block in config["data"]["chips"].items():
+        ChipDataset.from_config(label, block)
+    start = readme.index("```yaml\n# k-fold example")
+    kfold = yaml.safe_load(readme[start + len("```yaml\n") : readme.index("```", start + 7)])
+    dataset = ChipDataset.from_config("alps", validate_config(kfold)["data"]["chips"]["alps"])
+    assert dataset.cross_validated and dataset.folds == 5
 
 
 def test_reading_a_chip_on_a_rotated_grid_keeps_its_transform(tmp_path):

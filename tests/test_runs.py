@@ -72,3 +72,24 @@ def test_dag_modules_import_without_torch():
     code = f"import sys; import {', '.join(modules)}; print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_a_fold_is_part_of_the_run_like_a_seed():
+    """A cross-validation fold (docs/chips.md) ends the run's name after its seed; the
+    configuration (what tables and ensembles pool) leaves both out."""
+    hp = HParams(0.4, "softmax", "mean")
+    key = RunKey("fpn", hp, ("alps",), "noaug", 2, fold=3)
+    assert key.path == "fpn/dropout0.4-softmax-mean/alps/noaug/seed2-fold3"
+    assert RunKey.parse(key.path) == key
+    assert RunKey.parse(key.path.replace("-fold3", "")).fold is None
+    assert key.configuration == RunKey("fpn", hp, ("alps",), "noaug", 1).configuration
+    assert key.ensemble_label == "ensemble/fpn/dropout0.4-softmax-mean/alps/noaug"
+    assert key.fields()["fold"] == 3 and parse_label(key.path).fold == 3
+    assert re.fullmatch(WILDCARD_PATTERNS["seed"], key.seed_label)
+
+    class Wildcards:
+        model, hparams, dates, aug, seed = "fpn", hp.slug, "alps", "noaug", "2-fold3"
+
+    assert RunKey.from_wildcards(Wildcards) == key
+    with pytest.raises(ValueError, match="not a run path"):
+        RunKey.parse("fpn/dropout0.4-softmax-mean/alps/noaug/seed2-fold")

@@ -347,3 +347,31 @@ def test_crafted_resume_state_is_refused_without_running_its_code(tiles, tmp_pat
         run(settings(epochs=1), tiles, out)
     assert not marker.exists()
     assert not (out / "best.pt").exists() and not (out / "metrics.json").exists()
+
+
+def test_ema_validates_and_checkpoints_the_averaged_weights(tiles, tmp_path):
+    """training.ema_decay: the raw weights train as without it, validation and best.pt
+    use their moving average, and last.pt carries both so that a resume goes on."""
+    raw = run(settings(epochs=1), tiles, tmp_path / "raw")
+    ema = run(settings(epochs=1, ema_decay=0.5), tiles, tmp_path / "ema")
+    train_curve = [(e["train_loss"], e["train_f1"]) for e in raw["epochs"]]
+    assert [(e["train_loss"], e["train_f1"]) for e in ema["epochs"]] == train_curve
+    assert [e["val_loss"] for e in ema["epochs"]] != [e["val_loss"] for e in raw["epochs"]]
+    last = weights(tmp_path / "ema" / "last.pt", "model")
+    averaged = {k.removeprefix("ema.module."): v for k, v in last.items() if "ema.module." in k}
+    trained = {k.removeprefix("model."): v for k, v in last.items() if k.startswith("model.")}
+    assert averaged.keys() == trained.keys()
+    assert any(not torch.equal(averaged[k], trained[k]) for k in trained)
+    best = weights(tmp_path / "ema" / "best.pt", "state_dict")  # one epoch: its average
+    assert best.keys() == averaged.keys()
+    assert all(torch.equal(best[k], averaged[k]) for k in best)
+    # A finished run with EMA resumes to the same metrics (nothing left to train).
+    again = run(settings(epochs=1, ema_decay=0.5), tiles, tmp_path / "ema")
+    assert comparable(again) == comparable(ema)
+
+
+def test_too_few_validation_pixels_are_refused_with_the_numbers(tiles, tmp_path):
+    message = r"4096 labelled pixels in 4 tiles.*min_val_pixels = 5000"
+    with pytest.raises(InputDataError, match=message):
+        run(settings(min_val_pixels=5000), tiles, tmp_path)
+    assert not (tmp_path / "metrics.json").exists()

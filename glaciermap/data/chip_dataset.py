@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from glaciermap.channels import DEFAULT_CHANNELS, needs_dem, spectral_bands
+from glaciermap.data.tile_size import check_override
 from glaciermap.errors import ConfigError, InputDataError
 from glaciermap.schema import default_field, schema_defaults
 
-ChipRole = Literal["train", "test", "train_val"]
+ChipRole = Literal["train", "test", "train_val", "kfold"]
 CHIP_ROLES: tuple[ChipRole, ...] = get_args(ChipRole)
 OnBadChip = Literal["skip", "error"]
 ON_BAD_CHIP: tuple[OnBadChip, ...] = get_args(OnBadChip)
@@ -65,7 +66,10 @@ class ChipDataset:
     val_fraction: float = default_field(_VALIDATION["fraction"])
     val_block_m: float = default_field(float(_VALIDATION["block_m"]))
     split_seed: int = default_field(_VALIDATION["seed"])
+    folds: int = default_field(_CHIPS["folds"])
     on_bad_chip: OnBadChip = default_field(_CHIPS["on_bad_chip"])
+    # This dataset's tiles instead of data.tiles (glaciermap.data.tile_size).
+    tiles: Mapping[str, Any] | None = None
     # Where the settings come from, for messages: "config" (keys data.chips.<label>.*)
     # or "cli" (options --images, --masks, ...).
     origin: Literal["config", "cli"] = "config"
@@ -117,10 +121,12 @@ class ChipDataset:
             (self.on_bad_chip in ON_BAD_CHIP, "on_bad_chip", f"one of {', '.join(ON_BAD_CHIP)}"),
             (0 < self.val_fraction < 1, "validation.fraction", "in (0, 1)"),
             (self.val_block_m > 0, "validation.block_m", "positive"),
+            (self.folds >= 2, "folds", "at least 2"),
         ):
             if not check:
                 raise ConfigError(f"{self.key(key)}: must be {expected}")
         self.date_rule  # noqa: B018 - checks the acquired setting
+        check_override(self.tiles, f"data.chips.{self.label}.tiles")
 
     @classmethod
     def from_config(
@@ -155,6 +161,11 @@ class ChipDataset:
     @cached_property
     def date_rule(self) -> ChipDates:
         return ChipDates.from_setting(self.acquired, self.key("acquired"))
+
+    @property
+    def cross_validated(self) -> bool:
+        """True for ``split: kfold``: its runs are fold runs, each tested on its fold."""
+        return self.split == "kfold"
 
     @property
     def trains(self) -> bool:

@@ -6,8 +6,10 @@ place from different years share all of it; chips that only touch share none).
 Chips whose centres fall in one square block of ``block_m`` metres are kept
 together too, so that validation chips are not the neighbours of training
 chips. The groups are the connected components of both relations; whole groups
-are drawn at random (seeded) into validation while it stays within
-``fraction`` of the tiles.
+go to validation until it holds about ``fraction`` of the labelled pixels, each
+next group the one that keeps the validation glacier fraction closest to the
+dataset's (ties broken by a seeded draw), so that the selection score is
+measured on a representative share of the ground rather than a lucky draw.
 
 Chips may come in any CRS: footprints are compared in the UTM zone of the
 dataset's centre (:meth:`geopandas.GeoSeries.estimate_utm_crs`), after
@@ -41,6 +43,14 @@ def footprints(grids: Sequence[Grid]) -> gpd.GeoSeries:
         shapes.append(gpd.GeoSeries([outline], crs=grid.crs).to_crs(LONLAT).iloc[0])
     lonlat = gpd.GeoSeries(shapes, crs=LONLAT)
     return lonlat.to_crs(lonlat.estimate_utm_crs())
+
+
+def pixel_size_m(grids: Sequence[Grid]) -> float:
+    """The dataset's pixel size in metres: the median over its chips of the side of a
+    pixel's area in the metric CRS of :func:`footprints` (chips in degrees too)."""
+    areas = footprints(grids).area.to_numpy()
+    pixels = np.array([g.width * g.height for g in grids], float)
+    return float(np.median(np.sqrt(areas / pixels)))
 
 
 def chip_centres_lonlat(grids: Sequence[Grid]) -> list[tuple[float, float]]:
@@ -87,33 +97,43 @@ def ground_groups(grids: Sequence[Grid], block_m: float) -> np.ndarray:
 
 def assign_train_val(
     grids: Sequence[Grid],
-    weights: Sequence[int],
+    labelled: Sequence[int],
+    glacier: Sequence[int],
     fraction: float,
     block_m: float,
     seed: int,
     key: str = "validation",
 ) -> list[str]:
-    """``"train"`` or ``"val"`` for each chip: whole ground groups, validation holding at
-    most ``fraction`` of the total weight (tiles) unless one group must go there."""
+    """``"train"`` or ``"val"`` for each chip (``labelled`` and ``glacier`` pixels each):
+    whole ground groups, validation holding at most ``fraction`` of the labelled
+    pixels (unless one group must go there), balanced in glacier fraction."""
     groups = ground_groups(grids, block_m)
-    weight = np.asarray(weights, dtype=np.float64)
+    n_labelled = np.asarray(labelled, dtype=np.float64)
+    n_glacier = np.asarray(glacier, dtype=np.float64)
     ids = np.unique(groups)
-    group_weight = {g: weight[groups == g].sum() for g in ids}
-    total = weight.sum()
+    total = n_labelled.sum()
     if len(ids) < 2 or total == 0:
         raise InputDataError(
             f"{key}: the {len(grids)} chips form {len(ids)} group(s) of shared ground or "
             "blocks, which cannot be split into train and validation; make block_m smaller "
             "or use split: train"
         )
+    size = {g: n_labelled[groups == g].sum() for g in ids}
+    ice = {g: n_glacier[groups == g].sum() for g in ids}
+    overall = n_glacier.sum() / total
+    order = [int(g) for g in np.random.default_rng(seed).permutation(ids) if size[g] > 0]
     val: list[int] = []
-    target, taken = fraction * total, 0.0
-    for g in np.random.default_rng(seed).permutation(ids):
-        if group_weight[g] > 0 and taken + group_weight[g] <= target:
-            val.append(int(g))
-            taken += group_weight[g]
-    if not val:  # every group is larger than the target: the smallest one with tiles
-        val = [int(min((g for g in ids if group_weight[g] > 0), key=lambda g: group_weight[g]))]
-    if weight[~np.isin(groups, val)].sum() == 0:
-        raise InputDataError(f"{key}: no training tiles would be left; make block_m smaller")
+    target, taken, taken_ice = fraction * total, 0.0, 0.0
+    while True:
+        fits = [g for g in order if g not in val and taken + size[g] <= target]
+        if not fits:
+            break
+        # min() keeps the first of equal candidates: the seeded order breaks ties.
+        best = min(fits, key=lambda g: abs((taken_ice + ice[g]) / (taken + size[g]) - overall))
+        val.append(best)
+        taken, taken_ice = taken + size[best], taken_ice + ice[best]
+    if not val:  # every group is larger than the target: the smallest one
+        val = [min(order, key=lambda g: size[g])]
+    if n_labelled[~np.isin(groups, val)].sum() == 0:
+        raise InputDataError(f"{key}: no training pixels would be left; make block_m smaller")
     return ["val" if g in val else "train" for g in groups]

@@ -38,7 +38,8 @@ from glaciermap.data.chip_dataset import (
     chip_files,
     image_files,
 )
-from glaciermap.data.chip_split import assign_train_val, chip_centres_lonlat
+from glaciermap.data.chip_folds import fold_splits
+from glaciermap.data.chip_split import assign_train_val, chip_centres_lonlat, pixel_size_m
 from glaciermap.data.masks import rasterize_mask
 from glaciermap.data.normalization import (
     ArrayBands,
@@ -46,6 +47,7 @@ from glaciermap.data.normalization import (
     degenerate_reason,
     scene_range,
 )
+from glaciermap.data.tile_size import needs_pixel_size, resolve_tiles
 from glaciermap.data.tilestore import TileSet
 from glaciermap.data.tiling import covering_starts
 from glaciermap.errors import ConfigError, InputDataError
@@ -55,17 +57,15 @@ from glaciermap.io.outlines import detect_format, read_outlines
 from glaciermap.io.scene_inputs import PREPARE_BYTES_PER_PIXEL, memory_bytes
 from glaciermap.io.terrain import terrain_layers
 from glaciermap.labels import GLACIER, NODATA, NOT_GLACIER
-from glaciermap.schema import schema_defaults
 from glaciermap.utils.atomic import atomic_path, write_text_atomic
 
 log = logging.getLogger(__name__)
 
-_TILES = schema_defaults("data", "tiles")  # for a ``data.tiles`` mapping that lacks a key
 
 SPLITS = ("train", "val", "test")
 INVENTORY_COLUMNS = (
     "image", "mask", "status", "reason", "split", "acquired", "crs", "width", "height",
-    "lon", "lat", "n_tiles", "labelled_fraction", "glacier_fraction",
+    "lon", "lat", "n_tiles", "labelled_fraction", "glacier_fraction", "fold",
 )  # fmt: skip
 
 
@@ -463,6 +463,7 @@ class ChipRecord:
     n_tiles: int | str = ""
     labelled_fraction: float | str = ""
     glacier_fraction: float | str = ""
+    fold: int | str = ""  # split kfold: the fold that tests the chip
 
 
 def _crs_name(crs: CRS) -> str:
@@ -479,8 +480,11 @@ def prepare_chips(
     base_dir: str | Path = ".",
     channels: Sequence[str] = DEFAULT_CHANNELS,
     dem: Mapping[str, Any] | None = None,
+    fold: int | None = None,
 ) -> dict[str, int]:
-    """Rule ``prepare_chips``: the tile stores of chip dataset ``label``.
+    """Rules ``prepare_chips`` and (with ``fold``) ``prepare_chip_fold``: the tile
+    stores of chip dataset ``label``, or of one fold of a ``split: kfold`` dataset
+    (its test chips in ``test``, the others split into ``train`` and ``val``).
 
     Writes ``outputs`` ``train``, ``val``, ``test`` (``.npz`` tile stores, the
     splits the dataset's role gives none of hold 0 tiles), ``stats`` (band
@@ -490,12 +494,21 @@ def prepare_chips(
     if dem is not None:
         dem = {**dem, "file": str(Path(base_dir) / dem["file"])}
     dataset = ChipDataset.from_config(label, dataset_settings, channels, dem)
-    tiles_config = {**_TILES, **tiles_config}
+    read = list(iter_chips(dataset, images, base_dir))
+    usable = [item for item in read if not isinstance(item, SkippedChip)]
+    pixel_m = None
+    if needs_pixel_size(dataset.tiles) and usable:
+        pixel_m = pixel_size_m([item.grid for item in usable])
+    key = f"data.chips.{label}.tiles"
+    tiles_config = resolve_tiles(tiles_config, dataset.tiles, pixel_m, key)
     size, stride = tiles_config["size"], tiles_config["stride"]
     max_nodata = tiles_config["max_nodata_fraction"]
+    if dataset.tiles:
+        log.info("chips %s: tiles of %d px every %d px (%s)", label, size, stride, dataset.tiles)
     chips, tiles, records = [], [], []
     reading = MaskReading()
-    for item in iter_chips(dataset, images, base_dir):
+    pixels: list[tuple[int, int]] = []  # labelled, glacier pixels of each used chip
+    for item in read:
         mask = str(item.files.mask or (dataset.outlines or {}).get("file", ""))
         if isinstance(item, SkippedChip):
             records.append(ChipRecord(str(item.files.image), mask, "skipped", item.reason))
@@ -504,6 +517,10 @@ def prepare_chips(
         if item.reading is not None:
             reading.add(item.reading)
         labelled = item.labels != NODATA
+        if len(chip_tiles.windows):  # a chip without a tile adds nothing to validation
+            pixels.append((int(labelled.sum()), int((item.labels == GLACIER).sum())))
+        else:
+            pixels.append((0, 0))
         chips.append(item)
         tiles.append(chip_tiles)
         records.append(
@@ -543,10 +560,29 @@ def prepare_chips(
                 dataset.key("glacier" if value == GLACIER else "not_glacier"),
             )
     grids = [chip.grid for chip in chips]
-    if dataset.split == "train_val":
+    labelled_pixels = [labelled for labelled, _ in pixels]
+    glacier_pixels = [glacier for _, glacier in pixels]
+    folds = None
+    if fold is not None:
+        if not dataset.cross_validated or not 0 <= fold < dataset.folds:
+            raise ConfigError(f"{dataset.key('split')}: no fold {fold} ({dataset.split})")
+        folds, per_fold = fold_splits(
+            grids,
+            labelled_pixels,
+            glacier_pixels,
+            dataset.folds,
+            dataset.val_fraction,
+            dataset.val_block_m,
+            dataset.split_seed,
+            key=dataset.key("folds"),
+        )
+        splits = per_fold[fold]
+    elif dataset.split in ("train_val", "kfold"):
+        # kfold without a fold: the whole dataset's split (the threshold baseline's)
         splits = assign_train_val(
             grids,
-            [len(t.windows) for t in tiles],
+            labelled_pixels,
+            glacier_pixels,
             dataset.val_fraction,
             dataset.val_block_m,
             dataset.split_seed,
@@ -555,8 +591,12 @@ def prepare_chips(
     else:
         splits = [dataset.split] * len(chips)
     used = [r for r in records if r.status == "used"]
-    for record, split, (lon, lat) in zip(used, splits, chip_centres_lonlat(grids), strict=True):
+    for i, (record, split, (lon, lat)) in enumerate(
+        zip(used, splits, chip_centres_lonlat(grids), strict=True)
+    ):
         record.split, record.lon, record.lat = split, round(lon, 6), round(lat, 6)
+        if folds is not None:
+            record.fold = int(folds[i])
 
     sets = {}
     for name in SPLITS:

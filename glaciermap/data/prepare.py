@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from glaciermap.data.normalization import (
     scene_range,
 )
 from glaciermap.data.regions import region_raster
+from glaciermap.data.tile_size import resolve_tiles
 from glaciermap.data.tilestore import TileSet
 from glaciermap.errors import InputDataError
 from glaciermap.io.grid import Grid
@@ -111,6 +113,16 @@ def mask_settings(data: Mapping[str, Any], date: str) -> dict[str, Any]:
         "outlines": data["outlines"],
         "labels": data.get("labels", {}),
     }
+
+
+def scene_tiles(data: Mapping[str, Any], date: str) -> dict[str, Any]:
+    """What :func:`prepare_tiles` of ``date`` cuts by: ``data.tiles``, with the date's
+    ``tiles`` override (glaciermap.data.tile_size) under ``override`` when it has one."""
+    tiles = dict(data.get("tiles", {}))
+    override = data["scenes"][date].get("tiles")
+    if not override:
+        return tiles
+    return {**tiles, "override": override, "override_key": f"data.scenes.{date}.tiles"}
 
 
 def regions_settings(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -369,7 +381,14 @@ def prepare_tiles(
     scene, grid, channels = read_prepared_channels(scene_path)
     mask = _read_uint8(mask_path, grid, (NOT_GLACIER, GLACIER, NODATA))
     regions = _read_uint8(regions_path, grid)
-    tiles = {**_TILES, **tiles_config}
+    tiles = dict(tiles_config)
+    override = tiles.pop("override", None)
+    key = tiles.pop("override_key", "tiles")
+    pixel_m = None
+    if grid.crs is not None and grid.crs.is_projected:
+        pixel_m = math.sqrt(abs(grid.transform.a * grid.transform.e))
+        pixel_m *= grid.crs.linear_units_factor[1]
+    tiles = resolve_tiles(tiles, override, pixel_m, key)
     size, stride, max_nodata = tiles["size"], tiles["stride"], tiles["max_nodata_fraction"]
     windows = tiling.windows_from_regions(regions, size, stride)
     # A constant or nearly empty scene teaches nothing and cannot be ranged: refused.

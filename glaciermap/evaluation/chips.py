@@ -174,14 +174,38 @@ def evaluate_chips_checkpoints(
     threshold: float | None = None,
     device: str = "auto",
     dem: Mapping[str, Any] | None = None,
+    fold_inventory: str | Path | None = None,
+    folds: int | None = None,
 ) -> dict[str, Any]:
     """Rules ``evaluate_chips`` (one run) and ``evaluate_chips_ensemble`` (its seeds);
-    the chips give the checkpoints' channels (terrain from ``dem``, ``data.dem``)."""
+    the chips give the checkpoints' channels (terrain from ``dem``, ``data.dem``).
+
+    With ``fold_inventory`` (a fold's ``chips.csv`` of a ``split: kfold`` dataset) only
+    the fold's test chips are scored, out of fold: the JSON then carries ``fold``,
+    ``folds`` and ``out_of_fold: true``, which Table 3 pools over the folds.
+    """
+    extra: dict[str, Any] = {}
+    if fold_inventory is not None:
+        images, fold = fold_test_images(fold_inventory, images)
+        extra = {"out_of_fold": True, "fold": fold, "folds": folds}
     model = CheckpointEnsemble(checkpoints, device, threshold)
     dataset = ChipDataset.from_config(label, dataset_settings, model.bands, dem)
     scores = score_chips(dataset, images, model)
-    extra = model.describe()
+    extra = {**model.describe(), **extra}
     return write_chip_scores(scores, dataset, out_json, out_csv, run, extra)
+
+
+def fold_test_images(
+    inventory: str | Path, images: Sequence[str | Path]
+) -> tuple[list[str | Path], int]:
+    """The ``images`` that a fold's inventory lists as its test chips, and the fold."""
+    with open(inventory, newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row.get("split") == "test"]
+    tested = {str(Path(row["image"])) for row in rows}
+    folds = {row["fold"] for row in rows}
+    if not tested or len(folds) != 1:
+        raise InputDataError(f"fold inventory {inventory}: no test chips of one fold")
+    return [image for image in images if str(Path(image)) in tested], int(folds.pop())
 
 
 def evaluate_chips_baseline(

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from glaciermap.errors import InputDataError
+from glaciermap.evaluation.metrics import ConfusionCounts
 from glaciermap.reporting.html_tables import write_table_html
 from glaciermap.runs import BASELINE, DISPLAY_NAMES, HParams, parse_label
 from glaciermap.utils.atomic import atomic_path, write_text_atomic
@@ -217,6 +218,11 @@ def winner_aug(table_augmentation_csv: PathLike) -> str:
 
 # Region of the long form for the scores on an external chip test set.
 EXTERNAL = "external"
+# Regions of a cross-validated chip dataset (split: kfold): each fold run on its own
+# test chips (mean ± std over folds and seeds), and the folds' counts pooled per
+# seed (out-of-fold F1 of the whole dataset, mean ± std over seeds).
+FOLDS = "folds"
+POOLED_OOF = "out_of_fold"
 
 
 def _eval_rows(path: PathLike) -> list[dict[str, Any]]:
@@ -226,7 +232,8 @@ def _eval_rows(path: PathLike) -> list[dict[str, Any]]:
     path = Path(path)
     data = read_json(path, "evaluation")
     if "pooled" in data:  # glaciermap.evaluation.chips
-        run, date, regions = data.get("run"), data.get("chips"), {EXTERNAL: "pooled"}
+        region = FOLDS if data.get("out_of_fold") else EXTERNAL
+        run, date, regions = data.get("run"), data.get("chips"), {region: "pooled"}
         if not run or not date:
             raise InputDataError(f"chip evaluation {path}: no run or chips field")
     else:
@@ -248,6 +255,7 @@ def _eval_rows(path: PathLike) -> list[dict[str, Any]]:
                 {
                     **label.fields(),
                     "kind": label.kind,
+                    "fold": label.fold,
                     "members": members,
                     "date": date,
                     "region": region,
@@ -255,6 +263,49 @@ def _eval_rows(path: PathLike) -> list[dict[str, Any]]:
                     "value": np.nan if value is None else float(value),
                 }
             )
+    return rows
+
+
+def _pooled_out_of_fold_rows(files: Sequence[PathLike]) -> list[dict[str, Any]]:
+    """Region ``out_of_fold`` rows: per configuration, seed and kfold dataset, the scores
+    of the summed counts of all its folds (each fold's run on its own test chips)."""
+    folds: dict[tuple[Any, ...], dict[int, ConfusionCounts]] = {}
+    expected: dict[tuple[Any, ...], int] = {}
+    for path in files:
+        data = read_json(path, "evaluation")
+        if not data.get("out_of_fold"):
+            continue
+        label = parse_label(data["run"])
+        key = (label.model, label.hparams, label.dates, label.aug, label.seed, data["chips"])
+        pooled = data["pooled"]
+        counts = ConfusionCounts(*(int(pooled[name]) for name in ("tp", "fp", "fn", "tn")))
+        folds.setdefault(key, {})[int(data["fold"])] = counts
+        expected[key] = int(data["folds"])
+    if not folds:
+        return []
+    # Here, not at the top: chip_folds loads geopandas, which dry runs do without.
+    from glaciermap.data.chip_folds import pooled_out_of_fold
+
+    rows = []
+    for key, by_fold in folds.items():
+        if sorted(by_fold) != list(range(expected[key])):
+            raise InputDataError(
+                f"out-of-fold scores of {key}: folds {sorted(by_fold)} of {expected[key]}; "
+                "pooling needs every fold"
+            )
+        scores = pooled_out_of_fold([by_fold[k] for k in sorted(by_fold)])["pooled"]
+        model, hparams, dates, aug, seed, chips = key
+        for metric in SCORES:
+            value = scores[metric]
+            rows.append(
+                {
+                    "model": model, "hparams": hparams, "dates": dates, "aug": aug,
+                    "seed": seed, "kind": "run", "members": 1, "date": chips,
+                    "fold": None, "n_pooled_folds": len(by_fold),
+                    "region": POOLED_OOF, "metric": metric,
+                    "value": np.nan if value is None else float(value),
+                }
+            )  # fmt: skip
     return rows
 
 
@@ -269,23 +320,41 @@ def table3_long(
     (``ensemble`` True, ``n_seeds`` = their members).
     """
     files = [*eval_files, *baseline_eval_files, *external_eval_files]
-    if not eval_files:
-        raise InputDataError("no evaluation JSON given for table 3")
-    if not baseline_eval_files:
+    # A chip-only config has no scene evaluation: its runs and baseline are scored
+    # on the external test sets only.
+    rows = [row for path in files for row in _eval_rows(path)]
+    values = pd.DataFrame(rows + _pooled_out_of_fold_rows(external_eval_files))
+    kinds = set(values["kind"]) if len(values) else set()
+    if "run" not in kinds:
+        raise InputDataError("no evaluation JSON of a final run given for table 3")
+    if "baseline" not in kinds:
         raise InputDataError("no baseline evaluation JSON given for table 3")
-    values = pd.DataFrame([row for path in files for row in _eval_rows(path)])
     keys = ["dates", "model", "hparams", "aug", "kind", "date", "region", "metric"]
+    aggregates = {
+        "mean": ("value", "mean"),
+        "std": ("value", "std"),
+        "n_seeds": ("value", "count"),
+        "members": ("members", "max"),
+    }
+    cross_validated = values["fold"].notna().any()
+    if cross_validated:  # several values per seed: count seeds and folds apart
+        if "n_pooled_folds" not in values:
+            values["n_pooled_folds"] = np.nan
+        aggregates |= {
+            "seeds": ("seed", "nunique"),
+            "n_folds": ("fold", "nunique"),
+            "pooled": ("n_pooled_folds", "max"),
+        }
     long = (
         values.groupby(keys, sort=False)
-        .agg(
-            mean=("value", "mean"),
-            std=("value", "std"),
-            n_seeds=("value", "count"),
-            members=("members", "max"),
-        )
+        .agg(**aggregates)
         .reset_index()
         .rename(columns={"dates": "trained_on"})
     )
+    if cross_validated:
+        long["n_seeds"] = long["seeds"].where(long["seeds"] > 0, long["n_seeds"])
+        long["n_folds"] = long["n_folds"].where(long["pooled"].isna(), long["pooled"])
+        long = long.drop(columns=["seeds", "pooled"])
     ensemble = long["kind"] == "ensemble"
     long.loc[ensemble, "n_seeds"] = long.loc[ensemble, "members"]
     long["baseline"] = long["kind"] == "baseline"
@@ -316,11 +385,11 @@ def build_table3(
     also written as Markdown.
     """
     long = table3_long(eval_files, baseline_eval_files, external_eval_files)
-    f1 = long[long["region"].isin(["test", EXTERNAL]) & (long["metric"] == "f1")]
+    regions = ["test", EXTERNAL, POOLED_OOF, FOLDS]
+    f1 = long[long["region"].isin(regions) & (long["metric"] == "f1")]
     row_keys = ["trained_on", "model", "hparams", "aug", "baseline", "ensemble"]
-    columns = [  # (column label, region): the dates, then the external test sets
-        *((d, "test") for d in dict.fromkeys(f1[f1["region"] == "test"]["date"])),
-        *((d, EXTERNAL) for d in dict.fromkeys(f1[f1["region"] == EXTERNAL]["date"])),
+    columns = [  # (column label, region): the dates, the external test sets, the folds
+        (d, region) for region in regions for d in dict.fromkeys(f1[f1["region"] == region]["date"])
     ]
     table = f1[row_keys].drop_duplicates().reset_index(drop=True)
     table.insert(1, "n_seeds", 0)
@@ -328,6 +397,8 @@ def build_table3(
     for i, row in table.iterrows():
         cells = f1[(f1[row_keys] == row[row_keys]).all(axis=1)]
         table.loc[i, "n_seeds"] = int(cells["n_seeds"].max())
+        if "n_folds" in cells:
+            table.loc[i, "n_folds"] = int(cells["n_folds"].max())
         name = _display_name(row["model"])
         md = {
             "trained on": row["trained_on"].replace("+", " + "),
@@ -339,10 +410,13 @@ def build_table3(
             cell = cells[(cells["date"] == date) & (cells["region"] == region)]
             mean = cell["mean"].iloc[0] if len(cell) else np.nan
             std = cell["std"].iloc[0] if len(cell) and not row["ensemble"] else np.nan
-            table.loc[i, f"f1_{date}_mean"] = mean
-            table.loc[i, f"f1_{date}_std"] = std
-            md[f"F1 {date} {'test' if region == 'test' else 'external'}"] = _mean_std(mean, std)
+            name, title = _table3_column(date, region)
+            table.loc[i, f"{name}_mean"] = mean
+            table.loc[i, f"{name}_std"] = std
+            md[title] = _mean_std(mean, std)
         md["seeds"] = int(table.loc[i, "n_seeds"])
+        if "n_folds" in cells:
+            md["folds"] = int(table.loc[i, "n_folds"])
         markdown_rows.append(md)
     order = _table3_order(table)
     table = table.loc[order].reset_index(drop=True)
@@ -357,6 +431,15 @@ def build_table3(
     ).drop(columns=["mean", "std", "baseline", "ensemble"])
     _write_table(long, out_long_csv, long_md)
     return table
+
+
+def _table3_column(date: str, region: str) -> tuple[str, str]:
+    """Column name stem and Markdown title of a Table 3 column."""
+    if region == POOLED_OOF:
+        return f"f1_{date}_oof", f"F1 {date} out-of-fold pooled"
+    if region == FOLDS:
+        return f"f1_{date}_folds", f"F1 {date} per fold"
+    return f"f1_{date}", f"F1 {date} {'test' if region == 'test' else 'external'}"
 
 
 def _table3_order(table: pd.DataFrame) -> list[int]:

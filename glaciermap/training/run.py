@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
@@ -57,7 +58,7 @@ from glaciermap.training.resume import (
 from glaciermap.training.schedule import learning_rate
 from glaciermap.training.seeding import seed_everything
 from glaciermap.training.settings import RunSettings
-from glaciermap.training.tiles import TileTensors, load_tiles, pooled_stats
+from glaciermap.training.tiles import TileGroups, TileTensors, load_tiles, pooled_stats
 from glaciermap.utils.atomic import write_text_atomic
 from glaciermap.utils.device import resolve_device
 from glaciermap.utils.progress import track
@@ -78,8 +79,27 @@ def describe_device(device: torch.device) -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
-def batch_indices(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
-    """The batches of an epoch's tile order (a last batch of one tile is dropped)."""
+def batch_indices(
+    order: torch.Tensor, batch_size: int, group_of: torch.Tensor | None = None
+) -> list[torch.Tensor]:
+    """The batches of an epoch's tile order (a last batch of one tile is dropped).
+
+    With ``group_of`` (the tile-size group of every tile, :class:`TileGroups`) each
+    batch holds tiles of one group: the order is split by group, each group's tiles
+    are cut into batches in that order, and the batches run in the order of their
+    first tile, so groups mix over the epoch. One group gives the plain batches.
+    """
+    if group_of is None or not len(group_of) or int(group_of.max()) == 0:
+        return _batches(order, batch_size)
+    position = torch.empty_like(order)
+    position[order] = torch.arange(len(order))
+    batches = []
+    for group in torch.unique(group_of).tolist():
+        batches += _batches(order[group_of[order] == group], batch_size)
+    return sorted(batches, key=lambda batch: int(position[batch[0]]))
+
+
+def _batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
     batches = list(order.split(batch_size))
     # A last batch of one tile breaks batch normalisation in training mode.
     if len(batches) > 1 and len(batches[-1]) == 1:
@@ -112,14 +132,36 @@ class Trainer:
         self.optimizer = optimizer(
             model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
         )
+        # training.ema_decay: an exponential moving average of the weights (and of the
+        # batch-norm statistics) is what validation sees and best.pt holds.
+        self.ema: AveragedModel | None = None
+        if settings.ema_decay is not None:
+            self.ema = AveragedModel(
+                model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema_decay), use_buffers=True
+            )
 
-    def forward(self, batch: TileTensors) -> tuple[torch.Tensor, torch.Tensor]:
-        """Loss and glacier probability of a batch of unnormalised tiles."""
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights validated and checkpointed: the moving average, or the model."""
+        return self.model if self.ema is None else self.ema.module
+
+    @property
+    def resumable(self) -> nn.Module:
+        """What ``last.pt`` stores as the model: the model, with its average when there is one."""
+        if self.ema is None:
+            return self.model
+        return nn.ModuleDict({"model": self.model, "ema": self.ema})
+
+    def forward(
+        self, batch: TileTensors, model: nn.Module | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Loss and glacier probability of a batch of unnormalised tiles (by ``model``,
+        default the one being trained)."""
         x = self.normalizer(batch.images, batch.ranges)
         if self.cuda:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cuda):
-            mask_logits, aux_logits = self.model(x)
+            mask_logits, aux_logits = (model or self.model)(x)
         loss = self.seg_loss(mask_logits, batch.masks)
         if aux_logits is not None:
             loss = loss + self.settings.aux_weight * auxiliary_loss(aux_logits, batch.masks)
@@ -137,6 +179,8 @@ class Trainer:
         if self.settings.grad_clip_norm is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip_norm)
         self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
         return loss.detach(), probability
 
     def counts(self, probability: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -205,8 +249,8 @@ class _Run:
     writer: SummaryWriter
     last_path: Path
     inputs: dict[str, list[str]]
-    train: TileTensors
-    val: TileTensors
+    train: TileGroups
+    val: TileGroups
     channels: tuple[str, ...]  # the tiles' channels (stats.json), in order
 
     @property
@@ -220,7 +264,7 @@ class _Run:
             self.last_path,
             self.settings,
             self.inputs,
-            trainer.model,
+            trainer.resumable,
             trainer.optimizer,
             self.generator,
             self.state,
@@ -230,8 +274,9 @@ class _Run:
     def epochs(self, stop: StopFlag) -> None:
         """Train the epochs left; raises RunInterrupted after saving when ``stop`` is set."""
         settings = self.settings
-        count = min(N_BOARD_TILES, len(self.val))
-        shown = torch.linspace(0, len(self.val) - 1, count).long()
+        first = self.val.groups[0]  # shown tiles: of one size
+        count = min(N_BOARD_TILES, len(first))
+        shown = torch.linspace(0, len(first) - 1, count).long()
         for epoch in range(self.state.epochs_done + 1, settings.epochs + 1):
             progress = self.state.progress
             if progress is None or progress.epoch != epoch:
@@ -242,7 +287,7 @@ class _Run:
             record = _epoch_record(epoch, progress, val_loss, val_counts)
             self.record(record)
             if epoch % settings.image_every == 0 or epoch == settings.epochs:
-                self.show(self.val[shown.to(self.val.images.device)], epoch)
+                self.show(first[shown.to(first.images.device)], epoch)
             self.writer.flush()
             self.state.epochs_done = epoch
             # last.pt every checkpoint_every epochs (it holds model, optimizer and the best
@@ -260,12 +305,12 @@ class _Run:
         started = time.perf_counter() - progress.seconds
         progress.loss_sum = progress.loss_sum.to(trainer.device)
         progress.counts = progress.counts.to(trainer.device)
-        batches = batch_indices(progress.order, settings.batch_size)
+        batches = batch_indices(progress.order, settings.batch_size, self.train.group_of)
         # Batches of this epoch as progress; the epoch's own log line follows, so no end line.
         label, first = f"epoch {progress.epoch}/{settings.epochs}", progress.next_batch
         indices = range(first, len(batches))
         for index in track(indices, len(batches), label, "batch", initial=first, leave=False):
-            batch = self.train[batches[index].to(trainer.device)]
+            batch = self.train[batches[index]]
             if settings.aug in ONLINE_AUGMENTATION and settings.augmentation is not None:
                 images, masks = augment(
                     batch.images, batch.masks, settings.augmentation, self.generator, self.channels
@@ -288,15 +333,17 @@ class _Run:
     def validate(self) -> tuple[float, list[int]]:
         """Mean loss and confusion counts over the validation tiles (eval mode)."""
         trainer = self.trainer
-        trainer.model.eval()
+        model = trainer.eval_model
+        model.eval()
         loss_sum = torch.zeros((), device=trainer.device)
         counts = torch.zeros(4, dtype=torch.int64, device=trainer.device)
         step = 2 * self.settings.batch_size  # no gradients: larger batches fit
-        for start in range(0, len(self.val), step):
-            batch = self.val[start : start + step]
-            loss, probability = trainer.forward(batch)
-            loss_sum += loss.float() * len(batch)
-            counts += trainer.counts(probability, batch.masks)
+        for group in self.val.groups:
+            for start in range(0, len(group), step):
+                batch = group[start : start + step]
+                loss, probability = trainer.forward(batch, model)
+                loss_sum += loss.float() * len(batch)
+                counts += trainer.counts(probability, batch.masks)
         return loss_sum.item() / len(self.val), [int(c) for c in counts]
 
     def record(self, record: dict[str, Any]) -> None:
@@ -307,7 +354,7 @@ class _Run:
             state.best_epoch, state.best_val_f1 = record["epoch"], record["val_f1"]
             state.best_state = {
                 k: v.detach().to("cpu", copy=True)
-                for k, v in self.trainer.model.state_dict().items()
+                for k, v in self.trainer.eval_model.state_dict().items()
             }
         _log_epoch(self.writer, record)
         epoch = record["epoch"]
@@ -323,8 +370,9 @@ class _Run:
 
     @torch.no_grad()
     def show(self, tiles: TileTensors, epoch: int) -> None:
-        self.trainer.model.eval()
-        _, probability = self.trainer.forward(tiles)
+        model = self.trainer.eval_model
+        model.eval()
+        _, probability = self.trainer.forward(tiles, model)
         panels = overlay_panels(tiles.images, tiles.masks, probability, channels=self.channels)
         self.writer.add_image("val/rgb_truth_probability_prediction", panels, epoch)
 
@@ -380,7 +428,7 @@ def _load_inputs(
     val_sets: Sequence[str | Path],
     generator: torch.Generator,
     channels: Sequence[str],
-) -> tuple[TileTensors, TileTensors, dict[str, int]]:
+) -> tuple[TileGroups, TileGroups, dict[str, int]]:
     """The run's train tiles (with aug-concat's copies, drawn from the freshly seeded
     ``generator``, so a resumed run draws them again identically) and validation tiles."""
     train, val = load_tiles(train_sets, len(channels)), load_tiles(val_sets, len(channels))
@@ -388,12 +436,23 @@ def _load_inputs(
         if len(tiles) < 2:
             names = ", ".join(str(f) for f in files)
             raise InputDataError(f"{name} tiles {names}: {len(tiles)} tiles, need at least 2")
+    labelled = val.labelled_pixels()
+    if labelled < settings.min_val_pixels:
+        raise InputDataError(
+            f"val tiles {', '.join(str(f) for f in val_sets)}: {labelled} labelled pixels in "
+            f"{len(val)} tiles, fewer than training.min_val_pixels = {settings.min_val_pixels}; "
+            "give validation more ground (data.tiles.val_fraction, "
+            "data.chips.<label>.validation.fraction) or lower the minimum"
+        )
     sizes = {"n_train_tiles": len(train), "n_val_tiles": len(val)}
     if settings.aug == "aug-concat" and settings.augmentation is not None:
-        images, masks = concat_augmented(
-            train.images, train.masks, settings.augmentation, generator, channels=channels
-        )
-        train = TileTensors(images, masks, torch.cat([train.ranges, train.ranges]))
+        groups = []
+        for group in train.groups:
+            images, masks = concat_augmented(
+                group.images, group.masks, settings.augmentation, generator, channels=channels
+            )
+            groups.append(TileTensors(images, masks, torch.cat([group.ranges, group.ranges])))
+        train = TileGroups(groups)
     sizes["n_train_samples"] = len(train)  # with aug-concat's copies
     return train, val, sizes
 
@@ -435,9 +494,11 @@ def train_run(
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     normalizer = Normalizer.for_training(settings.normalization, stats, len(channels), device)
-    steps = len(batch_indices(torch.arange(len(train)), settings.batch_size))
+    steps = len(batch_indices(torch.arange(len(train)), settings.batch_size, train.group_of))
     trainer = Trainer(settings, model, device, normalizer, steps)
-    state = load_resume_state(last_path, settings, inputs, model, trainer.optimizer, generator)
+    state = load_resume_state(
+        last_path, settings, inputs, trainer.resumable, trainer.optimizer, generator
+    )
     if state is None:
         state = RunState()
     n_parameters = count_parameters(model)
@@ -460,7 +521,8 @@ def train_run(
         with stop_on_sigterm() as stop:
             run.epochs(stop)
         metrics = _finish(settings, state, n_parameters, sizes, device)
-        _save_best(settings, spec, channels, state, model, normalizer, train.images.shape[-1], out)
+        # The checkpoint's tile size (the default prediction window): the largest.
+        _save_best(settings, spec, channels, state, model, normalizer, max(train.sizes), out)
         writer._get_file_writer().add_summary(end_session)
     finally:
         writer.close()

@@ -18,7 +18,7 @@ from glaciermap.bands import BANDS
 from glaciermap.data.normalization import NORMALIZATIONS, Normalization
 from glaciermap.errors import ConfigError
 from glaciermap.models.spec import ModelSpec
-from glaciermap.runs import NO_AUG, AugMode, HParams, ModelName, RunKey
+from glaciermap.runs import NO_AUG, AugMode, HParams, ModelName, RunKey, split_dates
 from glaciermap.schema import default_field, schema_defaults
 from glaciermap.utils.params import canonical
 
@@ -32,7 +32,7 @@ Device = Literal["auto", "cpu", "cuda"]
 DEVICES: tuple[Device, ...] = get_args(Device)
 # Settings that do not change the numbers a run produces: a run resumed from
 # last.pt may differ in them (another node, another thread count).
-NON_NUMERIC = ("device", "threads", "image_every", "checkpoint_every")
+NON_NUMERIC = ("device", "threads", "image_every", "checkpoint_every", "min_val_pixels")
 # The schema's defaults (glaciermap.schema) are the fields' defaults.
 _TRAINING = schema_defaults("training")
 _AUGMENTATION = schema_defaults("augmentation")
@@ -86,6 +86,8 @@ class RunSettings:
     dates: tuple[str, ...]
     aug: AugMode = NO_AUG
     seed: int = 1
+    # Fold of a geographic k-fold cross-validation (docs/chips.md); None outside one.
+    fold: int | None = None
     encoder: str = default_field(_TRAINING["encoder"])
     encoder_weights: str | None = default_field(_TRAINING["encoder_weights"])
     epochs: int = default_field(_TRAINING["epochs"])
@@ -101,6 +103,8 @@ class RunSettings:
     loss: Loss = default_field(_TRAINING["loss"])
     aux_weight: float = default_field(_TRAINING["aux_weight"])
     selection_epochs: int = default_field(_TRAINING["selection_epochs"])
+    min_val_pixels: int = default_field(_TRAINING["min_val_pixels"])
+    ema_decay: float | None = default_field(_TRAINING["ema_decay"])
     image_every: int = default_field(_TRAINING["image_every"])
     checkpoint_every: int = default_field(_TRAINING["checkpoint_every"])
     device: Device = default_field(_TRAINING["device"])
@@ -135,6 +139,8 @@ class RunSettings:
             ("training.grad_clip_norm", (self.grad_clip_norm or 1) > 0, "positive or null"),
             ("training.aux_weight", self.aux_weight >= 0, "not negative"),
             ("training.selection_epochs", self.selection_epochs >= 1, "at least 1"),
+            ("training.min_val_pixels", self.min_val_pixels >= 1, "at least 1"),
+            ("training.ema_decay", 0 < (self.ema_decay or 0.5) < 1, "in (0, 1) or null"),
             ("training.image_every", self.image_every >= 1, "at least 1"),
             ("training.checkpoint_every", self.checkpoint_every >= 1, "at least 1"),
             ("training.threads", self.threads >= 1, "at least 1"),
@@ -147,7 +153,7 @@ class RunSettings:
     def key(self) -> RunKey:
         """The run's identity (its path under ``results/runs``)."""
         try:
-            return RunKey(self.model, self.hparams, self.dates, self.aug, self.seed)
+            return RunKey(self.model, self.hparams, self.dates, self.aug, self.seed, self.fold)
         except ValueError as exc:
             raise ConfigError(f"run {self.model}/{self.aug}: {exc}") from exc
 
@@ -179,9 +185,13 @@ class RunSettings:
     def from_params(cls, params: Mapping[str, Any], threads: int) -> RunSettings:
         """The settings :meth:`to_params` wrote, with the threads the scheduler granted."""
         data = dict(params)
-        key = RunKey.parse(
-            f"{data.pop('model')}/{data.pop('hparams')}/{data.pop('dates')}/"
-            f"{data.pop('aug')}/seed{data.pop('seed')}"
+        key = RunKey(
+            data.pop("model"),
+            HParams.from_slug(data.pop("hparams")),
+            split_dates(data.pop("dates")),
+            data.pop("aug"),
+            data.pop("seed"),
+            data.pop("fold", None),
         )
         augmentation = data.pop("augmentation")
         unknown = sorted(set(data) - set(_TRAINING_KEYS) - {"threshold"})
@@ -193,6 +203,7 @@ class RunSettings:
             dates=key.dates,
             aug=key.aug,
             seed=key.seed,
+            fold=key.fold,
             augmentation=None if augmentation is None else AugmentParams(**augmentation),
             threads=threads,
             **data,
@@ -221,6 +232,7 @@ class RunSettings:
             dates=key.dates,
             aug=key.aug,
             seed=key.seed,
+            fold=key.fold,
             augmentation=augmentation,
             **{name: training[name] for name in _TRAINING_KEYS if name in training},
         )
@@ -231,5 +243,6 @@ class RunSettings:
 _TRAINING_KEYS = tuple(
     f.name
     for f in dataclasses.fields(RunSettings)
-    if f.name not in ("model", "hparams", "dates", "aug", "seed", "augmentation", "threshold")
+    if f.name
+    not in ("model", "hparams", "dates", "aug", "seed", "fold", "augmentation", "threshold")
 )

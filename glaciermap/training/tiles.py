@@ -14,6 +14,7 @@ import torch
 from glaciermap.data.normalization import pool_stats
 from glaciermap.data.tilestore import TileSet
 from glaciermap.errors import InputDataError
+from glaciermap.labels import NODATA
 
 
 @dataclass
@@ -34,11 +35,59 @@ class TileTensors:
         return TileTensors(self.images.to(device), self.masks.to(device), self.ranges.to(device))
 
 
-def load_tiles(paths: Sequence[str | Path], n_channels: int = 4) -> TileTensors:
-    """Concatenate the tile stores of several dates (or chip datasets) of ``n_channels``."""
+@dataclass
+class TileGroups:
+    """The tiles of a run in groups of one tile size each (a scene date or chip dataset
+    may have its own size, glaciermap.data.tile_size), in order of first appearance.
+
+    Tiles are numbered across the groups (group 0 first); a batch is drawn from one
+    group only (:func:`glaciermap.training.run.batch_indices`), so every batch is
+    one tensor and the models, fully convolutional, see every size.
+    """
+
+    groups: list[TileTensors]
+
+    def __len__(self) -> int:
+        return sum(len(g) for g in self.groups)
+
+    @property
+    def sizes(self) -> list[int]:
+        """Tile side of each group, in pixels."""
+        return [int(g.images.shape[-1]) for g in self.groups]
+
+    @property
+    def group_of(self) -> torch.Tensor:
+        """Group number of every tile, (N,) int64 on the CPU."""
+        return torch.cat(
+            [torch.full((len(g),), i, dtype=torch.int64) for i, g in enumerate(self.groups)]
+        )
+
+    def __getitem__(self, index: torch.Tensor) -> TileTensors:
+        """The tiles at global ``index`` (a CPU tensor, all of one group), on the group's
+        device; the group is found on the CPU, so a batch costs no device sync."""
+        start = 0
+        for group in self.groups:
+            if len(self.groups) == 1 or int(index[0]) < start + len(group):
+                local = index - start
+                if len(self.groups) > 1 and not bool(((local >= 0) & (local < len(group))).all()):
+                    raise IndexError("a batch holds tiles of several sizes")
+                return group[local.to(group.images.device)]
+            start += len(group)
+        raise IndexError(f"tile {int(index[0])} of {len(self)}")
+
+    def to(self, device: torch.device) -> TileGroups:
+        return TileGroups([g.to(device) for g in self.groups])
+
+    def labelled_pixels(self) -> int:
+        return sum(int((g.masks != NODATA).sum()) for g in self.groups)
+
+
+def load_tiles(paths: Sequence[str | Path], n_channels: int = 4) -> TileGroups:
+    """The tile stores of several dates (or chip datasets) of ``n_channels``, grouped by
+    tile size."""
     if not paths:
         raise InputDataError("no tile files given")
-    sets: list[TileSet] = []
+    by_shape: dict[tuple[int, ...], list[TileSet]] = {}
     for path in paths:
         tiles = TileSet.load(path)
         if tiles.images.shape[1] != n_channels:
@@ -46,12 +95,15 @@ def load_tiles(paths: Sequence[str | Path], n_channels: int = 4) -> TileTensors:
                 f"{path}: expected {n_channels} channels (as the band statistics name), "
                 f"found {tiles.images.shape[1]}"
             )
-        if sets and tiles.images.shape[1:] != sets[0].images.shape[1:]:
-            raise InputDataError(
-                f"{path}: tile shape {tiles.images.shape[1:]} differs from that of {paths[0]} "
-                f"({sets[0].images.shape[1:]})"
-            )
-        sets.append(tiles)
+        if len(tiles):  # an empty store (a chip set's val.npz with split: train) adds nothing
+            by_shape.setdefault(tuple(tiles.images.shape[1:]), []).append(tiles)
+    if not by_shape:
+        empty = TileSet.load(paths[0])
+        return TileGroups([_tensors([empty])])
+    return TileGroups([_tensors(sets) for sets in by_shape.values()])
+
+
+def _tensors(sets: Sequence[TileSet]) -> TileTensors:
     return TileTensors(
         torch.from_numpy(np.concatenate([t.images for t in sets])),
         torch.from_numpy(np.concatenate([t.masks for t in sets])),
