@@ -42,7 +42,6 @@ include: "rules/train.smk"
 include: "rules/select.smk"
 include: "rules/evaluate.smk"
 include: "rules/ensemble.smk"
-include: "rules/glaciers.smk"
 include: "rules/report.smk"
 
 
@@ -52,6 +51,7 @@ if HAS_SCENES:
 
     include: "rules/prepare.smk"
     include: "rules/maps.smk"
+    include: "rules/glaciers.smk"
 
 
 rule all:
