@@ -60,6 +60,8 @@ rule all:
         stage_tables(),
         figure_files(),
         scene_map_targets(),
+        # after the stage winners are known (checkpoints), as an input function
+        lambda wc: glacier_outline_files() if HAS_SCENES else [],
 
 
 # After a successful run the log ends with the headline table and where the maps are.

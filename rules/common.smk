@@ -407,7 +407,6 @@ def scene_map_targets():
         results("maps/glaciers.csv"),
         results("maps/glacier_change.csv"),
         results("figures/glacier_change.png"),
-        *glacier_outline_files(),
     ]
 
 
