@@ -27,6 +27,7 @@ from scipy import ndimage
 from shapely.geometry import shape
 
 from glaciermap.areas.glaciers import UNASSIGNED, UNASSIGNED_ID, GlacierGrid, partition
+from glaciermap.inference.vectorize import in_projected_metres
 
 LAYER = "glaciers"
 # 4-connectivity, as the outlines of glaciermap.inference.vectorize
@@ -35,12 +36,11 @@ EDGES = ndimage.generate_binary_structure(2, 1)
 
 def perimeters_km(geometries: gpd.GeoSeries) -> np.ndarray:
     """Length of every ring of each geometry in km (NaN without a CRS)."""
-    if geometries.crs is None:
+    projected = in_projected_metres(geometries)
+    if projected is None:
         return np.full(len(geometries), np.nan)
-    if geometries.crs.is_geographic:
-        geometries = geometries.to_crs(geometries.estimate_utm_crs())
-    metres = geometries.crs.axis_info[0].unit_conversion_factor
-    return geometries.length.to_numpy() * metres / 1e3
+    lines, metres = projected
+    return lines.length.to_numpy() * metres / 1e3
 
 
 def glacier_features(

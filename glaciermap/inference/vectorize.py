@@ -38,14 +38,23 @@ GPKG_OPTIONS = {"driver": "GPKG", "VERSION": "1.2"}
 COLUMNS = ["area_km2", "date", "model", "run"]
 
 
+def in_projected_metres(geometries: gpd.GeoSeries) -> tuple[gpd.GeoSeries, float] | None:
+    """``geometries`` in a projected CRS (its UTM zone when geographic) and the metres
+    per unit of that CRS; None without a CRS."""
+    if geometries.crs is None:
+        return None
+    if geometries.crs.is_geographic:
+        geometries = geometries.to_crs(geometries.estimate_utm_crs())
+    return geometries, geometries.crs.axis_info[0].unit_conversion_factor
+
+
 def polygon_areas_km2(outlines: gpd.GeoSeries) -> np.ndarray:
     """Area of each geometry in km2; NaN when the series has no CRS."""
-    if outlines.crs is None:
+    projected = in_projected_metres(outlines)
+    if projected is None:
         return np.full(len(outlines), np.nan)
-    if outlines.crs.is_geographic:
-        outlines = outlines.to_crs(outlines.estimate_utm_crs())
-    metres = outlines.crs.axis_info[0].unit_conversion_factor
-    return outlines.area.to_numpy() * metres**2 / 1e6
+    geometries, metres = projected
+    return geometries.area.to_numpy() * metres**2 / 1e6
 
 
 def mask_to_outlines(
