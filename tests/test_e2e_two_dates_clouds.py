@@ -26,6 +26,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyogrio
 import pytest
 import rasterio
 import yaml
@@ -36,6 +37,7 @@ from rasterio.windows import Window
 from sentinel2_products import SCL_CLOUD_HIGH, SCL_CLOUD_MEDIUM, SCL_SHADOW, write_product
 from shapely.geometry import box
 
+from glaciermap.inference.provenance import read_provenance
 from glaciermap.io.validity import MASKED, VALID
 
 pytestmark = pytest.mark.slow
@@ -264,6 +266,11 @@ def test_per_glacier_tables_and_outlines_reconcile_with_the_area_tables(run):
         table = glaciers.loc[record].set_index("glacier_id").area_km2
         found = outlines[outlines.kind == "glacier"].set_index("glacier_id").area_km2
         np.testing.assert_allclose(found, table[found.index], atol=1e-5)
+        # a model's per-glacier outlines carry its mask's provenance (no checkpoint: none)
+        folder = results / f"maps/{name[0]}/{name[1]}"
+        metadata = pyogrio.read_info(folder / "glaciers.gpkg")["layer_metadata"] or {}
+        assert metadata == read_provenance(folder / "mask.tif")
+        assert ("checkpoints_sha256" in metadata) == (not name[0].startswith("baseline/"))
 
 
 def test_report_lists_only_the_tables_made_and_shows_the_area_change(run):

@@ -38,6 +38,7 @@ from glaciermap.areas.area_tables import reference_glaciers
 from glaciermap.areas.glacier_outlines import LAYER, glacier_features
 from glaciermap.areas.glaciers import GlacierGrid, glacier_areas, glacier_change
 from glaciermap.errors import InputDataError
+from glaciermap.inference.provenance import read_provenance
 from glaciermap.inference.vectorize import GPKG_OPTIONS
 from glaciermap.io.validity import VALID
 from glaciermap.runs import parse_label
@@ -312,8 +313,16 @@ def write_glacier_outlines(
         date=acquired, date_label=record["date"], run=record["run"], threshold=layers.threshold
     )
     features = features[[*OUTLINE_COLUMNS, "geometry"]]
+    # The mask's provenance (checkpoints, threshold, scene) travels to its outlines.
+    metadata = read_provenance(record["mask"])
     with atomic_path(out) as tmp:
-        features.to_file(tmp, layer=LAYER, geometry_type="MultiPolygon", **GPKG_OPTIONS)
+        features.to_file(
+            tmp,
+            layer=LAYER,
+            geometry_type="MultiPolygon",
+            layer_metadata=metadata or None,
+            **GPKG_OPTIONS,
+        )
     log.info(
         "%d glaciers and %d unassigned patches, %.3f km2, written to %s",
         int(glacier.sum()),
