@@ -21,7 +21,6 @@ from __future__ import annotations
 import itertools
 import logging
 import re
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import rasterio
-from rasterio.errors import NotGeoreferencedWarning
 
 from glaciermap.areas.area_spread import CHANGE_SPREAD_COLUMNS, SPREAD_COLUMNS
 from glaciermap.areas.area_tables import reference_glaciers
@@ -39,7 +37,7 @@ from glaciermap.areas.glacier_outlines import LAYER, glacier_features
 from glaciermap.areas.glaciers import GlacierGrid, glacier_areas, glacier_change
 from glaciermap.errors import InputDataError
 from glaciermap.inference.provenance import read_provenance
-from glaciermap.inference.vectorize import GPKG_OPTIONS
+from glaciermap.inference.vectorize import GPKG_OPTIONS, read_first_band
 from glaciermap.io.validity import VALID
 from glaciermap.runs import parse_label
 from glaciermap.utils.atomic import atomic_path
@@ -74,17 +72,6 @@ class GlacierSettings:
     min_observed_fraction: float
 
 
-def _read(path: str | Path, what: str) -> tuple[np.ndarray, rasterio.Affine, Any, str | None]:
-    """Band 1 of a raster, its transform, CRS and band description."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputDataError(f"{what} file not found: {path}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(path) as dataset:
-            return dataset.read(1), dataset.transform, dataset.crs, dataset.descriptions[0]
-
-
 def mask_threshold(description: str | None) -> float:
     """The probability threshold a predicted mask states in its band description
     (``glacier (probability >= 0.5)``); NaN for masks without one (the baseline)."""
@@ -115,7 +102,7 @@ class MapLayers:
         for name, path in paths.items():
             if not path:
                 continue
-            values, transform, _, text = _read(path, name)
+            values, transform, _, text = read_first_band(path, name)
             if values.shape != grid.zones.shape or not transform.almost_equals(grid.transform):
                 raise InputDataError(
                     f"{path} ({name}) is not on the grid of the glacier outlines' raster: "

@@ -99,15 +99,18 @@ def mask_to_outlines(
     return outlines.sort_values("area_km2", ascending=False, ignore_index=True)
 
 
-def read_mask(path: str | Path) -> tuple[np.ndarray, rasterio.Affine, rasterio.crs.CRS | None]:
-    """A mask GeoTIFF's first band with its transform and CRS."""
+def read_first_band(
+    path: str | Path, what: str = "mask"
+) -> tuple[np.ndarray, rasterio.Affine, rasterio.crs.CRS | None, str | None]:
+    """A map GeoTIFF's first band with its transform, CRS and band description;
+    ``what`` names the file in the error when it is missing."""
     path = Path(path)
     if not path.is_file():
-        raise InputDataError(f"mask file not found: {path}")
+        raise InputDataError(f"{what} file not found: {path}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with rasterio.open(path) as dataset:
-            return dataset.read(1), dataset.transform, dataset.crs
+            return dataset.read(1), dataset.transform, dataset.crs, dataset.descriptions[0]
 
 
 def write_outlines(
@@ -141,7 +144,7 @@ def vectorize_mask_file(
     run: str,
 ) -> gpd.GeoDataFrame:
     """Read ``mask.tif``, vectorise it and write ``outlines.gpkg``; return the outlines."""
-    mask, transform, crs = read_mask(mask_path)
+    mask, transform, crs, _ = read_first_band(mask_path)
     outlines = mask_to_outlines(
         mask, transform, crs, min_area_km2=min_area_km2, date=date, model=model, run=run
     )
