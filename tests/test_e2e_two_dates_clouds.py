@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import geopandas as gpd
@@ -29,7 +26,6 @@ import pandas as pd
 import pyogrio
 import pytest
 import rasterio
-import yaml
 from affine import Affine
 from html_tables import read_html_tables
 from rasterio.features import rasterize
@@ -156,18 +152,11 @@ def config(inputs: dict, transform: Affine) -> dict:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> dict:
+def run(tmp_path_factory, snakemake) -> dict:
     work = tmp_path_factory.mktemp("two_dates")
     inputs = make_inputs(work)
-    settings = config(inputs, inputs["transform"])
-    (work / "config.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
-    command = [sys.executable, "-m", "snakemake", "--cores", "2", "--snakefile",
-               str(ROOT / "Snakefile"), "--directory", str(work),
-               "--configfile", str(work / "config.yaml")]  # fmt: skip
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
-    return {"work": work, **inputs, "log": done.stdout + done.stderr}
+    done = snakemake(work, config=config(inputs, inputs["transform"]), cores=2)
+    return {"work": work, **inputs, "log": done.output}
 
 
 def test_table3_has_both_dates_and_the_three_final_models(run):
@@ -273,16 +262,11 @@ def test_per_glacier_tables_and_outlines_reconcile_with_the_area_tables(run):
         assert ("checkpoints_sha256" in metadata) == (not name[0].startswith("baseline/"))
 
 
-def test_report_lists_only_the_tables_made_and_shows_the_area_change(run):
+def test_report_lists_only_the_tables_made_and_shows_the_area_change(run, snakemake):
     """Every stage winner is pinned: the front page names Table 3 only, and the area
     change table (one row per run, source and zone) is an HTML table in the report."""
     work = run["work"]
-    command = [sys.executable, "-m", "snakemake", "--report", "report.html", "--snakefile",
-               str(ROOT / "Snakefile"), "--directory", str(work),
-               "--configfile", str(work / "config.yaml")]  # fmt: skip
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
+    snakemake(work, "--report", "report.html", config=work / "config.yaml", cores=None)
     html = (work / "report.html").read_text()
     front = json.loads(re.search(r"var workflow_desc = (\".*?\");\n", html)[1])
     assert set(re.findall(r"results/(table\w+\.csv)", front)) == {
